@@ -1,0 +1,1 @@
+"""Pure curation logic (no Beam): sources, image checks, hashing, verification, teachers, store."""

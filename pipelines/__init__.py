@@ -1,0 +1,1 @@
+"""Beam graphs and the command line: wiring only, the logic lives in `curation/`."""

@@ -1,0 +1,1 @@
+"""Models, datasets from shards, rewards, prompt samplers, SFT / GRPO entry points, evaluation."""
