@@ -172,10 +172,13 @@ def to_table(name: str, rows: Iterable[dict]) -> pa.Table:
         raise SchemaError(f"table {name!r}: unknown column(s) {', '.join(sorted(map(repr, unknown)))}")
     try:
         table = pa.Table.from_pylist(rows, schema=schema)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-        col = next((f.name for f in schema if f.name in str(e)), None)
-        where = f" column {col!r}:" if col else ""
-        raise SchemaError(f"table {name!r}:{where} {e}") from e
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as e:
+        for f in schema:  # find the column that fails, so the message can name it
+            try:
+                pa.array([r.get(f.name) for r in rows], type=f.type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as col_err:
+                raise SchemaError(f"table {name!r}: column {f.name!r}: {col_err}") from e
+        raise SchemaError(f"table {name!r}: {e}") from e
     return check_table(name, table)
 
 

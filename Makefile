@@ -1,0 +1,59 @@
+# Sightline. On a fresh machine the only two commands are `make demo` and `make test`;
+# every target that needs the environment depends on `setup` (idempotent, skipped when up to date).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SL := $(VENV)/bin/sightline
+STAMP := $(VENV)/.installed
+DATA_CONFIG ?= configs/data/mini.yaml
+TRAIN_CONFIG ?= configs/train/mini.yaml
+DATA ?= data/mini
+# Beam and HF write temp folders: keep them inside the checkout, never offline-hub lookups.
+export TMPDIR := $(CURDIR)/.tmp
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup test data train demo audit report bench clean help
+
+help:
+	@echo "make demo   build data/mini (Beam) then train the tiny model on it (SFT -> difficulty -> GRPO -> eval)"
+	@echo "make test   run the test suite (installs .venv first if needed)"
+	@echo "make data | train | audit | report | bench | clean | setup"
+
+$(STAMP): pyproject.toml constraints.txt
+	@mkdir -p $(TMPDIR)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing into $(VENV) (log: $(VENV)/install.log) ..."
+	@$(PY) -m pip install --upgrade -c constraints.txt -e ".[dev]" > $(VENV)/install.log 2>&1 \
+		|| { tail -40 $(VENV)/install.log; echo "install failed, full log: $(VENV)/install.log"; exit 1; }
+	@touch $@
+	@echo "environment ready"
+
+setup: $(STAMP)
+	@mkdir -p $(TMPDIR)
+
+test: setup
+	$(PY) -m pytest
+
+data: setup
+	$(SL) data --config $(DATA_CONFIG)
+
+train: setup
+	$(SL) train all --config $(TRAIN_CONFIG)
+
+demo: data train
+
+audit: setup
+	$(SL) audit --data $(DATA) summary
+
+report: setup
+	$(SL) report --data $(DATA)
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf data models runs .tmp

@@ -1,0 +1,52 @@
+"""The `sightline` command: one entry point, subcommands loaded lazily (no heavy import for --help)."""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+# subcommand -> (module with main(argv) -> int, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("pipelines.data_cmd", "build a new dataset version (Beam curate pipeline); `data verify` checks one"),
+    "audit": ("pipelines.audit", "DuckDB queries over a version: summary, rejects, difficulty, lengths, lineage, SQL"),
+    "report": ("pipelines.report", "PNG charts of a version (funnel, rejects, lengths, pass rates, task mix)"),
+    "difficulty": ("pipelines.difficulty", "score rl prompts by a policy's pass rate over k rollouts -> new version"),
+    "train": ("training.cli", "tiny-model | sft | grpo | all: train on a dataset version"),
+    "eval": ("training.evaluate", "greedy held-out accuracy of checkpoints, overall and per task family"),
+}
+
+
+def usage() -> str:
+    w = max(map(len, COMMANDS))
+    lines = [f"  {k.ljust(w)}  {v[1]}" for k, v in COMMANDS.items()]
+    return ("usage: sightline <command> [options]   (sightline <command> --help for each)\n\n"
+            "commands:\n" + "\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd not in COMMANDS:
+        print(f"sightline: unknown command {cmd!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    from curation.errors import SightlineError
+
+    try:
+        module = importlib.import_module(COMMANDS[cmd][0])
+        return int(module.main(rest) or 0)
+    except SightlineError as e:
+        print(f"sightline {cmd}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"sightline {cmd}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
