@@ -34,6 +34,7 @@ def font_size(image_size: int, fraction: float) -> int:
     return max(8, round(image_size * fraction))
 
 
+@lru_cache(maxsize=4096)
 def text_size(text: str, size: int) -> tuple[int, int]:
     left, top, right, bottom = font(size).getbbox(text)
     return right - left, bottom - top
@@ -76,7 +77,7 @@ def _draw_chart(draw, scene: dict) -> None:
         top = c["zero_y"] - bar["value"] * c["unit_px"]
         draw.rectangle((bar["x0"], round(top), bar["x1"], c["zero_y"]), fill=COLORS[bar["color"]],
                        outline=INK)
-        draw_text(draw, (bar["x0"] + bar["x1"]) / 2, y1 + 2 + fs / 2, bar["label"], fs)
+        draw_text(draw, (bar["x0"] + bar["x1"]) / 2, y1 + 2 + fs / 2, bar["label"], c["label_font_size"])
     draw.line((x0, y0, x0, c["zero_y"]), fill=INK)
     draw.line((x0, c["zero_y"], x1, c["zero_y"]), fill=INK)
 
@@ -114,7 +115,10 @@ def render(scene: dict) -> Image.Image:
 
 
 def png_bytes(image: Image.Image) -> bytes:
-    """PNG bytes with no timestamps or metadata, so equal pixels give equal bytes."""
+    """PNG bytes with no timestamps or metadata, so equal pixels give equal bytes.
+
+    zlib level 3: flat-colour images compress about as well as at 6, in two thirds of the time.
+    """
     buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=6)
+    image.save(buf, format="PNG", compress_level=3)
     return buf.getvalue()

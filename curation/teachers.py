@@ -1,0 +1,246 @@
+"""Generation backends behind one interface: batched requests in, n texts per request out.
+
+- ``program``: exact captions and templated chain-of-thought written from the synthetic
+  generator's scene (a real teacher for synthetic data, like CLEVR programs or MAVIS).
+- ``transformers``: any local VLM / LLM checkpoint path, CPU or GPU, batched ``generate``.
+- ``vllm``: offline ``vllm.LLM`` engine (GPU; optional extra ``sightline[vllm]``).
+
+Backends are created from a plain spec dict (picklable), and load their model lazily in
+``load()`` so a Beam worker loads it once (see ``pipelines/inference.py``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from curation.errors import SightlineError
+
+ROLES = ("caption", "reason")
+BACKENDS = ("program", "transformers", "vllm")
+
+
+@dataclass(frozen=True)
+class Request:
+    key: str                      # stable id (example id): seeds sampling deterministically
+    prompt: str                   # the user message text
+    image: bytes | None = None    # for a captioning VLM
+    scene: str | None = None      # for the program teachers
+    n: int = 1                    # samples wanted
+
+
+@dataclass
+class TeacherSpec:
+    """What a teacher is; recorded per row and in the manifest."""
+    role: str
+    backend: str = "program"
+    model: str | None = None              # local checkpoint path for transformers / vllm
+    n: int = 1                            # samples per request (reasoner)
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 512
+    batch_size: int = 8
+    error_rate: float = 0.0               # program reasoner only: share of deliberately wrong traces
+    seed: int = 0
+    dtype: str | None = None
+    device: str | None = None
+    trust_remote_code: bool = False
+    engine_args: dict = field(default_factory=dict)  # extra vllm.LLM(...) arguments
+
+    @classmethod
+    def from_dict(cls, role: str, d: dict | None) -> "TeacherSpec":
+        d = dict(d or {})
+        known = set(cls.__dataclass_fields__) - {"role"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise SightlineError(f"{role} teacher: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        spec = cls(role=role, **d)
+        spec.check()
+        return spec
+
+    def check(self) -> None:
+        if self.role not in ROLES:
+            raise SightlineError(f"teacher role must be one of {ROLES}, got {self.role!r}")
+        if self.backend not in BACKENDS:
+            raise SightlineError(f"{self.role} teacher: backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.backend != "program" and not self.model:
+            raise SightlineError(f"{self.role} teacher: backend {self.backend!r} needs `model:` (a local checkpoint path)")
+        if self.n < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
+            raise SightlineError(f"{self.role} teacher: n, batch_size and max_new_tokens must be >= 1")
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise SightlineError(f"{self.role} teacher: error_rate must be in [0, 1]")
+
+    @property
+    def model_id(self) -> str:
+        if self.backend == "program":
+            return "program:caption" if self.role == "caption" else f"program:solution(error_rate={self.error_rate:g})"
+        return f"{self.backend}:{self.model}"
+
+    def sampling(self) -> dict:
+        if self.backend == "program":
+            return {"n": self.n, "error_rate": self.error_rate, "seed": self.seed}
+        return {"n": self.n, "temperature": self.temperature, "top_p": self.top_p,
+                "max_new_tokens": self.max_new_tokens, "seed": self.seed}
+
+    def record(self, prompt_version: str) -> dict:
+        return {"backend": self.backend, "model": self.model_id, "prompt_version": prompt_version,
+                "sampling": self.sampling()}
+
+
+def _rng(seed: int, key: str, i: int) -> random.Random:
+    digest = hashlib.sha256(f"{seed}\x00{key}\x00{i}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+class ProgramTeacher:
+    """Captions and solutions computed from the scene JSON of synthetic examples."""
+
+    def __init__(self, spec: TeacherSpec):
+        self.spec = spec
+
+    def load(self) -> "ProgramTeacher":
+        return self
+
+    def generate(self, requests: list[Request]) -> list[list[str]]:
+        from curation.synthetic import caption_from_scene, solution_from_scene
+
+        out = []
+        for r in requests:
+            if not r.scene:
+                raise ValueError("program teacher needs a synthetic scene (use a model teacher for real sources)")
+            if self.spec.role == "caption":
+                out.append([caption_from_scene(r.scene)])
+            else:
+                out.append([solution_from_scene(r.scene, error_rate=self.spec.error_rate,
+                                                rng=_rng(self.spec.seed, r.key, i)) for i in range(r.n)])
+        return out
+
+
+class TransformersTeacher:
+    """A local checkpoint through transformers: a VLM (captions, images) or a text LLM (reasoning)."""
+
+    def __init__(self, spec: TeacherSpec):
+        self.spec = spec
+        self.model = self.processor = self.tokenizer = None
+
+    def load(self) -> "TransformersTeacher":
+        import torch  # noqa: F401
+        from transformers import AutoConfig
+
+        from pathlib import Path
+
+        path = Path(self.spec.model)
+        if not (path / "config.json").is_file():
+            raise SightlineError(f"{self.spec.role} teacher: {path} is not a local checkpoint (no config.json)")
+        cfg = AutoConfig.from_pretrained(path, trust_remote_code=self.spec.trust_remote_code)
+        if "vl" in cfg.model_type:  # Qwen2-VL / Qwen2.5-VL and the tiny model
+            from training.models import load_model_and_processor
+
+            self.model, self.processor = load_model_and_processor(
+                path, dtype=self.spec.dtype, device=self.spec.device, trust_remote_code=self.spec.trust_remote_code)
+            self.tokenizer = self.processor.tokenizer
+        else:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=self.spec.trust_remote_code)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                path, dtype=self.spec.dtype or "auto", trust_remote_code=self.spec.trust_remote_code)
+            if self.spec.device:
+                self.model.to(self.spec.device)
+        self.model.eval()
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        return self
+
+    def _inputs(self, requests: list[Request]):
+        import io
+
+        from PIL import Image
+
+        with_image = self.processor is not None and any(r.image for r in requests)
+        texts, images = [], []
+        for r in requests:
+            content = ([{"type": "image"}] if with_image and r.image else []) + [{"type": "text", "text": r.prompt}]
+            msgs = [{"role": "user", "content": content if self.processor is not None else r.prompt}]
+            tmpl = self.processor if self.processor is not None else self.tokenizer
+            texts.append(tmpl.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
+            if with_image and r.image:
+                images.append(Image.open(io.BytesIO(r.image)).convert("RGB"))
+        if self.processor is not None:
+            self.processor.tokenizer.padding_side = "left"
+            return self.processor(text=texts, images=images or None, return_tensors="pt", padding=True)
+        return self.tokenizer(texts, return_tensors="pt", padding=True)
+
+    def generate(self, requests: list[Request]) -> list[list[str]]:
+        import torch
+
+        n = max(r.n for r in requests)
+        inputs = self._inputs(requests).to(self.model.device)
+        torch.manual_seed(self.spec.seed + int(hashlib.sha256(requests[0].key.encode()).hexdigest()[:8], 16))
+        sample = self.spec.temperature > 0
+        with torch.no_grad():
+            out = self.model.generate(
+                **inputs, max_new_tokens=self.spec.max_new_tokens, do_sample=sample,
+                temperature=self.spec.temperature if sample else None, top_p=self.spec.top_p if sample else None,
+                num_return_sequences=n, pad_token_id=self.tokenizer.pad_token_id)
+        new = out[:, inputs["input_ids"].shape[1]:]
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=False)
+        specials = [t for t in (self.tokenizer.eos_token, self.tokenizer.pad_token, "<|im_end|>", "<|endoftext|>") if t]
+        cleaned = []
+        for t in texts:
+            for s in specials:
+                t = t.split(s)[0] if s in ("<|im_end|>", self.tokenizer.eos_token) else t.replace(s, "")
+            cleaned.append(t.strip())
+        return [cleaned[i * n:(i * n) + r.n] for i, r in enumerate(requests)]
+
+
+class VLLMTeacher:
+    """Offline vLLM engine (GPU). Loaded once per worker; multimodal prompts pass the image."""
+
+    def __init__(self, spec: TeacherSpec):
+        self.spec = spec
+        self.llm = None
+
+    def load(self) -> "VLLMTeacher":
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise SightlineError("backend 'vllm' needs the extra: pip install -e '.[vllm]' (GPU machines)") from e
+        args = {"model": self.spec.model, "trust_remote_code": self.spec.trust_remote_code, "seed": self.spec.seed}
+        if self.spec.dtype:
+            args["dtype"] = self.spec.dtype
+        args.update(self.spec.engine_args)
+        self.llm = LLM(**args)
+        return self
+
+    def sampling_params(self):
+        from vllm import SamplingParams
+
+        return SamplingParams(n=self.spec.n, temperature=self.spec.temperature, top_p=self.spec.top_p,
+                              max_tokens=self.spec.max_new_tokens, seed=self.spec.seed)
+
+    def generate(self, requests: list[Request]) -> list[list[str]]:
+        import io
+
+        from PIL import Image
+
+        convs, mm = [], []
+        for r in requests:
+            content: Any = r.prompt
+            if r.image:
+                content = [{"type": "image_pil", "image_pil": Image.open(io.BytesIO(r.image)).convert("RGB")},
+                           {"type": "text", "text": r.prompt}]
+            convs.append([{"role": "user", "content": content}])
+        outs = self.llm.chat(convs, self.sampling_params(), use_tqdm=False)
+        return [[o.text.strip() for o in out.outputs][:r.n] for out, r in zip(outs, requests)]
+
+
+def make_teacher(spec: TeacherSpec):
+    return {"program": ProgramTeacher, "transformers": TransformersTeacher, "vllm": VLLMTeacher}[spec.backend](spec)
+
+
+def spec_json(spec: TeacherSpec) -> str:
+    return json.dumps(spec.sampling(), sort_keys=True)

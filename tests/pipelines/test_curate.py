@@ -1,0 +1,150 @@
+"""The curate pipeline end to end on real Beam runs, real Parquet, real teachers (program / tiny model)."""
+import io
+import json
+import struct
+import zlib
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from curation.store import Store
+from pipelines.curate import resolve_config, run
+
+
+def _cfg(tmp_path, *sets):
+    return resolve_config("configs/data/mini.yaml", [f"output_root={tmp_path}", "synthetic.n=50", *sets])
+
+
+def _ids(store, table, version="latest"):
+    return sorted(store.read_table(table, version, columns=["id"]).column("id").to_pylist())
+
+
+@pytest.fixture(scope="module")
+def mini_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("curate")
+    info = run(_cfg(root, "distill.error_rate=0.0"))
+    return Store(root / "mini"), info
+
+
+def test_counts_in_every_table_with_exact_teachers(mini_run):
+    store, info = mini_run
+    ex = store.read_table("examples").to_pylist()
+    rejects = store.read_table("rejects").to_pylist()
+    assert len(ex) + len(rejects) == 50  # every input row is somewhere
+    train = [e for e in ex if e["split"] == "train"]
+    test = [e for e in ex if e["split"] == "test"]
+    assert train and test
+    # held-out rows never reach sft or rl; they form the test table
+    assert _ids(store, "test") == sorted(e["id"] for e in test)
+    assert _ids(store, "rl") == sorted(e["id"] for e in train)
+    assert not set(_ids(store, "sft")) & set(_ids(store, "test"))
+    traces = store.read_table("traces").to_pylist()
+    assert len(traces) == 2 * len(train)  # distill.n = 2 per train example
+    assert all(t["correct"] and t["format_ok"] for t in traces)  # error_rate 0: the program teacher is exact
+    assert len(_ids(store, "sft")) == len(train)  # at most 1 per example, every example has a correct trace
+    assert {t["status"] for t in traces} == {"selected", "not_shortest"}
+    for t in traces:  # shortest correct first
+        if t["status"] == "not_shortest":
+            sel = next(s for s in traces if s["id"] == t["id"] and s["selected"])
+            assert sel["length_chars"] <= t["length_chars"]
+    assert all(e["caption"] and e["caption_teacher"] == "program:caption" for e in train)
+    assert all(r["stage"] == "dedup" for r in rejects)
+    m = info.manifest
+    assert m["accounting"]["rows_in"] == 50
+    assert m["accounting"]["rows_written"] == len(ex) and m["accounting"]["rows_duplicate"] == len(rejects)
+    assert m["stage_counts"]["split"] == {"train": len(train), "test": len(test)}
+    assert m["teachers"]["reason"]["model"].startswith("program:solution")
+    assert store.verify() == []
+
+
+def test_sft_rows_are_chat_messages_with_the_image(mini_run):
+    store, _ = mini_run
+    sft = store.read_table("sft").to_pylist()[0]
+    ex = {e["id"]: e for e in store.read_table("examples").to_pylist()}[sft["id"]]
+    user, assistant = sft["messages"]
+    assert user["role"] == "user" and user["content"][0]["type"] == "image"
+    assert ex["question"] in user["content"][1]["text"]
+    assert assistant["content"][0]["text"].startswith("<think>")
+    assert sft["images"][0]["bytes"] == ex["image"]["bytes"]
+
+
+def test_rerun_gives_same_ids_and_counts(mini_run, tmp_path):
+    store, info = mini_run
+    again = run(_cfg(tmp_path, "distill.error_rate=0.0"))
+    other = Store(tmp_path / "mini")
+    for table in ("examples", "traces", "sft", "rl", "test", "rejects"):
+        assert _ids(other, table) == _ids(store, table), table
+    assert again.manifest["stage_counts"]["dedup"] == info.manifest["stage_counts"]["dedup"]
+
+
+def test_wrong_traces_are_kept_as_data_but_not_selected(tmp_path):
+    info = run(_cfg(tmp_path, "distill.error_rate=1.0", "synthetic.n=30"))
+    store = Store(info.path.parent)
+    traces = store.read_table("traces").to_pylist()
+    assert traces and not any(t["correct"] for t in traces)
+    assert {t["status"] for t in traces} == {"incorrect"}
+    assert store.read_table("sft").num_rows == 0
+    assert store.read_table("rl").num_rows == len({t["id"] for t in traces})
+
+
+def _png(color, size=(40, 40)):
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _bomb_png():
+    """A real small PNG whose header claims 30000 x 30000 pixels (IHDR rewritten, CRC fixed)."""
+    data = bytearray(_png((0, 0, 255)))
+    ihdr = 8 + 8  # signature + length/type
+    data[ihdr:ihdr + 8] = struct.pack(">II", 30000, 30000)
+    crc = zlib.crc32(bytes(data[12:ihdr + 13])) & 0xFFFFFFFF
+    data[ihdr + 13:ihdr + 17] = struct.pack(">I", crc)
+    return bytes(data)
+
+
+def test_bad_rows_land_in_rejects_with_distinct_reasons(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ok.png").write_bytes(_png((200, 30, 30)))
+    (src / "ok2.png").write_bytes(_png((30, 200, 30)))
+    (src / "corrupt.png").write_bytes(_png((1, 2, 3))[:60])
+    (src / "bomb.png").write_bytes(_bomb_png())
+    lines = [
+        json.dumps({"image": "ok.png", "question": "What color is it?", "answer": "red"}).encode(),
+        json.dumps({"image": "ok2.png", "question": "Is it green?", "answer": "yes"}).encode(),
+        json.dumps({"image": "corrupt.png", "question": "q1?", "answer": "1"}).encode(),
+        json.dumps({"image": "bomb.png", "question": "q2?", "answer": "2"}).encode(),
+        json.dumps({"image": "ok.png", "question": "no answer here?"}).encode(),
+        b'{"image": "ok.png", "question": "caf\xe9 \xff?", "answer": "3"}',
+        json.dumps({"image": "missing.png", "question": "q3?", "answer": "4"}).encode(),
+    ]
+    (src / "data.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    spec = {"type": "jsonl", "name": "handmade", "path": str(src / "data.jsonl")}
+    cfg = _cfg(tmp_path, "synthetic.n=0", "test_fraction=0.0", "caption.backend=program")
+    cfg["sources"] = [spec]
+    info = run(cfg)
+    store = Store(info.path.parent)
+    rejects = {r["source_id"]: (r["stage"], r["reason"]) for r in store.read_table("rejects").to_pylist()}
+    reasons = {sid: r for sid, (_, r) in rejects.items()}
+    assert reasons["2"] == "truncated_image" or reasons["2"] in ("corrupt_image", "not_an_image")
+    assert reasons["3"] == "decompression_bomb"
+    assert reasons["4"] == "missing_answer"
+    assert reasons["5"] == "bad_text_encoding"
+    assert reasons["6"] == "image_missing"
+    assert len({reasons[k] for k in ("2", "3", "4", "5", "6")}) == 5
+    # the two good rows have no scene: the program captioner refuses them with a reason, not a crash
+    assert rejects["0"] == ("caption", "caption_failed") and rejects["1"] == ("caption", "caption_failed")
+    a = info.manifest["accounting"]
+    assert a["rows_in"] == 7 and a["rows_in"] == a["rows_written"] + a["rows_rejected"] + a["rows_duplicate"]
+
+
+def test_multiprocessing_runner_writes_the_same_rows(mini_run, tmp_path):
+    store, _ = mini_run
+    info = run(_cfg(tmp_path, "distill.error_rate=0.0"), workers=2)
+    other = Store(info.path.parent)
+    for table in ("examples", "traces", "sft", "rl", "test", "rejects"):
+        assert _ids(other, table) == _ids(store, table), table
+    a = pq.read_table(other.table_files("traces")[0]).num_rows
+    assert a > 0
