@@ -159,7 +159,7 @@ def _words_number(text: str) -> tuple[int, str] | None:
     sign, total, current, used = 1, 0, 0, 0
     if tokens and tokens[0] in _NEGATIVE_WORDS:
         sign, used = -1, 1
-    start = used
+    start, previous = used, ""
     for tok in tokens[start:]:
         if tok in _SMALL or tok == "none":
             current += _SMALL.get(tok, 0)
@@ -169,11 +169,13 @@ def _words_number(text: str) -> tuple[int, str] | None:
             current = current * 100
         elif tok in _SCALES and used > start:
             total, current = total + current * _SCALES[tok], 0
-        elif tok == "and" and used > start:
+        elif tok == "and" and previous in _SCALES:  # "one hundred and five", not "five and six"
             pass
         else:
             break
-        used += 1
+        used, previous = used + 1, tok
+    if previous == "and":
+        used -= 1
     if used == start:
         return None
     return sign * (total + current), " ".join(tokens[used:])
@@ -336,35 +338,43 @@ def strip_choice_labels(choices: list[str]) -> list[str]:
     return stripped
 
 
-def _choice_by_text(text: str, choices: list[str]) -> int | None:
-    """Index of the option whose text the answer is (or, failing that, uniquely contains)."""
+def _choice_by_value(text: str, choices: list[str]) -> int | None:
+    """Index of the option the answer states: the same text, or the same number ("5" for "5 cm")."""
     norm = normalize_text(text)
     if not norm:
         return None
-    options = [normalize_text(c) for c in choices]
-    exact = [i for i, o in enumerate(options) if o and o == norm]
+    exact = [i for i, c in enumerate(choices) if normalize_text(c) == norm]
     if len(exact) == 1:
         return exact[0]
     number = read_number(text)
     if number is not None:
         same = [i for i, c in enumerate(choices) if (n := read_number(c)) is not None and numbers_equal(n, number)]
         return same[0] if len(same) == 1 else None
-    if len(norm) <= 3 * max(len(o) for o in options) + 40:
-        padded = f" {norm} "
-        inside = [i for i, o in enumerate(options) if o and f" {o} " in padded]
-        # "dark red" contains "red": keep only options not contained in another hit
-        inside = [i for i in inside if not any(j != i and options[i] in options[j] for j in inside)]
-        if len(inside) == 1:
-            return inside[0]
     return None
 
 
+def _choice_inside(text: str, choices: list[str]) -> int | None:
+    """Index of the one option a short answer contains ("It is dark red." for "dark red")."""
+    options = [normalize_text(c) for c in choices]
+    norm = normalize_text(text)
+    if not norm or len(norm) > 3 * max(len(o) for o in options) + 40:
+        return None
+    padded = f" {norm} "
+    inside = [i for i, o in enumerate(options) if o and f" {o} " in padded]
+    # "dark red" contains "red": keep only options not contained in another hit
+    inside = [i for i in inside if not any(options[i] != options[j] and options[i] in options[j] for j in inside)]
+    return inside[0] if len(inside) == 1 else None
+
+
 def read_choice(text: str, choices: list[str] | None, letters: str) -> str | None:
-    """The option letter an answer picks, from its letter or (given choices) its text."""
+    """The option letter an answer picks, from its letter or (given choices) its text.
+
+    A letter wins over option text when both are written ("B: 3 cm" reads as B).
+    """
     s = text.strip().strip("*_` ").strip()
     if (m := _LONE.fullmatch(s)) and m.group(1).upper() in letters:
         return m.group(1).upper()
-    if choices and (i := _choice_by_text(s, choices)) is not None:
+    if choices and (i := _choice_by_value(s, choices)) is not None:
         return letters[i]
     if (m := _LABELLED.match(s)) and (m.group(1) or m.group(2)) in letters:
         return m.group(1) or m.group(2)
@@ -374,9 +384,11 @@ def read_choice(text: str, choices: list[str] | None, letters: str) -> str | Non
         if hits and hits[-1] in letters:
             return hits[-1]
     if len(s) <= 60:
-        hits = {h.group(1) for h in _STANDALONE.finditer(s) if not _is_article(s, h)}
-        if len(hits) == 1 and (letter := hits.pop()) in letters:
-            return letter
+        hits = {h.group(1) for h in _STANDALONE.finditer(s) if h.group(1) in letters and not _is_article(s, h)}
+        if len(hits) == 1:
+            return hits.pop()
+    if choices and (i := _choice_inside(s, choices)) is not None:
+        return letters[i]
     return None
 
 
@@ -396,14 +408,6 @@ def gold_choice(gold: str, choices: list[str] | None, letters: str) -> str | Non
         return m.group(1).upper()
     if (m := _LABELLED.match(s)) and (m.group(1) or m.group(2)) in letters:
         return m.group(1) or m.group(2)
-    if choices:
-        options = [normalize_text(c) for c in choices]
-        exact = [i for i, o in enumerate(options) if o == normalize_text(s)]
-        if len(exact) == 1:
-            return letters[exact[0]]
-        number = read_number(s)
-        if number is not None:
-            same = [i for i, c in enumerate(choices) if (n := read_number(c)) is not None and numbers_equal(number, n)]
-            if len(same) == 1:
-                return letters[same[0]]
+    if choices and (i := _choice_by_value(s, choices)) is not None:
+        return letters[i]
     return None

@@ -11,24 +11,28 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_REWRITES: list[tuple[re.Pattern, str]] = [
-    (re.compile(r"\b(?:the|this|that)\s+(?:given\s+|provided\s+)?(?:image\s+)?(?:caption|description)\b", re.I), "the image"),
-    (re.compile(r"\b(?:as\s+)?(?:described|stated|mentioned)\s+in\s+the\s+image\b", re.I), "as shown in the image"),
-    (re.compile(r"\baccording\s+to\s+the\s+image\b", re.I), "in the image"),
-    (re.compile(r"\bthe\s+image\s+(?:says|states|mentions|describes)\b", re.I), "the image shows"),
-    (re.compile(r"\b(?:is|are)\s+described\s+as\b", re.I), "appears as"),
-    (re.compile(r"\bcaption(?:s)?\b", re.I), "image"),
-    (re.compile(r"\bdescription(?:s)?\b", re.I), "image"),
+_NOUN = r"(?:caption|description)"
+# Ordered alternatives of one regex: each phrase is rewritten once (no cascades), specific first.
+_REWRITES: list[tuple[str, str]] = [
+    (rf"according to the (?:given |provided )?{_NOUN}", "in the image"),
+    (rf"(?:as )?(?:described|stated|mentioned|given) in the (?:given |provided )?{_NOUN}", "as shown in the image"),
+    (rf"the (?:given |provided )?{_NOUN} (?:says|states|mentions|describes|notes|indicates|shows|lists)",
+     "the image shows"),
+    (rf"(?:the|this|that) (?:given |provided )?(?:image )?{_NOUN}", "the image"),
+    (r"(?:captions|descriptions)", "images"),
+    (_NOUN, "image"),
 ]
+_PATTERN = re.compile("|".join(rf"(\b{pat}\b)" for pat, _ in _REWRITES), re.I)
+
+
+def _replace(m: re.Match) -> str:
+    repl = _REWRITES[m.lastindex - 1][1]
+    return repl[0].upper() + repl[1:] if m.group(0)[0].isupper() else repl
 
 
 def rewrite_trace(text: str) -> tuple[str, int]:
     """Replace talk of the caption/description with talk of the image; returns (text, edits)."""
-    edits = 0
-    for pattern, repl in _REWRITES:
-        text, k = pattern.subn(repl, text)
-        edits += k
-    return text, edits
+    return _PATTERN.subn(_replace, text)
 
 
 @dataclass(frozen=True)

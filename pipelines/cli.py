@@ -32,8 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     if cmd not in COMMANDS:
         print(f"sightline: unknown command {cmd!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    import logging
+
     from curation.errors import SightlineError
 
+    # Beam's import logs a harmless warning about optional GCP clients; keep the terminal readable.
+    logging.getLogger().addFilter(lambda r: "apitools not found" not in r.getMessage())
     try:
         module = importlib.import_module(COMMANDS[cmd][0])
         return int(module.main(rest) or 0)

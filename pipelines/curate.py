@@ -72,14 +72,17 @@ def resolve_config(path: str | None, overrides: list[str]) -> dict:
     return cfg
 
 
-def _options(workers: int):
+def _options(workers: int, beam_args: list[str] | None = None):
     from apache_beam.options.pipeline_options import PipelineOptions
 
     mode = "multi_processing" if workers > 1 else "in_memory"
-    return PipelineOptions(direct_running_mode=mode, direct_num_workers=max(1, workers))
+    return PipelineOptions(beam_args or [], direct_running_mode=mode, direct_num_workers=max(1, workers))
 
 
-def _runner():
+def _runner(beam_args: list[str] | None = None):
+    """The in-process FnApiRunner, named so Beam never tries to fetch Prism; `-- --runner=X` overrides."""
+    if any(a.startswith("--runner") for a in beam_args or []):
+        return None  # PipelineOptions' --runner decides (e.g. DataflowRunner; see docs/dataflow.md)
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     return FnApiRunner()
@@ -291,7 +294,7 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run(cfg: dict, *, workers: int | None = None):
+def run(cfg: dict, *, workers: int | None = None, beam_args: list[str] | None = None):
     """Run both passes and publish one new version; returns curation.store.VersionInfo."""
     import apache_beam as beam
 
@@ -317,7 +320,7 @@ def run(cfg: dict, *, workers: int | None = None):
         mode = f"{workers} processes" if workers > 1 else "in-process"
         _log(f"[1/2] scan ({mode}): ingest -> validate -> hash -> dedup decisions")
         t = time.perf_counter()
-        p = beam.Pipeline(runner=_runner(), options=_options(workers))
+        p = beam.Pipeline(runner=_runner(beam_args), options=_options(workers, beam_args))
         build_scan(p, cfg, st.path, work)
         r1 = p.run()
         r1.wait_until_finish()
@@ -329,7 +332,7 @@ def run(cfg: dict, *, workers: int | None = None):
             _log(f"[2/2] curate: dedup + decontam -> caption ({cap_spec.model_id}) -> distill "
                  f"({dis_spec.model_id}, n={dis_spec.n}) -> verify -> select")
             t = time.perf_counter()
-            p = beam.Pipeline(runner=_runner(), options=_options(workers))
+            p = beam.Pipeline(runner=_runner(beam_args), options=_options(workers, beam_args))
             build_curate(p, cfg, st.path, work, eval_index)
             r2 = p.run()
             r2.wait_until_finish()
@@ -392,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None,
                    help="local worker processes (default: recipe's runner.workers; 1 = in-process)")
     p.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
+    p.add_argument("beam_args", nargs="*", metavar="-- BEAM_ARGS",
+                   help="after `--`: Beam pipeline options, e.g. -- --runner=DataflowRunner --project=P "
+                        "(see docs/dataflow.md; default: in-process local runner)")
     return p
 
 
@@ -406,5 +412,5 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None and args.workers < 1:
         raise SightlineError("--workers must be >= 1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    run(cfg, workers=args.workers)
+    run(cfg, workers=args.workers, beam_args=args.beam_args)
     return 0

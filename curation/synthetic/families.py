@@ -79,12 +79,8 @@ def counting(rng: random.Random, level: int, size: int) -> dict:
     target = rng.choice(objects)
     color = target["color"] if kind in ("color_shape", "color") else None
     shape = target["shape"] if kind in ("color_shape", "shape") else None
-    question = {
-        "total": "How many shapes are there?",
-        "color_shape": f"How many {color} {plural(shape or '')} are there?",
-        "color": f"How many {color} shapes are there?",
-        "shape": f"How many {plural(shape or '')} are there?",
-    }[kind]
+    noun = plural(shape) if shape else "shapes"
+    question = f"How many {color} {noun} are there?" if color else f"How many {noun} are there?"
     count = sum(matches(o, color, shape) for o in objects)
     return {**base_scene("counting", level, size), "objects": objects,
             "query": {"kind": kind, "color": color, "shape": shape},
@@ -216,7 +212,8 @@ def arithmetic(rng: random.Random, level: int, size: int) -> dict:
     items = list(zip(values, colors))
     rng.shuffle(items)
     fs = font_size(size, 0.22)
-    numbers = [{"value": v, "color": c, "x": x, "y": y, "font_size": fs, "where": position_word(x, y, size, size)}
+    numbers = [{"value": v, "color": c, "x": x, "y": y, "font_size": fs,
+                "where": position_word(x, y, size, size)}
                for (v, c), (x, y) in zip(items, place_on_grid(rng, len(items), 2, size, 0.12))]
     which = "the red numbers" if p["red"] else "the numbers shown"
     if op == "sum":
@@ -225,7 +222,8 @@ def arithmetic(rng: random.Random, level: int, size: int) -> dict:
         answer, question = operands[0] * operands[1], f"What is the product of {which}?"
     else:
         two = "the two red numbers" if p["red"] else "the two numbers shown"
-        answer, question = max(operands) - min(operands), f"What is the difference between {two} (larger minus smaller)?"
+        answer = max(operands) - min(operands)
+        question = f"What is the difference between {two} (larger minus smaller)?"
     return {**base_scene("arithmetic", level, size), "numbers": numbers,
             "query": {"op": op, "color": "red" if p["red"] else None},
             "question": question, "choices": None, "answer": str(answer), "answer_type": "integer"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from curation.synthetic import families as _families
 from curation.synthetic.geometry import geometry
@@ -50,13 +50,16 @@ def _check_level(level: int | tuple[int, int] | None) -> tuple[int, int]:
         lo, hi = (level, level) if isinstance(level, int) else tuple(level)
     except (TypeError, ValueError):
         lo = hi = None
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi)) or not LEVELS[0] <= lo <= hi <= LEVELS[1]:
-        raise ValueError(f"level must be an int in 1..3 or a (low, high) pair with 1 <= low <= high <= 3, got {level!r}")
+    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi))
+    if not ints or not LEVELS[0] <= lo <= hi <= LEVELS[1]:
+        raise ValueError(f"level must be an int in 1..3 or a (low, high) pair with 1 <= low <= high <= 3, "
+                         f"got {level!r}")
     return lo, hi
 
 
 def _check_size(image_size: int) -> int:
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or not MIN_SIZE <= image_size <= MAX_SIZE:
+    is_int = isinstance(image_size, int) and not isinstance(image_size, bool)
+    if not is_int or not MIN_SIZE <= image_size <= MAX_SIZE:
         raise ValueError(f"image_size must be an int in {MIN_SIZE}..{MAX_SIZE} pixels, got {image_size!r}")
     return image_size
 
@@ -69,7 +72,8 @@ def _check_int(name: str, value: int, minimum: int | None = None) -> int:
     return value
 
 
-def _scene(index: int, seed: int, families: tuple[str, ...], size: int, levels: tuple[int, int]) -> tuple[str, dict]:
+def _scene(index: int, seed: int, families: tuple[str, ...], size: int,
+           levels: tuple[int, int]) -> tuple[str, dict]:
     family = families[index % len(families)]
     source_id = f"{family}:{seed}:{index}"
     rng = random.Random(source_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 
 from curation.synthetic.families import LETTERS, RELATIONS, matches, plural
 
@@ -26,6 +26,10 @@ def _scene(scene_json: str) -> dict:
 
 def _a(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _listing(items: list[str]) -> str:
@@ -66,14 +70,16 @@ def _caption_geometry(s: dict) -> str:
     t = s["triangle"]
     head = f"A {s['width']}x{s['height']} geometry diagram on a white background: "
     if t["kind"] == "right":
-        a, b = t["legs"]
-        return head + (f"a right triangle drawn in black, with the right angle marked by a small square at the "
-                       f"{t['right_angle_at']}. The vertical leg is labelled {a}, the horizontal leg is labelled "
-                       f"{b}, and the hypotenuse is labelled with a question mark.")
-    ang = t["angles"]
-    return head + (f"triangle ABC drawn in black, with vertex A at the bottom left, B at the bottom right and C at "
-                   f"the top. The angle at A is labelled {ang['A']}°, the angle at B is labelled {ang['B']}°, and "
-                   f"the angle at C is not labelled.")
+        sides = [f"the {k if k == 'hypotenuse' else k + ' leg'} is labelled "
+                 + (str(t["sides"][k]) if t["sides"][k] is not None else "with a question mark")
+                 for k in ("vertical", "horizontal", "hypotenuse")]
+        return head + (f"a right triangle drawn in black, with the right angle marked by a small square at "
+                       f"the {t['right_angle_at']}. {_sentence(_listing(sides))}.")
+    v = t["names"]
+    angles = [f"the angle at {n} is labelled {t['angles'][n]}°" if n in t["angles"]
+              else f"the angle at {n} is not labelled" for n in v]
+    return head + (f"triangle {''.join(v)} drawn in black, with vertex {v[0]} at the bottom left, {v[1]} at "
+                   f"the bottom right and {v[2]} at the top. {_sentence(_listing(angles))}.")
 
 
 _CAPTION = {"counting": _caption_objects, "spatial": _caption_objects, "chart": _caption_chart,
@@ -114,7 +120,8 @@ def _solve_counting(s: dict, slip: random.Random | None) -> tuple[str, str]:
     if q["kind"] == "color_shape":
         near = Counter((o["color"], o["shape"]) for o in objs
                        if (o["color"] == color) != (o["shape"] == shape))
-        others = f" The {_listing([_n(v, *k) for k, v in sorted(near.items())])} do not count." if near else ""
+        near_groups = [_n(v, *k) for k, v in sorted(near.items())]
+        others = f" The {_listing(near_groups)} do not count." if near else ""
         return f"The image shows {listed}.{others} So there are {total}.", str(total)
     what = {"total": "shapes", "color": f"{color} shapes", "shape": plural(shape or "")}[q["kind"]]
     sum_text = f" {' + '.join(str(counts[k]) for k in keys)} = {total}." if len(keys) > 1 else ""
@@ -160,7 +167,8 @@ def _solve_chart(s: dict, slip: random.Random | None) -> tuple[str, str]:
     if q["kind"] == "value":
         v = read[q["bar"]]
         if slip:  # off by one gridline, staying on the axis
-            v = v - step if v + step > s["chart"]["max"] or (v - step > 0 and slip.random() < 0.5) else v + step
+            down = v + step > s["chart"]["max"] or (v - step > 0 and slip.random() < 0.5)
+            v = v - step if down else v + step
         return (f"In the image, bar {q['bar']} reaches the gridline at {v} on the vertical axis. "
                 f"So its value is {v}.", str(v))
     hi, lo = read[q["bar"]], read[q["other"]]
@@ -202,20 +210,28 @@ def _solve_geometry(s: dict, slip: random.Random | None) -> tuple[str, str]:
 
     t = s["triangle"]
     if t["kind"] == "right":
-        a, b = t["legs"]
-        total = a * a + b * b
+        sides, unknown = t["sides"], t["unknown"]
+        if unknown == "hypotenuse":
+            a, b = sides["vertical"], sides["horizontal"]
+            given, sign, what = f"legs {a} and {b}", "+", "the hypotenuse"
+        else:
+            a = sides["hypotenuse"]
+            b = next(v for k, v in sides.items() if k != "hypotenuse" and v is not None)
+            given, sign, what = f"hypotenuse {a} and one leg {b}", "-", "the other leg"
+        square = a * a + b * b if sign == "+" else a * a - b * b
         if slip:  # an addition slip under the root
-            total += 1 if slip.random() < 0.5 else -1
-        root = simplify_sqrt(total)
-        chain = f"\\sqrt{{{total}}} = {root}" if root != f"\\sqrt{{{total}}}" else root
-        return (f"The image shows a right triangle with legs {a} and {b}. By Pythagoras the hypotenuse is "
-                f"\\sqrt{{{a}^2 + {b}^2}} = \\sqrt{{{a * a} + {b * b}}} = {chain}.", root)
-    alpha, beta = t["angles"]["A"], t["angles"]["B"]
-    gamma = 180 - alpha - beta
+            square += 1 if square == 1 or slip.random() < 0.5 else -1
+        root = simplify_sqrt(square)
+        chain = f"\\sqrt{{{square}}} = {root}" if root != f"\\sqrt{{{square}}}" else root
+        return (f"The image shows a right triangle with {given}. By Pythagoras {what} is "
+                f"\\sqrt{{{a}^2 {sign} {b}^2}} = \\sqrt{{{a * a} {sign} {b * b}}} = {chain}.", root)
+    (n1, d1), (n2, d2) = t["angles"].items()
+    x = t["unknown"]
+    value = 180 - d1 - d2
     if slip:
-        gamma += 10 if gamma <= 10 or slip.random() < 0.5 else -10
-    return (f"The image shows triangle ABC with angle A = {alpha}° and angle B = {beta}°. The angles of a "
-            f"triangle sum to 180°, so angle C = 180 - {alpha} - {beta} = {gamma}.", str(gamma))
+        value += 10 if value <= 10 or slip.random() < 0.5 else -10
+    return (f"The image shows triangle {''.join(t['names'])} with angle {n1} = {d1}° and angle {n2} = {d2}°. "
+            f"The angles of a triangle sum to 180°, so angle {x} = 180 - {d1} - {d2} = {value}.", str(value))
 
 
 _SOLVE = {"counting": _solve_counting, "spatial": _solve_spatial, "chart": _solve_chart,
@@ -233,7 +249,7 @@ def solution_from_scene(scene_json: str, *, error_rate: float = 0.0, rng: random
     s = _scene(scene_json)
     slip = None
     if error_rate > 0:
-        rng = rng or random.Random(scene_json if isinstance(scene_json, str) else json.dumps(s, sort_keys=True))
+        rng = rng or random.Random(json.dumps(s, sort_keys=True))
         slip = rng if rng.random() < error_rate else None
     body, answer = _SOLVE[s["family"]](s, slip)
     return f"<think>{body}</think><answer>{answer}</answer>"

@@ -25,7 +25,7 @@ from curation.synthetic.geometry import simplify_sqrt
 from curation.synthetic.render import png_bytes
 from schemas import TABLES, row_id, to_table
 
-ANSWER = re.compile(r"^<think>(.+)</think><answer>(.+)</answer>$", re.S)
+ANSWER = re.compile(r"^<think>(.+)</think><answer>(.+)</answer>$", re.DOTALL)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,8 @@ def independent_gold(scene: dict) -> str:
                        and q["shape"] in (None, o["shape"])))
     if fam == "spatial":
         def find(ref):
-            return next(o for o in scene["objects"] if o["color"] == ref["color"] and o["shape"] == ref["shape"])
+            return next(o for o in scene["objects"]
+                        if (o["color"], o["shape"]) == (ref["color"], ref["shape"]))
         a, b = find(q["subject"]), find(q["object"])
         holds = {"left": a["x"] < b["x"], "right": a["x"] > b["x"],
                  "above": a["y"] < b["y"], "below": a["y"] > b["y"]}[q["relation"]]
@@ -70,11 +71,14 @@ def independent_gold(scene: dict) -> str:
         return str(values[q["bar"]] - values[q["other"]])
     if fam == "arithmetic":
         nums = [n["value"] for n in scene["numbers"] if q["color"] in (None, n["color"])]
-        return str({"sum": sum(nums), "product": math.prod(nums), "difference": max(nums) - min(nums)}[q["op"]])
+        results = {"sum": sum(nums), "product": math.prod(nums), "difference": max(nums) - min(nums)}
+        return str(results[q["op"]])
     t = scene["triangle"]
     if t["kind"] == "right":
-        return f"{math.hypot(*t['legs']):.9f}"
-    return str(180 - t["angles"]["A"] - t["angles"]["B"])
+        v, h, c = (t["sides"][k] for k in ("vertical", "horizontal", "hypotenuse"))
+        return f"{math.hypot(v, h) if c is None else math.sqrt(c * c - (v or h) ** 2):.9f}"
+    assert t["unknown"] not in t["angles"] and len(t["angles"]) == 2
+    return str(180 - sum(t["angles"].values()))
 
 
 # --------------------------------------------------------------------------- rows and images
@@ -155,11 +159,12 @@ def test_bad_arguments_are_refused_at_call_time(kwargs, message):
 def test_levels_grow_the_scene():
     def sizes(family, level, key):
         return [len(s[key]) for s in scenes(30, families=[family], level=level)]
-    assert max(sizes("counting", 1, "objects")) <= 5 < 7 <= min(sizes("counting", 3, "objects"))
+    assert max(sizes("counting", 1, "objects")) <= 5 and min(sizes("counting", 3, "objects")) >= 7
     assert set(sizes("chart", 1, "bars")) == {3} and set(sizes("chart", 3, "bars")) == {5}
     assert set(sizes("spatial", 1, "objects")) == {2} and min(sizes("spatial", 3, "objects")) >= 5
     assert set(sizes("arithmetic", 1, "numbers")) == {2} and set(sizes("arithmetic", 3, "numbers")) == {4}
-    assert max(max(n["value"] for n in s["numbers"]) for s in scenes(30, families=["arithmetic"], level=1)) <= 9
+    easy = scenes(30, families=["arithmetic"], level=1)
+    assert max(max(n["value"] for n in s["numbers"]) for s in easy) <= 9
     assert max(s["chart"]["max"] for s in scenes(10, families=["chart"], level=3)) == 20
 
 
@@ -218,23 +223,35 @@ def test_hand_built_scenes_are_solved_exactly():
     def triangle(**t):
         return json.dumps({"family": "geometry", "level": 1, "width": 112, "height": 112, "triangle": t,
                            "query": {}, "choices": None})
-    assert answer_of(solution_from_scene(triangle(kind="right", legs=[2, 3]))) == "\\sqrt{13}"
-    assert answer_of(solution_from_scene(triangle(kind="right", legs=[6, 8]))) == "10"
-    assert answer_of(solution_from_scene(triangle(kind="angles", angles={"A": 50, "B": 65}))) == "65"
+
+    def right(v, h, c):
+        unknown = next(k for k, x in (("vertical", v), ("horizontal", h), ("hypotenuse", c)) if x is None)
+        sides = {"vertical": v, "horizontal": h, "hypotenuse": c}
+        return triangle(kind="right", sides=sides, unknown=unknown)
+    assert answer_of(solution_from_scene(right(2, 3, None))) == "\\sqrt{13}"
+    assert answer_of(solution_from_scene(right(6, 8, None))) == "10"
+    assert answer_of(solution_from_scene(right(None, 5, 13))) == "12"
+    assert answer_of(solution_from_scene(right(4, None, 6))) == "2\\sqrt{5}"
+    angles = triangle(kind="angles", names=["A", "B", "C"], angles={"A": 50, "B": 65}, unknown="C")
+    assert answer_of(solution_from_scene(angles)) == "65"
+    angles = triangle(kind="angles", names=["P", "Q", "R"], angles={"P": 40, "R": 100}, unknown="Q")
+    assert answer_of(solution_from_scene(angles)) == "40"
 
     chart = {"family": "chart", "level": 1, "width": 112, "height": 112, "chart": {"step": 1, "max": 5},
-             "bars": [{"label": "cat", "value": 2}, {"label": "dog", "value": 5}, {"label": "sun", "value": 4}],
+             "bars": [{"label": lab, "value": v} for lab, v in (("cat", 2), ("dog", 5), ("sun", 4))],
              "choices": ["sun", "cat", "dog"], "query": {"kind": "tallest", "bar": "dog"}}
     assert answer_of(solution_from_scene(json.dumps(chart))) == "C"
 
     spatial = {"family": "spatial", "level": 1, "width": 112, "height": 112,
                "objects": _objects(("blue", "square", 20, 50), ("red", "circle", 90, 55)),
-               "query": {"subject": {"color": "blue", "shape": "square"}, "object": {"color": "red", "shape": "circle"},
+               "query": {"subject": {"color": "blue", "shape": "square"},
+                         "object": {"color": "red", "shape": "circle"},
                          "relation": "right", "axis": "horizontal"}}
     assert answer_of(solution_from_scene(json.dumps(spatial))) == "no"
 
-    numbers = {"family": "arithmetic", "level": 3, "width": 112, "height": 112, "query": {"op": "product", "color": "red"},
-               "numbers": [{"value": v, "color": c, "where": "center"} for v, c in ((7, "red"), (9, "blue"), (6, "red"))]}
+    numbers = {"family": "arithmetic", "level": 3, "width": 112, "height": 112,
+               "query": {"op": "product", "color": "red"},
+               "numbers": [{"value": v, "color": c} for v, c in ((7, "red"), (9, "blue"), (6, "red"))]}
     assert answer_of(solution_from_scene(json.dumps(numbers))) == "42"
 
 
@@ -264,8 +281,8 @@ def test_error_rate_one_always_changes_the_answer(rows):
 
 def test_error_rate_is_a_probability_and_reproducible(rows):
     scene = rows[0]["scene"]
-    wrong = sum(answer_of(solution_from_scene(r["scene"], error_rate=0.3, rng=random.Random(i))) != r["answer"]
-                for i, r in enumerate(rows))
+    wrong = sum(answer_of(solution_from_scene(r["scene"], error_rate=0.3, rng=random.Random(i)))
+                != r["answer"] for i, r in enumerate(rows))
     assert 35 <= wrong <= 85  # ~60 of 200
     assert solution_from_scene(scene, error_rate=0.5) == solution_from_scene(scene, error_rate=0.5)
     with pytest.raises(ValueError, match="error_rate"):
@@ -275,7 +292,8 @@ def test_error_rate_is_a_probability_and_reproducible(rows):
 def test_caption_states_the_facts_without_solving(rows):
     for r in rows:
         scene, caption = json.loads(r["scene"]), caption_from_scene(r["scene"])
-        assert "answer" not in caption.lower() and "<think>" not in caption and "so there are" not in caption.lower()
+        lowered = caption.lower()
+        assert "answer" not in lowered and "<think>" not in caption and "so there are" not in lowered
         assert "112x112" in caption
         for o in scene.get("objects", []):
             assert f"{o['color']} {o['shape']} at the {o['where']} (x={o['x']}, y={o['y']})" in caption
@@ -285,9 +303,13 @@ def test_caption_states_the_facts_without_solving(rows):
             assert f"{n['value']} in {n['color']}" in caption
         t = scene.get("triangle")
         if t and t["kind"] == "right":
-            assert f"labelled {t['legs'][0]}" in caption and f"labelled {t['legs'][1]}" in caption
+            for side, value in t["sides"].items():
+                name = side if side == "hypotenuse" else f"{side} leg"
+                assert f"{name} is labelled {value or 'with a question mark'}" in caption
         elif t:
-            assert f"A is labelled {t['angles']['A']}°" in caption and "at C is not labelled" in caption
+            for name, degrees in t["angles"].items():
+                assert f"at {name} is labelled {degrees}°" in caption
+            assert f"at {t['unknown']} is not labelled" in caption
         if r["task"] == "counting" and scene["query"]["kind"] == "total":
             assert f"{r['answer']} shapes" not in caption
 

@@ -1,0 +1,423 @@
+"""Verify a model's final answer against the gold answer: one check for curation, rewards and eval.
+
+``verify(response, gold, choices=..., answer_type=...)`` reads the final answer (last
+``<answer>`` block, else last ``\\boxed{}``, else an "answer is ..." phrase, else the last
+line; never from inside ``<think>``) and compares it with fast readers for option letters,
+yes/no, and numbers with units/percent/degrees (``curation.answers``); only real
+expressions go to math-verify (``parse``/``verify``, gold first since it is not symmetric).
+
+Time bound. math-verify's own timeouts use SIGALRM, which only works on the main thread, so
+they are off (``parsing_timeout=None``, ``timeout_seconds=None``) and every verify() call
+returns within ``MAX_SECONDS`` from any thread:
+  1. all readers here are linear-time string code; answers over ``MAX_ANSWER_CHARS`` are refused;
+  2. math-verify input is capped at ``MAX_MATH_CHARS`` and screened for what Python cannot
+     interrupt: a huge integer power or factorial (``10^{10^{10}}``, ``(10^{10})!``) runs in
+     one C call that holds the GIL, so no thread-based timeout could return on time;
+  3. the rest of the math-verify call runs on a daemon thread joined with a deadline. Python
+     cannot kill a thread: on timeout the worker is abandoned and finishes in the background,
+     using CPU. To bound that leak, while ``MAX_ABANDONED`` workers are still running, further
+     expressions get "timeout" at once instead of a new thread.
+A wall-clock bound also means heavy thread contention (many threads on few cores) can turn a
+slow but legitimate expression into "timeout"; the fast readers are unaffected.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import re
+import string
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+from curation import answers
+
+MAX_SECONDS = 2.0          # the bound promised to callers, whatever the thread
+_MATH_SECONDS = 1.5        # the part of it math-verify may use; the rest is margin
+MAX_ANSWER_CHARS = 2000    # a longer "final answer" is a wall of text, not an answer
+MAX_MATH_CHARS = 500
+MAX_ABANDONED = 4
+_MAX_EXPONENT = 20_000     # 2^{2023} is a fine answer; 10^{10^{10}} is not
+_MAX_FACTORIAL = 2_000
+
+# math-verify warns once that its timeout is off; that is deliberate here.
+logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of one check; ``reason`` is a snake_case code counted by the pipelines.
+
+    Reasons: match_choice, match_yes_no, match_number (fast reader), match_math (math-verify),
+    match_text, mismatch, no_choice (no option letter/text could be read), no_answer,
+    empty_gold, bad_input, answer_too_long, unsafe_expression, timeout, error.
+    """
+    correct: bool
+    extracted: str | None
+    reason: str
+
+
+# ----------------------------------------------------------------------------- format
+
+_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+
+
+def format_ok(response: str) -> bool:
+    """Exactly ``<think>...</think>`` then ``<answer>...</answer>``, only whitespace outside."""
+    if not isinstance(response, str):
+        return False
+    s = response.strip()
+    if any(s.count(tag) != 1 for tag in _TAGS) or not (s.startswith("<think>") and s.endswith("</answer>")):
+        return False
+    think_end, answer_start = s.index("</think>"), s.index("<answer>")
+    return (think_end < answer_start and not s[think_end + 8:answer_start].strip()
+            and bool(s[answer_start + 8:-9].strip()))
+
+
+# ----------------------------------------------------------------------------- extraction
+
+_THINK_TAG = re.compile(r"<(/?)think>", re.I)
+_ANSWER_TAG = re.compile(r"<(/?)answer>", re.I)
+_PHRASE = re.compile(r"(?:final\s+answer|\banswer)\s*(?:\*\*)?\s*(?:is\b|:|=)\s*:?[ \t]*([^\n]*)", re.I)
+_HOPE = re.compile(r"\.?\s*I hope it is correct\.?\s*$", re.I)
+
+
+def _strip_thinking(text: str) -> str:
+    """Drop <think> blocks; an unclosed one hides the rest, a stray </think> hides what precedes."""
+    kept, start, depth = [], 0, 0
+    for tag in _THINK_TAG.finditer(text):
+        if tag.group(1):                      # </think>
+            if depth == 0:                    # thinking began in the prompt (R1-style templates)
+                kept = []
+            depth = 0
+            start = tag.end()
+        elif depth == 0:
+            kept.append(text[start:tag.start()])
+            depth = 1
+    if depth == 0:
+        kept.append(text[start:])
+    return "".join(kept)
+
+
+def _tagged_answer(text: str) -> str | None:
+    """Content of the last non-empty <answer> block ("" when blocks exist but are empty)."""
+    found, start = None, None
+    for tag in _ANSWER_TAG.finditer(text):
+        if not tag.group(1):
+            start = tag.end()
+        elif start is not None:
+            if text[start:tag.start()].strip() or found is None:
+                found = text[start:tag.start()]
+            start = None
+    if start is not None and text[start:].strip():  # cut off before </answer>
+        found = text[start:]
+    return found
+
+
+def _last_boxed(text: str) -> str | None:
+    r"""Content of the last complete \boxed{...} or \fbox{...} (balanced braces)."""
+    end = len(text)
+    for _ in range(20):
+        i = max(text.rfind("\\boxed", 0, end), text.rfind("\\fbox", 0, end))
+        if i < 0:
+            return None
+        j = i + (6 if text.startswith("\\boxed", i) else 5)
+        while j < len(text) and text[j] == " ":
+            j += 1
+        if j < len(text) and text[j] == "{":
+            depth = 0
+            for k in range(j, len(text)):
+                depth += (text[k] == "{") - (text[k] == "}")
+                if depth == 0:
+                    return text[j + 1:k]
+        elif j > i + 5 and j < len(text):     # "\boxed 5"
+            return re.match(r"[^\s$]*", text[j:]).group(0)
+        end = i
+    return None
+
+
+def _phrase_answer(text: str) -> str | None:
+    last = None
+    for m in _PHRASE.finditer(text):
+        last = m
+    if last is None:
+        return None
+    rest = last.group(1).strip()
+    if not rest:  # "Answer:\n5"
+        rest = next((line for line in text[last.end():].splitlines() if line.strip()), "")
+    return rest
+
+
+def _tidy(answer: str | None) -> str | None:
+    if answer is None:
+        return None
+    s = _HOPE.sub("", answer.strip())
+    s = s.strip().strip("*_`").strip()
+    if s.endswith(".") and not re.search(r"\d\.$", s[-3:]) or re.search(r"\d\.$", s) and "." not in s[:-1]:
+        s = s[:-1].rstrip()
+    return s or None
+
+
+def _reduce(text: str) -> str:
+    boxed = _last_boxed(text)
+    if boxed is not None:
+        return boxed
+    phrase = _phrase_answer(text)
+    return phrase if phrase else text
+
+
+def extract_answer(response: str) -> str | None:
+    """The final answer in a response, or None. Text inside <think> never counts."""
+    if not isinstance(response, str) or not response.strip():
+        return None
+    text = _strip_thinking(response)
+    tagged = _tagged_answer(text)
+    if tagged is not None:
+        return _tidy(_reduce(tagged))
+    boxed = _last_boxed(text)
+    if boxed is not None:
+        return _tidy(boxed)
+    phrase = _phrase_answer(text)
+    if phrase:
+        return _tidy(phrase)
+    lines = [line for line in text.splitlines() if line.strip()]
+    return _tidy(lines[-1]) if lines else None
+
+
+# ----------------------------------------------------------------------------- bounded math-verify
+
+class _Timeout(Exception):
+    pass
+
+
+_abandoned = 0
+_abandoned_lock = threading.Lock()
+
+
+def _run_bounded(fn, seconds: float):
+    """fn() on a daemon thread; raise _Timeout if it has not finished in ``seconds``."""
+    global _abandoned
+    with _abandoned_lock:
+        if _abandoned >= MAX_ABANDONED:
+            raise _Timeout
+    box: dict = {}
+
+    def work():
+        global _abandoned
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised on the caller's thread
+            box["error"] = e
+        finally:
+            with _abandoned_lock:
+                box["finished"] = True
+                if box.get("abandoned"):
+                    _abandoned -= 1
+
+    worker = threading.Thread(target=work, name="sightline-verify", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    with _abandoned_lock:
+        if not box.get("finished"):
+            box["abandoned"] = True
+            _abandoned += 1
+            raise _Timeout
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+_UNICODE_MATH = str.maketrans({"−": "-", "–": "-", "×": "\\times ", "·": "\\cdot ", "÷": "\\div ",
+                               "π": "\\pi ", "∞": "\\infty ", "²": "^2", "³": "^3", "°": "^\\circ"})
+_ROOT = re.compile(r"(?:√|\bsqrt)\s*(?:\{([^{}]*)\}|\(([^()]*)\)|([\d.]+|[a-zA-Z]))")
+
+
+def _math_input(text: str) -> str:
+    s = text.translate(_UNICODE_MATH).replace("**", "^")
+    s = _ROOT.sub(lambda m: "\\sqrt{" + next(g for g in m.groups() if g is not None) + "}", s)
+    s = re.sub(r"\\[()\[\]]", " ", s).replace("$", " ").strip()
+    return f"${s}$"
+
+
+def _log10_value(expr: str, depth: int = 0) -> float | None:
+    """log10 |value| of a numeric power tower such as ``9^{9^{9}}``; None if not numeric."""
+    s = expr.strip()
+    while len(s) > 1 and s[0] + s[-1] in ("{}", "()") and depth < 50:
+        s = s[1:-1].strip()
+    if re.fullmatch(r"[-+]?\d+(?:\.\d+)?", s):
+        value = abs(float(s))
+        return math.log10(value) if value > 0 else -math.inf
+    level, cut = 0, -1
+    for i, ch in enumerate(s):
+        level += (ch in "{(") - (ch in "})")
+        if ch == "^" and level == 0:
+            cut = i
+            break
+    if cut < 0 or depth > 50:
+        return None
+    base, exponent = _log10_value(s[:cut], depth + 1), _log10_value(s[cut + 1:], depth + 1)
+    if base is None or exponent is None:
+        return None
+    if exponent > 300:
+        return math.inf
+    return base * 10 ** exponent
+
+
+def _operand(s: str, i: int) -> str:
+    """The exponent written right after a ``^`` at position i - 1."""
+    while i < len(s) and s[i] == " ":
+        i += 1
+    if i < len(s) and s[i] in "{(":
+        close, level = {"{": "}", "(": ")"}[s[i]], 0
+        for k in range(i, len(s)):
+            level += (s[k] == s[i]) - (s[k] == close)
+            if level == 0:
+                return s[i:k + 1]
+        return s[i:]
+    m = re.match(r"[-+]?\d+(?:\.\d+)?|\\?[A-Za-z]+|.", s[i:])
+    return m.group(0) if m else ""
+
+
+def _too_costly(text: str) -> bool:
+    """Powers and factorials whose exact value would stall sympy inside one C call."""
+    s = text.replace("**", "^")
+    biggest = 0.0
+    for i, ch in enumerate(s):
+        if ch == "^":
+            exponent = _log10_value(_operand(s, i + 1))
+            if exponent is not None and exponent > math.log10(_MAX_EXPONENT):
+                return True
+    if re.search(r"(?<![\\<>=])!(?!=)|\\binom|\\choose|\\Gamma|factorial", s):
+        literals = [float(x) for x in re.findall(r"\d{1,30}", s)]
+        towers = [10 ** min(_log10_value(_operand(s, i + 1)) or 0, 300) for i, c in enumerate(s) if c == "^"]
+        biggest = max(literals + towers, default=0.0)
+    return biggest > _MAX_FACTORIAL
+
+
+@lru_cache(maxsize=4096)
+def _parse_gold(text: str) -> list:
+    from math_verify import parse
+    return parse(text, parsing_timeout=None)
+
+
+def _math_verify(gold: str, pred: str) -> bool:
+    from math_verify import parse, verify
+
+    gold_parsed = _parse_gold(gold)
+    if not gold_parsed:
+        return False
+    return verify(gold_parsed, parse(pred, parsing_timeout=None), timeout_seconds=None)
+
+
+# ----------------------------------------------------------------------------- verify
+
+_LONE_LETTER = re.compile(r"\(?[A-H]\)?\.?")
+_MATH_HINT = re.compile(r"\d|\\[a-zA-Z]|[\^_=+*/√π∞<>]")
+_NUMERIC_TYPES = ("integer", "number", "math")
+
+
+def _as_text(value) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, numbers.Number):
+        return str(value)
+    return None
+
+
+def _as_choices(choices) -> list[str] | None:
+    if choices is None or isinstance(choices, (str, bytes)):
+        return None
+    try:
+        options = [_as_text(c) for c in choices]
+    except TypeError:
+        return None
+    if not options or None in options or len(options) > 26:
+        return None
+    return answers.strip_choice_labels(options)
+
+
+def verify(response: str, gold: str, *, choices: list[str] | None = None,
+           answer_type: str | None = None) -> Verdict:
+    """Is the final answer in ``response`` the ``gold`` answer? Never raises, returns in MAX_SECONDS.
+
+    ``answer_type`` (multiple_choice, yes_no, integer, number, math, text) is a hint; None
+    infers it from ``gold`` and ``choices``. Percent: "25%" matches gold "25" and "0.25",
+    a bare "0.25" does not match "25". Units are dropped, not converted ("5 m" == "5").
+    """
+    started = time.monotonic()
+    extracted = None
+    try:
+        if response is not None and not isinstance(response, str):
+            return Verdict(False, None, "bad_input")
+        extracted = extract_answer(response) if response else None
+        gold_text = _as_text(gold)
+        if gold_text is None and gold is not None:
+            return Verdict(False, extracted, "bad_input")
+        if gold_text and ("<answer>" in gold_text.lower() or "\\boxed" in gold_text or "\\fbox" in gold_text):
+            gold_text = extract_answer(gold_text)
+        if not gold_text or not gold_text.strip():
+            return Verdict(False, extracted, "empty_gold")
+        if extracted is None:
+            return Verdict(False, None, "no_answer")
+        if len(extracted) > MAX_ANSWER_CHARS:
+            return Verdict(False, extracted, "answer_too_long")
+        kind = answer_type.strip().lower() if isinstance(answer_type, str) else None
+        return _compare(extracted, gold_text.strip(), _as_choices(choices), kind, started)
+    except Exception:  # noqa: BLE001 - a reward must never crash a training step
+        logging.getLogger(__name__).debug("verify failed", exc_info=True)
+        return Verdict(False, extracted, "error")
+
+
+def _compare(answer: str, gold: str, choices: list[str] | None, kind: str | None, started: float) -> Verdict:
+    letters = string.ascii_uppercase[:max(8, len(choices or ()))]
+    if kind == "multiple_choice" or choices or (kind is None and _LONE_LETTER.fullmatch(gold)):
+        gold_letter = answers.gold_choice(gold, choices, letters)
+        if gold_letter is not None:
+            picked = answers.read_choice(answer, choices, letters)
+            if picked is None:
+                return Verdict(False, answer, "no_choice")
+            return Verdict(picked == gold_letter, answer, "match_choice" if picked == gold_letter else "mismatch")
+
+    polarity = answers.gold_yes_no(gold)
+    if polarity is not None:
+        said = answers.read_yes_no(answer)
+        return Verdict(said == polarity, answer, "match_yes_no" if said == polarity else "mismatch")
+
+    gold_number = answers.read_number(gold)
+    if kind in _NUMERIC_TYPES or gold_number is not None or (kind != "text" and _MATH_HINT.search(gold)):
+        return _compare_math(answer, gold, gold_number, started)
+
+    if answers.normalize_text(answer) == answers.normalize_text(gold):
+        return Verdict(True, answer, "match_text")
+    return Verdict(False, answer, "mismatch")
+
+
+def _compare_math(answer: str, gold: str, gold_number, started: float) -> Verdict:
+    number = answers.read_number(answer)
+    if number is None and gold_number is not None:
+        number = answers.sole_number(answer)
+    if gold_number is not None and number is not None:
+        same = answers.numbers_equal(gold_number, number)
+        return Verdict(same, answer, "match_number" if same else "mismatch")
+    if "".join(answer.split()) == "".join(gold.split()):
+        return Verdict(True, answer, "match_text")
+
+    gold_in, answer_in = _math_input(gold), _math_input(answer)
+    if len(answer_in) > MAX_MATH_CHARS or len(gold_in) > MAX_MATH_CHARS:
+        return Verdict(False, answer, "answer_too_long")
+    if _too_costly(answer_in) or _too_costly(gold_in):
+        return Verdict(False, answer, "unsafe_expression")
+    budget = _MATH_SECONDS - (time.monotonic() - started)
+    try:
+        same = budget > 0 and _run_bounded(lambda: _math_verify(gold_in, answer_in), budget)
+    except _Timeout:
+        return Verdict(False, answer, "timeout")
+    if same:
+        return Verdict(True, answer, "match_math")
+    if not _MATH_HINT.search(gold) and answers.normalize_text(answer) == answers.normalize_text(gold):
+        return Verdict(True, answer, "match_text")
+    return Verdict(False, answer, "mismatch")

@@ -1,0 +1,59 @@
+"""Training fixtures: a tiny model and a small store version, both built here from the synthetic source.
+
+The shard rows follow the curate pipeline's layout (schemas.tables): sft rows pair the user turn
+(image part + ``user_prompt`` text) with the program teacher's trace; rl/test rows hold the
+user turn as ``prompt`` and the gold answer as ``solution``.
+"""
+from __future__ import annotations
+
+import pytest
+
+TINY = dict(vocab_size=400, text_hidden=64, text_layers=1, vision_depth=1, vision_hidden=32, image_size=112)
+
+
+def synthetic_tables(n_train: int, n_test: int, *, seed: int = 0, families=None) -> dict[str, list[dict]]:
+    """examples/sft/rl/test rows for ``n_train + n_test`` synthetic examples (the last n_test held out)."""
+    from curation.synthetic import generate, solution_from_scene
+    from training.prompts import assistant_message, user_message
+
+    tables: dict[str, list[dict]] = {"examples": [], "sft": [], "rl": [], "test": []}
+    for i, ex in enumerate(generate(n_train + n_test, seed=seed, families=families)):
+        split = "train" if i < n_train else "test"
+        tables["examples"].append({**ex, "split": split})
+        lineage = {"id": ex["id"], "source": ex["source"], "source_id": ex["source_id"]}
+        user = user_message(ex["question"], ex["choices"])
+        rl = {**lineage, "task": ex["task"], "level": ex["level"], "prompt": [user], "images": [ex["image"]],
+              "solution": ex["answer"], "answer_type": ex["answer_type"], "choices": ex["choices"]}
+        if split == "test":
+            tables["test"].append(rl)
+            continue
+        tables["rl"].append(rl)
+        tables["sft"].append({**lineage, "trace_id": f"{ex['id']}-0", "task": ex["task"], "teacher": "program",
+                              "messages": [user, assistant_message(solution_from_scene(ex["scene"]))],
+                              "images": [ex["image"]]})
+    return tables
+
+
+@pytest.fixture(scope="session")
+def synthetic_store(tmp_path_factory):
+    """A store with one version: 40 sft/rl rows and 20 test rows over all five families."""
+    from curation.store import Store
+
+    store = Store(tmp_path_factory.mktemp("data") / "synth")
+    store.write_version(synthetic_tables(40, 20, seed=3), config={"source": "tests/training/conftest.py"})
+    return store
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny Qwen2-VL (about 0.1M parameters) with a BPE trained on a small synthetic corpus."""
+    from curation.synthetic import corpus
+    from training.models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny", texts=list(corpus(200, seed=0)), **TINY)
+
+
+@pytest.fixture(autouse=True)
+def _datasets_cache(tmp_path_factory, monkeypatch):
+    """Keep the datasets Arrow cache inside pytest's temp folder."""
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path_factory.getbasetemp() / "hf-datasets"))

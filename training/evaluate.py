@@ -1,0 +1,221 @@
+"""Held-out evaluation: greedy accuracy on a version's ``test`` table, overall and per task family.
+
+Scored with ``curation.verify.verify``, the same function as the GRPO reward and the curate
+pipeline's verify stage. Generation is batched (left padding) and greedy, so a checkpoint's
+score is deterministic on a given machine.
+
+    sightline eval --model models/tiny --model runs/mini/sft/final --data data/mini --limit 600
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from curation.errors import SightlineError
+
+
+@dataclass
+class EvalConfig:
+    limit: int | None = field(default=None, metadata={"help": "score at most this many test rows (None: all)"})
+    batch_size: int = field(default=32, metadata={"help": "prompts per generate call"})
+    max_new_tokens: int = field(default=160, metadata={"help": "generation budget per answer (greedy)"})
+    dtype: str | None = field(default=None, metadata={"help": "weights dtype: None (float32), auto, bfloat16"})
+    device: str | None = field(default="auto", metadata={"help": "cpu, cuda, or auto (cuda when present)"})
+    samples: int = field(default=8, metadata={"help": "keep this many generated answers in the JSON, for reading"})
+
+
+# ---------------------------------------------------------------------------- generation
+
+
+def _batches(items: list, size: int) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def generate_texts(model, processor, prompts: list[list[dict]], images: list[list], *, max_new_tokens: int = 160,
+                   batch_size: int = 32, progress: bool = True, desc: str = "generate", **generate_kwargs: Any) -> list[str]:
+    """Greedy (unless ``generate_kwargs`` say otherwise) completions of conversational prompts with images.
+
+    ``prompts[i]`` is a message list whose image parts are placeholders (``{"type": "image"}``);
+    ``images[i]`` are the PIL images for them, in order. Returns the decoded new text of each.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    assert len(prompts) == len(images), "one image list per prompt"
+    tokenizer = getattr(processor, "tokenizer", processor)
+    gen = {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
+    gen.update(generate_kwargs)
+    if not gen.get("do_sample"):
+        gen.update(temperature=None, top_p=None, top_k=None)  # silence sampling defaults of real checkpoints
+    device = next(model.parameters()).device
+    out: list[str] = []
+    order = list(range(len(prompts)))
+    bar = tqdm(total=len(prompts), desc=desc, unit="ex", disable=not progress, leave=False)
+    for idx in _batches(order, batch_size):
+        texts = [processor.apply_chat_template(prompts[i], add_generation_prompt=True, tokenize=False) for i in idx]
+        flat = [im.convert("RGB") if hasattr(im, "convert") else im for i in idx for im in (images[i] or [])]
+        inputs = processor(text=texts, images=flat or None, padding=True, padding_side="left", return_tensors="pt")
+        inputs = inputs.to(device)
+        with torch.inference_mode():
+            ids = model.generate(**inputs, **gen)
+        new = ids[:, inputs["input_ids"].shape[1]:]
+        out.extend(processor.batch_decode(new, skip_special_tokens=True))
+        bar.update(len(idx))
+    bar.close()
+    return out
+
+
+# ---------------------------------------------------------------------------- scoring
+
+
+def score(responses: list[str], rows: list[dict]) -> dict:
+    """Verify each response against its row; overall and per-task accuracy plus per-row verdicts."""
+    from curation.verify import format_ok, verify
+
+    per_task: dict[str, dict] = {}
+    verdicts = []
+    for text, row in zip(responses, rows, strict=True):
+        v = verify(text, row["solution"], choices=row.get("choices"), answer_type=row.get("answer_type"))
+        fmt = bool(format_ok(text))
+        verdicts.append({"id": row.get("id"), "task": row.get("task"), "solution": row["solution"],
+                         "response": text, "extracted": v.extracted, "correct": bool(v.correct),
+                         "format_ok": fmt, "reason": v.reason})
+        t = per_task.setdefault(row.get("task") or "unknown", {"n": 0, "correct": 0})
+        t["n"] += 1
+        t["correct"] += int(bool(v.correct))
+    for t in per_task.values():
+        t["accuracy"] = t["correct"] / t["n"]
+    n = len(verdicts)
+    correct = sum(v["correct"] for v in verdicts)
+    return {"n": n, "correct": correct, "accuracy": correct / n if n else 0.0,
+            "format_ok": sum(v["format_ok"] for v in verdicts) / n if n else 0.0,
+            "per_task": dict(sorted(per_task.items())), "verdicts": verdicts}
+
+
+def evaluate(model_path: str | Path, store, version: int | str | None = "latest", limit: int | None = None,
+             batch_size: int = 32, *, max_new_tokens: int = 160, dtype: str | None = None, device: str | None = "auto",
+             samples: int = 8, trust_remote_code: bool = False, progress: bool = True) -> dict:
+    """Greedy accuracy of the checkpoint at ``model_path`` on ``store``'s test table (``Store`` or its path)."""
+    from training.data import as_store, rl_dataset
+    from training.models import load_model_and_processor
+
+    store = as_store(store)
+    v = store.resolve(version)
+    ds = rl_dataset(store, v, table="test", limit=limit)
+    t0 = time.monotonic()
+    model, processor = load_model_and_processor(model_path, dtype=dtype, device=device,
+                                                trust_remote_code=trust_remote_code)
+    from tqdm.auto import tqdm
+
+    rows = ds.select_columns(["id", "task", "solution", "choices", "answer_type"]).to_list()
+    responses: list[str] = []
+    with tqdm(total=len(ds), desc=f"eval {label(str(model_path))}", unit="ex", disable=not progress) as bar:
+        for start in range(0, len(ds), batch_size):  # decode one batch of images at a time
+            chunk = ds[start:start + batch_size]
+            responses += generate_texts(model, processor, chunk["prompt"], chunk["images"],
+                                        max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False)
+            bar.update(len(chunk["prompt"]))
+    result = score(responses, rows)
+    verdicts = result.pop("verdicts")
+    result = {"model": str(model_path), "data": str(store.root), "version": v, **result,
+              "max_new_tokens": max_new_tokens, "seconds": round(time.monotonic() - t0, 1),
+              "samples": verdicts[:samples]}
+    return result
+
+
+# ---------------------------------------------------------------------------- reporting
+
+
+def label(model_path: str) -> str:
+    """A short name for a checkpoint: ``runs/mini/sft/final`` -> ``sft``, ``models/tiny`` -> ``tiny``."""
+    p = Path(model_path)
+    return p.parent.name if p.name in ("final", "checkpoint") and p.parent.name else p.name
+
+
+def table(results: list[dict], labels: list[str] | None = None) -> str:
+    """A fixed-width table: one row per checkpoint, overall then per-task accuracy in percent."""
+    labels = labels or [label(r["model"]) for r in results]
+    tasks = sorted({t for r in results for t in r["per_task"]})
+    w = max(10, *(len(x) for x in labels))
+    head = f"{'model'.ljust(w)}  {'n':>5}  {'overall':>7}  {'format':>6}  " + "  ".join(f"{t[:10]:>10}" for t in tasks)
+    lines = [head, "-" * len(head)]
+    for name, r in zip(labels, results):
+        cells = [f"{100 * r['per_task'][t]['accuracy']:9.1f}%" if t in r["per_task"] else f"{'-':>10}" for t in tasks]
+        lines.append(f"{name.ljust(w)}  {r['n']:>5}  {100 * r['accuracy']:6.1f}%  {100 * r['format_ok']:5.1f}%  "
+                     + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def bar_chart(results: list[dict], path: str | Path, labels: list[str] | None = None, title: str | None = None) -> Path:
+    """Grouped bars (overall + each task family), one colour per checkpoint, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = labels or [label(r["model"]) for r in results]
+    tasks = sorted({t for r in results for t in r["per_task"]})
+    groups = ["overall", *tasks]
+    width = 0.8 / max(1, len(results))
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(groups) + 2), 4))
+    for k, (name, r) in enumerate(zip(labels, results)):
+        vals = [100 * r["accuracy"]] + [100 * r["per_task"].get(t, {}).get("accuracy", 0.0) for t in tasks]
+        xs = [g + (k - (len(results) - 1) / 2) * width for g in range(len(groups))]
+        bars = ax.bar(xs, vals, width, label=name)
+        ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel("greedy accuracy (%)")
+    ax.set_ylim(0, 105)
+    n = results[0]["n"] if results else 0
+    ax.set_title(title or f"held-out accuracy ({n} test rows)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="sightline eval", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", action="append", required=True, help="checkpoint folder; repeat to compare")
+    ap.add_argument("--data", required=True, help="dataset folder data/<name>")
+    ap.add_argument("--version", default="latest", help="dataset version: N, vNNNN or latest")
+    ap.add_argument("--limit", type=int, default=None, help="score at most N test rows")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--max-new-tokens", type=int, default=160)
+    ap.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    ap.add_argument("--dtype", default=None, help="auto, bfloat16, float32 (default float32)")
+    ap.add_argument("--out", default=None, help="JSON file (default runs/eval/<data>-v<N>.json); a .png chart goes next to it")
+    ap.add_argument("--trust-remote-code", action="store_true")
+    args = ap.parse_args(argv)
+    if args.limit is not None and args.limit <= 0:
+        raise SightlineError("--limit must be a positive number of rows")
+
+    from curation.store import Store
+
+    store = Store(args.data)
+    v = store.resolve(args.version)
+    results = []
+    for m in args.model:
+        r = evaluate(m, store, v, args.limit, args.batch_size, max_new_tokens=args.max_new_tokens,
+                     dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
+        print(f"{m}: {100 * r['accuracy']:.1f}% of {r['n']} ({r['seconds']:.0f} s)", flush=True)
+        results.append(r)
+    out = Path(args.out or f"runs/eval/{store.name}-v{v:04d}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"data": str(store.root), "version": v, "results": results}, indent=2) + "\n")
+    chart = bar_chart(results, out.with_suffix(".png"), title=f"{store.name} v{v}: held-out greedy accuracy")
+    print()
+    print(table(results))
+    print(f"\nwrote {out} and {chart}")
+    return 0

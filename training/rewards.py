@@ -1,0 +1,129 @@
+"""GRPO reward functions, TRL-style: ``(completions, **columns) -> list[float]``.
+
+``accuracy_reward`` calls ``curation.verify.verify``, the function the curate pipeline's verify
+stage and ``sightline eval`` call too, so the reward, the data filter and the reported accuracy
+cannot drift apart (nanochat's habit). Completions may be plain strings or TRL's conversational
+form ``[{"role": "assistant", "content": ...}]``; dataset columns (``solution``, ``choices``,
+``answer_type``) arrive as lists aligned with ``completions``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+
+def completion_text(completion: Any) -> str:
+    """The assistant text of one completion: a string, a message, or a list of messages/parts."""
+    if completion is None:
+        return ""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        if "content" in completion:
+            return completion_text(completion["content"])
+        return (completion.get("text") or "") if completion.get("type", "text") == "text" else ""
+    if isinstance(completion, (list, tuple)):
+        parts = []
+        for item in completion:
+            if isinstance(item, dict) and item.get("role") not in (None, "assistant"):
+                continue  # a conversational completion holds only assistant turns; skip anything else
+            parts.append(completion_text(item))
+        return "".join(parts)
+    return str(completion)
+
+
+def _column(values: Sequence | None, i: int) -> Any:
+    if values is None:
+        return None
+    return values[i] if isinstance(values, (list, tuple)) else values
+
+
+def accuracy_reward(completions: list, solution: Sequence[str], choices: Sequence | None = None,
+                    answer_type: Sequence | None = None, **kwargs: Any) -> list[float]:
+    """1.0 when the final answer verifies against ``solution`` (``curation.verify.verify``), else 0.0."""
+    from curation.verify import verify
+
+    assert len(solution) == len(completions), "one solution per completion"
+    out = []
+    for i, c in enumerate(completions):
+        chs = _column(choices, i)
+        verdict = verify(completion_text(c), solution[i], choices=list(chs) if chs is not None else None,
+                         answer_type=_column(answer_type, i))
+        out.append(1.0 if verdict.correct else 0.0)
+    return out
+
+
+def format_reward(completions: list, **kwargs: Any) -> list[float]:
+    """1.0 for ``<think>...</think><answer>...</answer>`` (``curation.verify.format_ok``), else 0.0."""
+    from curation.verify import format_ok
+
+    return [1.0 if format_ok(completion_text(c)) else 0.0 for c in completions]
+
+
+# ---------------------------------------------------------------------------- length
+
+
+def stage_limit(stages: Sequence[Sequence[int]], step: int) -> int:
+    """The maximum length in force at ``step``: ``stages`` is ``[[start_step, max_len], ...]`` sorted by start."""
+    assert stages, "at least one stage"
+    limit = stages[0][1]
+    for start, max_len in stages:
+        if step >= start:
+            limit = max_len
+    return int(limit)
+
+
+def overlong_penalty(length: int, limit: int, soft: int = 0, penalty: float = 1.0) -> float:
+    """0 up to ``limit - soft``, then linearly down to ``-penalty`` at ``limit``, ``-penalty`` beyond.
+
+    ``soft = 0`` is the hard cut of PTST (Vision-R1); ``soft > 0`` is DAPO's soft overlong punishment.
+    """
+    if length > limit:
+        return -penalty
+    if soft > 0 and length > limit - soft:
+        return -penalty * (length - (limit - soft)) / soft
+    return 0.0
+
+
+def make_length_penalty(stages: Sequence[Sequence[int]] | int, *, soft: int = 0, penalty: float = 1.0,
+                        name: str = "length_penalty") -> Callable[..., list[float]]:
+    """Vision-R1's Progressive Thinking Suppression Training (PTST) as a reward term.
+
+    Vision-R1 (Huang et al., 2025) trains GRPO in stages whose maximum completion length grows
+    (4K -> 8K -> 16K tokens) so the policy first learns to reason briefly and correctly, then
+    longer. In one GRPO run the same schedule is a penalty: a completion longer than the limit
+    of the current stage (``stages = [[start_step, max_len], ...]``, or one int for a fixed
+    limit) earns ``-penalty``. Lengths count tokens from TRL's ``completion_ids``; without
+    them, characters of the completion text.
+    """
+    schedule = [[0, int(stages)]] if isinstance(stages, int) else sorted([list(map(int, s)) for s in stages])
+
+    def length_penalty(completions: list, completion_ids: Sequence | None = None, trainer_state: Any = None,
+                       **kwargs: Any) -> list[float]:
+        step = getattr(trainer_state, "global_step", 0) or 0
+        limit = stage_limit(schedule, step)
+        lengths = ([len(ids) for ids in completion_ids] if completion_ids is not None
+                   else [len(completion_text(c)) for c in completions])
+        return [overlong_penalty(n, limit, soft, penalty) for n in lengths]
+
+    length_penalty.__name__ = length_penalty.__qualname__ = name
+    return length_penalty
+
+
+REWARDS: dict[str, Callable[..., list[float]]] = {"accuracy": accuracy_reward, "format": format_reward}
+
+
+def reward_functions(names: Sequence[str], *, length_stages: Sequence[Sequence[int]] | int | None = None,
+                     length_soft: int = 0, length_penalty_weight: float = 1.0) -> list[Callable[..., list[float]]]:
+    """Reward callables by name (``accuracy``, ``format``, ``length``) for a GRPO recipe."""
+    out = []
+    for n in names:
+        if n == "length":
+            assert length_stages is not None, "the length reward needs length_stages"
+            out.append(make_length_penalty(length_stages, soft=length_soft, penalty=length_penalty_weight))
+        elif n in REWARDS:
+            out.append(REWARDS[n])
+        else:
+            from curation.errors import SightlineError
+
+            raise SightlineError(f"unknown reward {n!r}; known: {', '.join([*REWARDS, 'length'])}")
+    return out
