@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 from curation import dedup
 
 ALTERATIONS = ("resize", "jpeg70", "crop5", "bright10", "rotate3")
-THRESHOLDS = range(0, 17)
+THRESHOLDS = range(17)
 TARGET_RECALL, TARGET_FP = 0.95, 0.01   # the brief's target, per pair
 MAX_FALSE_DROP = 0.01                    # share of distinct originals the drop rule may remove
 

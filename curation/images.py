@@ -85,10 +85,10 @@ def check_image(data: bytes, *, max_pixels: int = 16_000_000, min_side: int = 16
         except (SyntaxError, ValueError, IndexError, TypeError, ZeroDivisionError, MemoryError) as e:
             return _reject("corrupt_image", f"{fmt}: {type(e).__name__}: {e}", width, height)
         try:
-            img = ImageOps.exif_transpose(img)  # a photo's orientation tag; bad EXIF is ignored
-        except Exception:  # noqa: BLE001 - EXIF parsing fails in many ways, none fatal here
-            pass
-        rgb = to_rgb(img)
+            oriented = ImageOps.exif_transpose(img)  # a photo's orientation tag
+        except Exception:  # noqa: BLE001 - EXIF parsing fails in many ways; a bad tag is not a bad image
+            oriented = img
+        rgb = to_rgb(oriented)
     width, height = rgb.size  # an EXIF rotation swaps the sides
     return ImageCheck(True, None, f"{fmt} {mode} {width}x{height}", width, height, rgb)
 

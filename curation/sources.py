@@ -13,7 +13,8 @@ Spec (our column name -> the source's column name; unmapped names default to our
                  "answer_type": "answer_type", "task": "task", "id": "pid"},
      "answer_type": None, "task": "science",
      # optional: "allow_outside": False, "max_image_bytes": 50_000_000, "batch_size": 64,
-     #           "split": "test" (hf_disk DatasetDict), "answer_is_index": False}
+     #           "split": "test" (hf_disk DatasetDict), "answer_is_index": False,
+     #           "require_answer": True (False only for eval sets read by curation.decontam)}
 
 ``source_id`` is the row index (0-based: the line number for JSONL, ``file:index`` inside a
 folder of Parquet files) or the value of the mapped ``id`` column.
@@ -24,8 +25,9 @@ import json
 import math
 import os
 import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from curation.errors import SightlineError
 from schemas.ids import row_id
@@ -37,7 +39,8 @@ COLUMNS = ("question", "answer", "image", "choices", "answer_type", "task", "id"
 REQUIRED = ("question", "answer", "image")
 ANSWER_TYPES = ("multiple_choice", "yes_no", "integer", "number", "math", "text")
 DEFAULTS = {"columns": None, "answer_type": None, "task": None, "allow_outside": False,
-            "max_image_bytes": 50_000_000, "batch_size": 64, "split": None, "answer_is_index": False}
+            "max_image_bytes": 50_000_000, "batch_size": 64, "split": None, "answer_is_index": False,
+            "require_answer": True}
 MAX_LINE_BYTES = 16 * 2**20  # a JSONL line larger than this is a reject, not a memory spike
 SCAN_LINES = 1000            # JSONL lines read to learn the columns a file has
 
@@ -99,7 +102,8 @@ def validate_spec(spec: dict) -> dict:
         raise _fail(spec, "max_image_bytes must be a positive integer")
 
     # Required columns and explicitly mapped optional ones must exist; defaulted optional may not.
-    needed = [c for c in COLUMNS if c in REQUIRED or c in mapped]
+    required = [c for c in REQUIRED if c != "answer" or s["require_answer"]]
+    needed = [c for c in COLUMNS if c in required or c in mapped]
     for where, available in _available_columns(s):
         if available is None:
             continue
@@ -176,7 +180,7 @@ def _available_columns(s: dict) -> Iterator[tuple[str, set[str] | None]]:
         for f in _parquet_files(s):
             try:
                 yield f.name, set(pq.ParquetFile(f).schema_arrow.names)
-            except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a bad footer
+            except Exception as e:  # pyarrow raises several types for a bad footer
                 raise _fail(s, f"cannot read Parquet file {f}: {e}") from e
     elif s["type"] == "hf_disk":
         yield Path(s["path"]).name, set(_open_hf(s).column_names)
@@ -296,12 +300,15 @@ def _to_row(s: dict, source_id: str, get: Callable[[str], Any], base: Path, root
         if not isinstance(question, str):
             raise _Reject("bad_question", f"question is a {type(question).__name__}, not text")
         choices = _choices(get(cols["choices"]))
-        answer = _answer(get(cols["answer"]), choices, s["answer_is_index"])
+        answer = get(cols["answer"])
+        if answer is not None or s["require_answer"]:
+            answer = _answer(answer, choices, s["answer_is_index"])
         answer_type = get(cols["answer_type"]) or ("multiple_choice" if choices else s["answer_type"])
         if answer_type is not None and answer_type not in ANSWER_TYPES:
             raise _Reject("bad_answer_type", f"{answer_type!r}; known: {', '.join(ANSWER_TYPES)}")
         task = get(cols["task"])
         task = str(task) if task is not None else s["task"]
+        _check_encodable(question, answer, task, *(choices or ()))
         # Last: the only check that touches the disk.
         image_bytes, image_path = _image(get(cols["image"]), base, root, s)
     except _Reject as r:
@@ -312,6 +319,16 @@ def _to_row(s: dict, source_id: str, get: Callable[[str], Any], base: Path, root
                image={"bytes": image_bytes, "path": image_path}, question=question, choices=choices,
                answer=answer, answer_type=answer_type)
     return "example", row
+
+
+def _check_encodable(*texts: str | None) -> None:
+    """JSON can carry lone surrogates (``"\\ud800"``) that no UTF-8 file can store."""
+    for text in texts:
+        if text is not None:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise _Reject("bad_text_encoding", f"unpaired surrogate at character {e.start}") from None
 
 
 def _choices(value: Any) -> list[str] | None:
@@ -357,6 +374,8 @@ def _image(value: Any, base: Path, root: Path, s: dict) -> tuple[bytes, str | No
     path = None
     if isinstance(value, dict):
         data, path = value.get("bytes"), value.get("path")
+        if data and not isinstance(data, (bytes, bytearray, memoryview)):
+            raise _Reject("bad_image_value", f"image bytes are a {type(data).__name__}")
         if data:
             return _bounded(bytes(data), s), path
         if not path:

@@ -53,7 +53,7 @@ from transformers import TrainerCallback
 from curation.errors import SightlineError
 
 SAMPLER_STATE = "sampler_state.json"
-REWARDS = ("accuracy", "format", "length")  # training.rewards: accuracy_reward, format_reward, length_penalty
+REWARDS = ("accuracy", "format", "length")  # training.rewards.reward_functions names
 
 # ---------------------------------------------------------------------------- recipe
 
@@ -82,6 +82,8 @@ class GRPORecipe:
     max_completion_length: int = field(default=64, metadata={"help": "new tokens per completion"})
     reward_weights: dict = field(default_factory=lambda: {"accuracy": 1.0, "format": 0.1, "length": 0.0},
                                  metadata={"help": "weight per reward (accuracy, format, length); 0 leaves one out"})
+    length_stages: Any = field(default=None, metadata={"help": "length reward's limit: tokens, or [[start_step, max_tokens], ...] (Vision-R1 PTST)"})
+    length_soft: int = field(default=0, metadata={"help": "length reward: DAPO soft band below the limit (0: hard cut)"})
     use_vllm: bool = field(default=False, metadata={"help": "rollouts with vLLM (GPU; colocated unless trainer.vllm_mode=server)"})
     dtype: str | None = field(default=None, metadata={"help": "weights dtype on load: None (float32), auto, bfloat16"})
     bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision (GPU); ~4x slower on CPU, keep False"})
@@ -300,7 +302,6 @@ def grpo_config(recipe: GRPORecipe, *, world_size: int = 1):
         use_vllm=recipe.use_vllm,
         bf16=recipe.bf16,
         use_cpu=use_cpu,
-        gradient_checkpointing=recipe.gradient_checkpointing,
         seed=recipe.seed,
         logging_steps=recipe.logging_steps,
         save_strategy="steps" if recipe.save_steps else "no",
@@ -312,21 +313,25 @@ def grpo_config(recipe: GRPORecipe, *, world_size: int = 1):
         report_to="none",  # TensorBoard through our callback, into <run>/tensorboard
         remove_unused_columns=False,
     )
+    if recipe.gradient_checkpointing:
+        kwargs["gradient_checkpointing"] = True
     kwargs.update(recipe.trainer)
     return GRPOConfig(**kwargs)
 
 
 def reward_functions(recipe: GRPORecipe) -> list:
-    from training import rewards
+    from training.rewards import reward_functions as by_name
 
-    funcs = {"accuracy": rewards.accuracy_reward, "format": rewards.format_reward, "length": rewards.length_penalty}
-    unknown = sorted(set(recipe.reward_weights) - set(funcs))
+    unknown = sorted(set(recipe.reward_weights) - set(REWARDS))
     if unknown:
         raise SightlineError(f"unknown reward(s) {unknown}; known: {', '.join(REWARDS)}")
     names = [n for n in REWARDS if recipe.reward_weights.get(n, 0.0)]
     if not names:
         raise SightlineError("every reward weight is 0: GRPO needs at least one reward")
-    return [funcs[n] for n in names]
+    if "length" in names and recipe.length_stages is None:
+        raise SightlineError("the length reward needs length_stages (a token limit or [[start_step, limit], ...])")
+    # TRL's reward_weights scale each function, so the length penalty itself is -1 past the limit.
+    return by_name(names, length_stages=recipe.length_stages, length_soft=recipe.length_soft)
 
 
 def prior_counts(dataset) -> dict[str, tuple[int, int]]:
@@ -346,14 +351,25 @@ def latest_checkpoint(checkpoints: str | Path) -> Path | None:
 
 def truncate_metrics(path: Path, last_step: int) -> None:
     """Drop metric rows logged after ``last_step`` (by a run that died before its next checkpoint)."""
-    if path.is_file():
-        lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-        path.write_text("".join(ln + "\n" for ln in lines if json.loads(ln).get("step", 0) <= last_step))
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # the half line a kill -9 can leave
+            continue
+        if row.get("step", 0) <= last_step:
+            kept.append(line + "\n")
+    path.write_text("".join(kept))
 
 
-def build_trainer(recipe: GRPORecipe, *, model=None, processor=None, train_dataset=None,
+def build_trainer(recipe: GRPORecipe, *, model=None, processor=None, train_dataset=None, reward_funcs=None,
                   resume_from: Path | None = None) -> SamplerGRPOTrainer:
-    """A ``SamplerGRPOTrainer`` for ``recipe``; with ``resume_from``, its sampler is restored from that checkpoint."""
+    """A ``SamplerGRPOTrainer`` for ``recipe``; with ``resume_from``, its sampler is restored from that checkpoint.
+
+    ``reward_funcs`` replaces the recipe's rewards (each then weighs 1).
+    """
     from accelerate import PartialState
     from torch.utils.tensorboard import SummaryWriter
     from transformers.integrations import TensorBoardCallback
@@ -370,6 +386,8 @@ def build_trainer(recipe: GRPORecipe, *, model=None, processor=None, train_datas
     if train_dataset is None:
         train_dataset = rl_dataset(recipe.data, recipe.version, limit=recipe.limit)
     args = grpo_config(recipe, world_size=PartialState().num_processes)
+    if reward_funcs is not None:
+        args.reward_weights = None
     sampler = make_sampler(recipe.sampler, list(train_dataset["id"]), seed=recipe.seed,
                            prior_counts=prior_counts(train_dataset) if recipe.use_prior else None,
                            **recipe.sampler_params)
@@ -379,7 +397,7 @@ def build_trainer(recipe: GRPORecipe, *, model=None, processor=None, train_datas
         sampler.load_state_dict(saved["sampler"])
     tb = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=saved["global_step"] + 1)
     trainer = SamplerGRPOTrainer(
-        model=model, reward_funcs=reward_functions(recipe), args=args, train_dataset=train_dataset,
+        model=model, reward_funcs=reward_funcs or reward_functions(recipe), args=args, train_dataset=train_dataset,
         processing_class=processor, prompt_sampler=sampler, pending=saved["pending"],
         rounds_generated=saved["rounds_generated"],
         callbacks=[JsonlMetrics(out / "metrics.jsonl"), TimeBudget(recipe.max_minutes),

@@ -89,8 +89,13 @@ def test_wrong_traces_are_kept_as_data_but_not_selected(tmp_path):
 
 
 def _png(color, size=(40, 40)):
+    """A noisy image seeded by its color, so two of them are not perceptual duplicates."""
+    import numpy as np
+
+    rng = np.random.default_rng(list(color))
+    pixels = (rng.random((size[1], size[0], 3)) * 255).astype("uint8")
     buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, format="PNG")
+    Image.fromarray(pixels).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -122,9 +127,7 @@ def test_bad_rows_land_in_rejects_with_distinct_reasons(tmp_path):
     ]
     (src / "data.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     spec = {"type": "jsonl", "name": "handmade", "path": str(src / "data.jsonl")}
-    cfg = _cfg(tmp_path, "synthetic.n=0", "test_fraction=0.0", "caption.backend=program")
-    cfg["sources"] = [spec]
-    info = run(cfg)
+    info = run(_cfg(tmp_path, "synthetic.n=0", "test_fraction=0.0", f"sources=[{json.dumps(spec)}]"))
     store = Store(info.path.parent)
     rejects = {r["source_id"]: (r["stage"], r["reason"]) for r in store.read_table("rejects").to_pylist()}
     reasons = {sid: r for sid, (_, r) in rejects.items()}
