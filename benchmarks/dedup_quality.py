@@ -11,8 +11,8 @@ brightness (x0.9 or x1.1) and rotation (2-3 degrees, black corners). Per Hamming
 prints the recall of copies (a copy is found when it lies within the threshold of its original)
 per alteration, the false-positive rate over all pairs of distinct originals (exact, N^2/2
 pairs, fine at N=500), and the share of originals the drop rule would remove as false
-duplicates. Candidate pairs come from the multi-index band keys of ``curation.dedup``; the
-script checks they equal the all-pairs answer. The recommended threshold is the smallest whose
+duplicates. The multi-index band keys of ``curation.dedup`` are checked to find exactly the
+all-pairs answer over all N x 6 images. The recommended threshold is the smallest whose
 overall recall is >= 0.95 with a false-positive rate <= 0.01; dhash, whash and a
 phash-and-dhash combination are measured the same way for comparison.
 """
@@ -125,19 +125,18 @@ def pairwise(hashes: np.ndarray) -> np.ndarray:
     return np.bitwise_count(hashes[:, None] ^ hashes[None, :]).astype(np.int16)
 
 
-def band_pairs(ids: list[int], hashes: list[int], t: int) -> set[tuple[int, int]]:
+def band_pairs(hashes: list[int], t: int) -> set[tuple[int, int]]:
     """Pairs within ``t`` found through the band index only (never all pairs)."""
     buckets = defaultdict(list)
-    for i, h in zip(ids, hashes):
+    for i, h in enumerate(hashes):
         for key in dedup.band_keys(h, t):
             buckets[key].append(i)
     found = set()
+    arr = np.array(hashes, dtype=np.uint64)
     for members in buckets.values():
-        for a in range(len(members)):
-            for b in range(a + 1, len(members)):
-                i, j = members[a], members[b]
-                if dedup.hamming(hashes[i], hashes[j]) <= t:
-                    found.add((min(i, j), max(i, j)))
+        m = np.array(members)
+        near = np.triu(pairwise(arr[m]) <= t, 1)
+        found.update((int(m[i]), int(m[j])) for i, j in zip(*np.nonzero(near)))
     return found
 
 
@@ -192,40 +191,33 @@ def main() -> None:
     n_images = args.n * (1 + len(ALTERATIONS))
 
     # ------------------------------------------------------------ hash + evaluate
-    results, speed = {}, {}
+    results, speed, dists = {}, {}, {}
     for name, fn in hashers().items():
         t0 = time.perf_counter()
         h_orig = [fn(img) for img in originals]
         h_copy = {a: [fn(img) for img in imgs] for a, imgs in copies.items()}
         speed[name] = n_images / (time.perf_counter() - t0)
         arr = np.array(h_orig, dtype=np.uint64)
-        dist_orig = pairwise(arr)
-        dist_copy = {a: np.bitwise_count(arr ^ np.array(h, dtype=np.uint64)) for a, h in h_copy.items()}
-        results[name] = [evaluate(dist_orig, dist_copy, kinds, t) for t in THRESHOLDS]
-        if name == "phash":
+        dists[name] = (pairwise(arr), {a: np.bitwise_count(arr ^ np.array(h, dtype=np.uint64))
+                                       for a, h in h_copy.items()})
+        results[name] = [evaluate(*dists[name], kinds, t) for t in THRESHOLDS]
+        if name == "phash":  # the band index returns exactly the all-pairs answer
             hashes_all = h_orig + [h for a in ALTERATIONS for h in h_copy[a]]
-            all_dist = pairwise(np.array(hashes_all, dtype=np.uint64))
-            ids = list(range(len(hashes_all)))
-            for t in (4, 10, 14):  # band index == brute force
-                brute = {(i, j) for i, j in zip(*np.nonzero(np.triu(all_dist <= t, 1)))}
-                assert band_pairs(ids, hashes_all, t) == brute, f"band index missed pairs at t={t}"
-            phash_dists = (dist_orig, dist_copy)
+            all_near = pairwise(np.array(hashes_all, dtype=np.uint64))
+            for t in (4, 8, 14):
+                brute = {(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(all_near <= t, 1)))}
+                assert band_pairs(hashes_all, t) == brute, f"band index missed pairs at t={t}"
     # phash AND dhash, both within t: a copy must survive two different hashes.
-    dhash_orig = [hashers()["dhash"](img) for img in originals]
-    dd_orig = pairwise(np.array(dhash_orig, dtype=np.uint64))
-    dd_copy = {a: np.bitwise_count(np.array(dhash_orig, dtype=np.uint64)
-                                   ^ np.array([hashers()["dhash"](im) for im in copies[a]], dtype=np.uint64))
-               for a in ALTERATIONS}
-    combo_orig = np.maximum(phash_dists[0], dd_orig)
-    combo_copy = {a: np.maximum(phash_dists[1][a], dd_copy[a]) for a in ALTERATIONS}
-    results["phash&dhash"] = [evaluate(combo_orig, combo_copy, kinds, t) for t in THRESHOLDS]
+    (p_orig, p_copy), (d_orig, d_copy) = dists["phash"], dists["dhash"]
+    combo = (np.maximum(p_orig, d_orig), {a: np.maximum(p_copy[a], d_copy[a]) for a in ALTERATIONS})
+    results["phash&dhash"] = [evaluate(*combo, kinds, t) for t in THRESHOLDS]
 
     # ------------------------------------------------------------ report
     synth = "curation.synthetic scenes" if args.use_synthetic else "synthetic 112px"
     print(f"N={args.n} distinct images ({(kinds == 'synthetic').sum()} {synth}, "
           f"{(kinds == 'photo').sum()} photo 256px), {len(ALTERATIONS)} altered copies each, "
           f"seed {args.seed}; {math.comb(args.n, 2)} distinct pairs")
-    print("hashes/second (one core, PIL images in memory): "
+    print("hashes/second (one process, PIL images in memory; slower on a busy machine): "
           + ", ".join(f"{k} {v:,.0f}" for k, v in speed.items()))
     cols = ["t", *ALTERATIONS, "recall", "fp", "fp_synth", "fp_photo", "false_drop", "nbrs@100k"]
     for name, rows in results.items():

@@ -36,10 +36,10 @@ def loop_job(n: int, out: str) -> dict:
     from curation.teachers import _rng
     from curation.verify import format_ok, verify
     from pipelines.transforms import assign_split, complete, rl_row
-    from schemas import to_table
+    from schemas import normalize_question, to_table
 
     t0 = time.perf_counter()
-    rows, hashes = [], []
+    rows, hashes = [], {}
     for row in generate(n, seed=0):
         row["split"] = assign_split(row["id"], 0.15)
         c = check_image(row["image"]["bytes"])
@@ -47,13 +47,17 @@ def loop_job(n: int, out: str) -> dict:
             continue
         row.update(width=c.width, height=c.height, image_hash=hash_hex(phash64(c.image)))
         rows.append(row)
-        hashes.append((row["id"], int(row["image_hash"], 16)))
-    dropped = set(find_near_duplicates(hashes, DEFAULT_THRESHOLD))
+        # the mini recipe's dedup scope: images compared among rows with the same question and answer
+        scope = (normalize_question(row["question"]), normalize_question(row["answer"]))
+        hashes.setdefault(scope, []).append((row["id"], int(row["image_hash"], 16)))
+    dropped = set()
+    for group in hashes.values():
+        dropped |= set(find_near_duplicates(group, DEFAULT_THRESHOLD))
     seen = set()
     out_rows = {"examples": [], "traces": [], "rl": [], "sft": []}
     cfg = SelectConfig()
     for row in rows:
-        key = exact_key(row["question"], row["image_hash"])
+        key = exact_key(row["question"], row["image_hash"], answer=row["answer"])
         if row["id"] in dropped or key in seen:
             continue
         seen.add(key)

@@ -17,6 +17,7 @@ from fractions import Fraction
 
 _WRAPPERS = ("boxed", "fbox", "text", "textbf", "textit", "textrm", "mathrm", "mathbf", "mathit",
              "mbox", "operatorname", "displaystyle")
+_TEXT_WRAPPERS = _WRAPPERS + ("overline", "underline", "mathsf", "mathcal", "texttt", "textsf", "emph")
 
 
 def unwrap_command(text: str, name: str) -> str:
@@ -101,8 +102,9 @@ _NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
 _HEAD = re.compile(
     rf"(?P<s1>[-+])?\s*\(?\s*(?P<s2>[-+])?\s*(?P<coef>{_NUM})?\s*\*?\s*(?:√\(\s*(?P<rad>{_NUM})\s*\))?"
     rf"\s*\)?(?:\s*/\s*\(?\s*(?P<s3>[-+])?\s*(?P<den>{_NUM})\s*\)?)?")
+# "x = 5", "AB = 5 cm", "\angle ABC = 65^\circ", "about 3.5": a name or a hedge word before the number
 _PREFIX = re.compile(r"^(?:(?:approximately|approx\.?|about|around|roughly|exactly|≈|\\approx|=)\s*"
-                     r"|[a-zA-Z]{1,3}(?:_\{?\w+\}?)?\s*(?:=|\\approx|≈)\s*)", re.I)
+                     r"|[^=\d+\-*/^<>≈]{1,25}(?:=|\\approx|≈)\s*)", re.I)
 _TAIL_TOKEN = re.compile(r"[a-zµμ]+\.?(?:\^\{?-?\d\}?)?|deg")
 
 
@@ -137,7 +139,8 @@ def _square_free(n: int) -> tuple[int, int] | None:
 
 def _read_tail(tail: str) -> tuple[bool, int, bool] | None:
     """(percent, scale, ok) for the words after a number; None when they are not units."""
-    words = tail.strip().strip(".,;:!").lower().replace("/", " ").split()
+    tail = re.sub(r"\s*\^\s*", "^", tail.strip().strip(".,;:"))
+    words = tail.lower().replace("/", " ").split()
     percent, scale = False, 1
     if words and words[0] in _SCALES:
         scale = _SCALES[words.pop(0)]
@@ -258,7 +261,7 @@ _MATHY = re.compile(r"[=^*/+\\<>]")
 
 def sole_number(sentence: str) -> Number | None:
     """The one number in a prose sentence ("There are 5 apples."); None if zero or several."""
-    if _MATHY.search(sentence) or len(re.findall(r"[A-Za-z]{2,}", sentence)) < 3:
+    if _MATHY.search(sentence) or len(re.findall(r"[A-Za-z]{2,}", sentence)) < 2:
         return None
     words = sentence.lower().replace("-", " ").split()
     found = {read_number(t) for t in _NUMBER_TOKEN.findall(sentence)}
@@ -277,7 +280,7 @@ _PUNCT = re.compile(r"(?!(?<=\d)\.(?=\d))[^\w\s]")
 def normalize_text(text: str) -> str:
     """Lower case, no LaTeX wrappers, punctuation or articles, number words as digits."""
     s = text
-    for name in _WRAPPERS:
+    for name in _TEXT_WRAPPERS:
         if "\\" + name in s:
             s = unwrap_command(s, name)
     s = unicodedata.normalize("NFKC", s.replace("$", " ")).lower()
@@ -321,8 +324,8 @@ def gold_yes_no(gold: str) -> bool | None:
 
 _LONE = re.compile(r"[(\[]?\s*([A-Za-z])\s*[)\].:]?")
 _LABELLED = re.compile(r"(?:\(([A-Z])\)|([A-Z])\s*[.:)\]])\s*(\S.*)", re.S)
-_KEYWORD = re.compile(r"\b(?:option|choice|answer)\b(?:\s+(?:is|was|would\s+be|should\s+be|will\s+be))?"
-                      r"\s*[:\-]?\s*(?:\*\*)?\s*[(\[]?([A-Za-z])[)\]]?(?![\w'])", re.I)
+_KEYWORD = re.compile(r"\b(?:option|choice|answer)\b(?:\s++(?:is|was|would\s+be|should\s+be|will\s+be))?"
+                      r"\s*+[:\-]?\s*+(?:\*\*)?\s*+[(\[]?([A-Za-z])[)\]]?(?![\w'])", re.I)
 _IS_LETTER = re.compile(r"\b(?:is|be)\s+[(\[]?([A-Z])[)\]]?(?![\w'])")
 _STANDALONE = re.compile(r"(?<![\w'])[(\[]?([A-Z])[)\]]?(?![\w'-])")
 

@@ -14,7 +14,8 @@ Spec (our column name -> the source's column name; unmapped names default to our
      "answer_type": None, "task": "science",
      # optional: "allow_outside": False, "max_image_bytes": 50_000_000, "batch_size": 64,
      #           "split": "test" (hf_disk DatasetDict), "answer_is_index": False,
-     #           "require_answer": True (False only for eval sets read by curation.decontam)}
+     #           "require_answer": True (False only for eval sets read by curation.decontam),
+     #           "limit": None (read only the first rows; the ``limit`` argument wins)}
 
 ``source_id`` is the row index (0-based: the line number for JSONL, ``file:index`` inside a
 folder of Parquet files) or the value of the mapped ``id`` column.
@@ -40,7 +41,7 @@ REQUIRED = ("question", "answer", "image")
 ANSWER_TYPES = ("multiple_choice", "yes_no", "integer", "number", "math", "text")
 DEFAULTS = {"columns": None, "answer_type": None, "task": None, "allow_outside": False,
             "max_image_bytes": 50_000_000, "batch_size": 64, "split": None, "answer_is_index": False,
-            "require_answer": True}
+            "require_answer": True, "limit": None}
 MAX_LINE_BYTES = 16 * 2**20  # a JSONL line larger than this is a reject, not a memory spike
 SCAN_LINES = 1000            # JSONL lines read to learn the columns a file has
 
@@ -98,6 +99,8 @@ def validate_spec(spec: dict) -> dict:
         raise _fail(spec, f"unknown answer_type {s['answer_type']!r}; known: {', '.join(ANSWER_TYPES)}")
     if not isinstance(s["batch_size"], int) or s["batch_size"] < 1:
         raise _fail(spec, "batch_size must be a positive integer")
+    if s["limit"] is not None and (not isinstance(s["limit"], int) or s["limit"] < 0):
+        raise _fail(spec, "limit must be a non-negative integer")
     if not isinstance(s["max_image_bytes"], int) or s["max_image_bytes"] < 1:
         raise _fail(spec, "max_image_bytes must be a positive integer")
 
@@ -211,6 +214,7 @@ def _available_columns(s: dict) -> Iterator[tuple[str, set[str] | None]]:
 def read_source(spec: dict, *, limit: int | None = None) -> Iterator[Row]:
     """``("example", row)`` / ``("reject", row)`` for the first ``limit`` source rows (all if None)."""
     s = validate_spec(spec)
+    limit = s["limit"] if limit is None else limit
     reader = {"jsonl": _read_jsonl, "parquet": _read_parquet, "hf_disk": _read_hf}[s["type"]]
     for n, item in enumerate(reader(s)):
         if limit is not None and n >= limit:
@@ -377,7 +381,7 @@ def _image(value: Any, base: Path, root: Path, s: dict) -> tuple[bytes, str | No
         if data and not isinstance(data, (bytes, bytearray, memoryview)):
             raise _Reject("bad_image_value", f"image bytes are a {type(data).__name__}")
         if data:
-            return _bounded(bytes(data), s), path
+            return _bounded(bytes(data), s), _path_hint(path)
         if not path:
             raise _Reject("missing_image", "image struct has neither bytes nor path")
     elif isinstance(value, (bytes, bytearray, memoryview)):
@@ -388,9 +392,20 @@ def _image(value: Any, base: Path, root: Path, s: dict) -> tuple[bytes, str | No
         path = value
     else:
         raise _Reject("bad_image_value", f"image is a {type(value).__name__}; expected a path or {{bytes, path}}")
-    if not isinstance(path, str) or not path.strip() or "\x00" in path:
+    if not isinstance(path, str) or not path.strip() or "\x00" in path or _path_hint(path) is None:
         raise _Reject("bad_image_value", f"image path {path!r}")
     return _read_file(path, base, root, s), path
+
+
+def _path_hint(path: Any) -> str | None:
+    """The struct's ``path`` kept as a name hint when it is text a Parquet file can store."""
+    if not isinstance(path, str):
+        return None
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return path
 
 
 def _bounded(data: bytes, s: dict) -> bytes:

@@ -81,8 +81,11 @@ def format_ok(response: str) -> bool:
 
 _THINK_TAG = re.compile(r"<(/?)think>", re.I)
 _ANSWER_TAG = re.compile(r"<(/?)answer>", re.I)
-_PHRASE = re.compile(r"(?:final\s+answer|\banswer)\s*(?:\*\*)?\s*(?:is\b|:|=)\s*:?[ \t]*([^\n]*)", re.I)
-_HOPE = re.compile(r"\.?\s*I hope it is correct\.?\s*$", re.I)
+# possessive quantifiers: no backtracking over long whitespace runs in a 100k-character response
+_PHRASE = re.compile(r"(?:final\s++answer|\banswer)\s*+(?:\*\*)?\s*+(?:is\b|:|=)\s*+:?[ \t]*+([^\n]*)", re.I)
+_HOPE = "i hope it is correct"
+_SENTENCE_END = re.compile(r"\.\s+(?=[A-Z])")   # "5. This is because ..." keeps "5"
+_SPECIAL_TOKENS = re.compile(r"<[|｜][^<>]{0,40}?[|｜]>|</s>|<eos>")
 
 
 def _strip_thinking(text: str) -> str:
@@ -124,7 +127,7 @@ def _last_boxed(text: str) -> str | None:
         i = max(text.rfind("\\boxed", 0, end), text.rfind("\\fbox", 0, end))
         if i < 0:
             return None
-        j = i + (6 if text.startswith("\\boxed", i) else 5)
+        name_end = j = i + (6 if text.startswith("\\boxed", i) else 5)
         while j < len(text) and text[j] == " ":
             j += 1
         if j < len(text) and text[j] == "{":
@@ -133,7 +136,7 @@ def _last_boxed(text: str) -> str | None:
                 depth += (text[k] == "{") - (text[k] == "}")
                 if depth == 0:
                     return text[j + 1:k]
-        elif j > i + 5 and j < len(text):     # "\boxed 5"
+        elif name_end < j < len(text):        # "\boxed 5"
             return re.match(r"[^\s$]*", text[j:]).group(0)
         end = i
     return None
@@ -146,15 +149,22 @@ def _phrase_answer(text: str) -> str | None:
     if last is None:
         return None
     rest = last.group(1).strip()
+    for _ in range(5):  # "Final Answer: The final answer is 5": the inner phrase wins
+        inner = _PHRASE.search(rest)
+        if inner is None or not inner.group(1).strip():
+            break
+        rest = inner.group(1).strip()
     if not rest:  # "Answer:\n5"
         rest = next((line for line in text[last.end():].splitlines() if line.strip()), "")
-    return rest
+    return _SENTENCE_END.split(rest, maxsplit=1)[0]
 
 
 def _tidy(answer: str | None) -> str | None:
     if answer is None:
         return None
-    s = _HOPE.sub("", answer.strip())
+    s = answer.strip().rstrip(".").rstrip()
+    if s[-len(_HOPE):].lower() == _HOPE:  # Minerva's "The final answer is 5. I hope it is correct."
+        s = s[:-len(_HOPE)].rstrip()
     s = s.strip().strip("*_`").strip().rstrip(".").rstrip()
     return s or None
 
@@ -171,7 +181,7 @@ def extract_answer(response: str) -> str | None:
     """The final answer in a response, or None. Text inside <think> never counts."""
     if not isinstance(response, str) or not response.strip():
         return None
-    text = _strip_thinking(response)
+    text = _strip_thinking(_SPECIAL_TOKENS.sub("", response))
     tagged = _tagged_answer(text)
     if tagged is not None:
         return _tidy(_reduce(tagged))
@@ -182,7 +192,7 @@ def extract_answer(response: str) -> str | None:
     if phrase:
         return _tidy(phrase)
     lines = [line for line in text.splitlines() if line.strip()]
-    return _tidy(lines[-1]) if lines else None
+    return _tidy(re.sub(r"^\s*[-*•]\s+", "", lines[-1])) if lines else None  # "- 5" is a bullet
 
 
 # ----------------------------------------------------------------------------- bounded math-verify
@@ -240,45 +250,31 @@ def _math_input(text: str) -> str:
     return f"${s}$"
 
 
-def _log10_value(expr: str, depth: int = 0) -> float | None:
-    """log10 |value| of a numeric power tower such as ``9^{9^{9}}``; None if not numeric."""
-    s = expr.strip()
-    if depth > 50:
-        return math.inf
-    while len(s) > 1 and s[0] + s[-1] in ("{}", "()"):
-        s = s[1:-1].strip()
-    if re.fullmatch(r"[-+]?\d+(?:\.\d+)?", s):
-        value = abs(float(s))
-        return math.log10(value) if value > 0 else -math.inf
-    level, cut = 0, -1
-    for i, ch in enumerate(s):
-        level += (ch in "{(") - (ch in "})")
-        if ch == "^" and level == 0:
-            cut = i
-            break
-    if cut < 0:
-        return None
-    base, exponent = _log10_value(s[:cut], depth + 1), _log10_value(s[cut + 1:], depth + 1)
-    if base is None or exponent is None:
-        return None
-    if exponent > 300:
-        return math.inf
-    return base * 10 ** exponent
+_TOKEN = re.compile(r"\d+(?:\.\d+)?|\\[A-Za-z]+|\S")
+_CLOSE = {"{": "}", "(": ")", "[": "]"}
 
 
-def _operand(s: str, i: int) -> str:
-    """The exponent written right after a ``^`` at position i - 1."""
-    while i < len(s) and s[i] == " ":
+def _term(tokens: list[str], i: int, depth: int) -> tuple[float, int]:
+    """Upper bound of log10|value| for the power tower starting at tokens[i], and where it ends.
+
+    Numbers count with their size, symbols and operators as 1, bracket groups as the product
+    of what they hold: sums are under-counted by a factor 2 at most, towers never.
+    """
+    if depth > 60:
+        return math.inf, len(tokens)
+    tok = tokens[i]
+    if tok in _CLOSE:
+        close, i, size = _CLOSE[tok], i + 1, 0.0
+        while i < len(tokens) and tokens[i] != close:
+            value, i = _term(tokens, i, depth + 1)
+            size += max(value, 0.0)
         i += 1
-    if i < len(s) and s[i] in "{(":
-        close, level = {"{": "}", "(": ")"}[s[i]], 0
-        for k in range(i, len(s)):
-            level += (s[k] == s[i]) - (s[k] == close)
-            if level == 0:
-                return s[i:k + 1]
-        return s[i:]
-    m = re.match(r"[-+]?\d+(?:\.\d+)?|\\?[A-Za-z]+|.", s[i:])
-    return m.group(0) if m else ""
+    else:
+        size, i = (max(math.log10(float(tok)), 0.0) if tok[0].isdigit() else 0.0), i + 1
+    if i < len(tokens) and tokens[i] == "^" and i + 1 < len(tokens):
+        exponent, i = _term(tokens, i + 1, depth + 1)
+        size = 0.0 if size == 0 else size * 10 ** min(exponent, 400)
+    return size, i
 
 
 def _too_costly(text: str) -> bool:
@@ -286,11 +282,10 @@ def _too_costly(text: str) -> bool:
     s = text.replace("**", "^")
     if s.count("^") > _MAX_CARETS:  # also keeps the scan below cheap
         return True
-    for i, ch in enumerate(s):
-        if ch == "^":
-            exponent = _log10_value(_operand(s, i + 1))
-            if exponent is not None and exponent > math.log10(_MAX_EXPONENT):
-                return True
+    tokens = _TOKEN.findall(s)
+    for j, tok in enumerate(tokens):
+        if tok == "^" and j + 1 < len(tokens) and _term(tokens, j + 1, 0)[0] > math.log10(_MAX_EXPONENT):
+            return True
     if re.search(r"(?<![\\<>=])!(?!=)|\\binom|\\choose|\\Gamma|factorial", s):
         # (10^{10})! : any power next to a factorial is refused, literals must stay small
         return "^" in s or any(float(x) > _MAX_FACTORIAL for x in re.findall(r"\d{1,30}", s))

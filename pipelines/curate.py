@@ -39,7 +39,7 @@ DEFAULTS: dict = {
     "synthetic": {"n": 0, "seed": 0, "image_size": 112, "families": None, "level": None, "chunk": 250},
     "sources": [],          # file sources: JSONL / Parquet / HF dataset dirs (see curation/sources.py)
     "validate": {"max_pixels": 16_000_000, "min_side": 16, "max_bytes": 50_000_000},
-    "dedup": {"threshold": None, "per_question": False},   # None: curation.dedup.DEFAULT_THRESHOLD
+    "dedup": {"threshold": None, "scope": "image"},   # threshold None: curation.dedup.DEFAULT_THRESHOLD
     "decontam": {"eval_sets": []},
     "caption": dict(_TEACHER_DEFAULTS),
     "distill": dict(_TEACHER_DEFAULTS, n=2),
@@ -57,6 +57,10 @@ def resolve_config(path: str | None, overrides: list[str]) -> dict:
         from curation.dedup import DEFAULT_THRESHOLD
 
         cfg["dedup"]["threshold"] = DEFAULT_THRESHOLD
+    from pipelines.transforms import DEDUP_SCOPES
+
+    if cfg["dedup"]["scope"] not in DEDUP_SCOPES:
+        raise SightlineError(f"dedup.scope must be one of {', '.join(DEDUP_SCOPES)}")
     if not 0 <= cfg["test_fraction"] < 1:
         raise SightlineError("test_fraction must be in [0, 1)")
     if not cfg["synthetic"]["n"] and not cfg["sources"]:
@@ -146,8 +150,8 @@ def build_scan(p, cfg: dict, staging: Path, work: Path):
          str(work / "rows" / "part"), schema=_work_schema(), codec="zstd", file_name_suffix=".parquet",
          row_group_buffer_size=cfg["write"]["row_group_bytes"], record_batch_size=cfg["write"]["record_batch_size"]))
 
-    th, per_q = cfg["dedup"]["threshold"], cfg["dedup"]["per_question"]
-    near = (valid | "Band keys" >> beam.FlatMap(T.band_entries, th, per_q)
+    th, scope = cfg["dedup"]["threshold"], cfg["dedup"]["scope"]
+    near = (valid | "Band keys" >> beam.FlatMap(T.band_entries, th, scope)
             | "Group bands" >> beam.GroupByKey()
             | "Near pairs" >> beam.FlatMap(T.near_duplicates, th)
             | "Smallest kept" >> beam.CombinePerKey(min)
@@ -155,7 +159,9 @@ def build_scan(p, cfg: dict, staging: Path, work: Path):
                                                       "distance": kv[1][1]}))
     from curation.dedup import exact_key
 
-    exact = (valid | "Exact keys" >> beam.Map(lambda r: (exact_key(r["question"], r["image_hash"]), T.row_key(r)))
+    exact = (valid
+             | "Exact keys" >> beam.Map(lambda r: (exact_key(r["question"], r["image_hash"], answer=r["answer"]),
+                                                   T.row_key(r)))
              | "Group exact" >> beam.GroupByKey()
              | "Exact decision" >> beam.FlatMap(T.exact_duplicates))
     ((near, exact) | "Decisions" >> beam.Flatten() | "Decision json" >> beam.Map(json.dumps, sort_keys=True)
@@ -219,10 +225,18 @@ def _counters(result) -> dict[str, int]:
     from apache_beam.metrics.metric import MetricsFilter
 
     out: dict[str, int] = {}
-    for c in result.metrics().query(MetricsFilter())["counters"]:
+    q = result.metrics().query(MetricsFilter())
+    for c in q["counters"]:
         if c.key.metric.namespace == "sightline":
             v = c.committed if c.committed is not None else c.attempted
             out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(v or 0)
+    for d in q["distributions"]:  # RunInference's own timings, per teacher role
+        ns, name = d.key.metric.namespace, d.key.metric.name
+        if ns.startswith("sightline_") and name in ("inference_batch_latency_micro_secs", "load_model_latency_milli_secs"):
+            v = d.committed if d.committed is not None else d.attempted
+            scale = 1000 if name.startswith("load_model") else 1
+            key = f"{ns[len('sightline_'):]}.teacher_usecs"
+            out[key] = out.get(key, 0) + int((v.sum if v else 0) * scale)
     return out
 
 
@@ -264,8 +278,10 @@ def _stage_counts(c: dict[str, int], rejects_by_stage: dict[str, int], seconds: 
         "verify": {"traces": g("verify.traces"), "correct": g("verify.correct")},
         "select": {k[len("verify.status_"):]: v for k, v in sorted(c.items()) if k.startswith("verify.status_")},
     }
-    for stage, ms in (("ingest", "ingest.msecs"), ("validate", "validate.msecs"), ("distill", "distill.msecs")):
-        counts[stage]["cpu_seconds"] = round(g(ms) / 1000, 2)
+    # seconds spent inside each stage's functions (summed over workers), teachers included
+    for stage, keys in (("ingest", ["ingest.usecs"]), ("validate", ["validate.usecs"]),
+                        ("caption", ["caption.teacher_usecs"]), ("distill", ["reason.teacher_usecs", "distill.usecs"])):
+        counts[stage]["cpu_seconds"] = round(sum(g(k) for k in keys) / 1e6, 2)
     counts["passes"] = {k: round(v, 2) for k, v in seconds.items()}
     return counts
 

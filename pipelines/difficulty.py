@@ -65,6 +65,13 @@ def read_rows(job: tuple[int, str, int, int | None]) -> Iterable[dict]:
             row += 1
 
 
+class Policy:
+    """The loaded checkpoint (Beam's shared-model cache keeps a weak reference, which a tuple cannot take)."""
+
+    def __init__(self, model, processor):
+        self.model, self.processor = model, processor
+
+
 def _rollout_handler(cfg: DifficultyConfig, model: str, progress_every: int):
     from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
@@ -83,7 +90,7 @@ def _rollout_handler(cfg: DifficultyConfig, model: str, progress_every: int):
         def load_model(self):
             from training.models import load_model_and_processor
 
-            return load_model_and_processor(model, dtype=cfg.dtype, device=cfg.device)
+            return Policy(*load_model_and_processor(model, dtype=cfg.dtype, device=cfg.device))
 
         def _generate(self, rows: Sequence[dict], loaded) -> list[list[str]]:
             import hashlib
@@ -94,7 +101,7 @@ def _rollout_handler(cfg: DifficultyConfig, model: str, progress_every: int):
 
             from training.evaluate import generate_texts
 
-            policy, processor = loaded
+            policy, processor = loaded.model, loaded.processor
             images = [[Image.open(io.BytesIO(im["bytes"])).convert("RGB") for im in (r.get("images") or [])]
                       for r in rows]
             torch.manual_seed(cfg.seed + int(hashlib.sha256(rows[0]["id"].encode()).hexdigest()[:8], 16))

@@ -32,7 +32,7 @@ def assign_split(row_id: str, test_fraction: float, salt: str = "") -> str:
 
 
 class Counted(beam.DoFn):
-    """Base: per-stage counters and processing time (milliseconds)."""
+    """Base: per-stage counters and processing time (microseconds, summed over elements)."""
 
     stage = "stage"
 
@@ -52,7 +52,7 @@ class Counted(beam.DoFn):
             id=row.get("id"), detail=detail, question=row.get("question") if isinstance(row.get("question"), str) else None))
 
     def timed(self, start: float) -> None:
-        self.count("msecs", int((time.perf_counter() - start) * 1000))
+        self.count("usecs", int((time.perf_counter() - start) * 1e6))
 
 
 # ---------------------------------------------------------------------------- ingest
@@ -158,13 +158,26 @@ class Validate(Counted):
         yield row
 
 
-def band_entries(row: dict, threshold: int, per_question: bool):
-    """(band key, (id, hash)) for the multi-index near-duplicate grouping."""
+DEDUP_SCOPES = ("image", "question", "question_answer")
+
+
+def band_entries(row: dict, threshold: int, scope: str = "image"):
+    """(band key, (id, hash)) for the multi-index near-duplicate grouping.
+
+    ``scope`` says which rows are compared at all: ``image`` (any two rows), ``question`` (rows
+    with the same normalized question) or ``question_answer`` (same question and same answer).
+    """
     from curation.dedup import band_keys, hash_from_hex
     from schemas import normalize_question
 
     h = hash_from_hex(row["image_hash"])
-    q = hashlib.sha1(normalize_question(row["question"]).encode()).hexdigest()[:12] if per_question else ""
+    if scope == "image":
+        q = ""
+    else:
+        text = normalize_question(row["question"])
+        if scope == "question_answer":
+            text += "\x00" + normalize_question(row["answer"])
+        q = hashlib.sha1(text.encode()).hexdigest()[:12]
     for band, value in band_keys(h, threshold):
         yield (f"{band}:{value}:{q}", (row["id"], h))
 

@@ -349,6 +349,17 @@ def latest_checkpoint(checkpoints: str | Path) -> Path | None:
     return done[-1] if done else None
 
 
+def start_fingerprint(recipe: GRPORecipe) -> dict:
+    """What a run starts from: resuming is only right when this is unchanged (a re-run of
+    ``train all`` retrains SFT into the same folder and may score a new data version)."""
+    from curation.store import Store
+
+    weights = sorted(p for p in Path(recipe.model).glob("*") if p.suffix in (".safetensors", ".bin", ".pt"))
+    return {"model": str(Path(recipe.model).resolve()), "data": str(Path(recipe.data).resolve()),
+            "version": Store(recipe.data).resolve(recipe.version), "limit": recipe.limit, "sampler": recipe.sampler,
+            "weights": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in weights]}
+
+
 def truncate_metrics(path: Path, last_step: int) -> None:
     """Drop metric rows logged after ``last_step`` (by a run that died before its next checkpoint)."""
     if not path.is_file():
@@ -415,11 +426,17 @@ def run(recipe: GRPORecipe) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     checkpoints = out / "checkpoints"
     resume_from = latest_checkpoint(checkpoints) if recipe.resume else None
+    start = start_fingerprint(recipe)
+    started = json.loads((out / "start.json").read_text()) if (out / "start.json").is_file() else None
+    if resume_from is not None and started != start:
+        print(f"grpo: {checkpoints} started from another model, data version or sampler; starting afresh", flush=True)
+        resume_from = None
     if resume_from is None:  # a fresh run starts fresh curves and checkpoints
         for stale in (out / "metrics.jsonl", out / "curves.png"):
             stale.unlink(missing_ok=True)
         shutil.rmtree(out / "tensorboard", ignore_errors=True)
         shutil.rmtree(checkpoints, ignore_errors=True)
+        (out / "start.json").write_text(json.dumps(start, indent=2) + "\n")
     else:
         truncate_metrics(out / "metrics.jsonl", int(resume_from.name.split("-")[-1]))
     (out / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2, default=str) + "\n")

@@ -96,6 +96,7 @@ def test_jsonl_options_allow_outside_limit_and_size_bound(jsonl_source):
     assert [e["source_id"] for e in examples] == ["0", "7", "8"]
     assert examples[1]["image"]["bytes"] == png((0, 0, 255))
     assert len(list(read_source(jsonl_source, limit=3))) == 3
+    assert len(list(read_source({**jsonl_source, "limit": 2}))) == 2
     _, rejects = split(read_source({**jsonl_source, "max_image_bytes": 10}))
     assert rejects["0"]["reason"] == "image_too_large_bytes"
 

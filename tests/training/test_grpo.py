@@ -89,9 +89,9 @@ def test_index_stream_draws_lazily_and_replays_pending_rounds():
 def test_samplers_drive_grpo_and_learn_from_its_rewards(sampler, tiny_model_dir, synthetic_store, tmp_path):
     recipe = _recipe(tiny_model_dir, synthetic_store, tmp_path / sampler, sampler=sampler)
     trainer = build_trainer(recipe, reward_funcs=[accuracy_reward, parity_reward])
+    fresh = copy.deepcopy(trainer.prompt_sampler)  # before the spy goes in
     calls = _spy_updates(trainer)
     before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
-    fresh = copy.deepcopy(trainer.prompt_sampler)
     trainer.train()
 
     # real gradient steps on a real reward signal
@@ -109,8 +109,11 @@ def test_samplers_drive_grpo_and_learn_from_its_rewards(sampler, tiny_model_dir,
     assert len(calls) == 2
     drawn = trainer.round_sampler.drawn  # rounds not yet generated; the first two were forgotten
     assert trainer.rounds_generated == 2 and trainer.prompt_sampler.step == 3 and len(drawn) == 1
+    # the dataloader prefetches one round: draw 1, draw 2, update 1, draw 3, update 2
     replay = copy.deepcopy(fresh)
-    rounds = [replay.next_batch(4) for _ in range(3)]
+    rounds = [replay.next_batch(4), replay.next_batch(4)]
+    replay.update(calls[0]["results"], calls[0]["completions"])
+    rounds.append(replay.next_batch(4))
     for call, ids in zip(calls, rounds):
         assert sorted(call["results"]) == sorted(ids)
         assert all(len(r) == 4 for r in call["results"].values())

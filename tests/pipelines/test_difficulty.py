@@ -1,0 +1,104 @@
+"""The difficulty pipeline on a real Beam run: a tiny policy, k rollouts, verification, a new version."""
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+
+from curation.store import Store
+from tests.training.conftest import TINY, synthetic_tables
+
+K = 2
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """v1: 7 rl prompts in 3 shards (the last with a corrupt image) -> difficulty -> v2."""
+    import curation.verify
+    from curation.synthetic import corpus
+    from pipelines import difficulty
+    from training.models import build_tiny_model
+
+    root = tmp_path_factory.mktemp("difficulty")
+    model = build_tiny_model(root / "tiny", texts=list(corpus(200, seed=0)), **TINY)
+    tables = synthetic_tables(7, 2, seed=5)
+    tables["rl"][-1]["images"] = [{"bytes": b"not an image", "path": None}]
+    tables["rejects"] = [{"id": "r0", "source": "synthetic", "source_id": "x", "stage": "validate",
+                          "reason": "not_an_image", "detail": ""}]
+    store = Store(root / "data" / "synth")
+    with store.begin() as st:
+        for name, rows in tables.items():
+            st.write_table(name, rows, rows_per_shard=3 if name == "rl" else 2000)
+        st.commit(parent=None, config={"source": "test"},
+                  stage_counts={"validate": {"in": 10, "out": 9, "rejected": 1}})
+
+    real = curation.verify.verify
+
+    class Verdict:
+        def __init__(self, correct):
+            self.correct = correct
+
+    def verify(text, gold, **kw):  # the real verifier, plus odd-length texts, so counts are not all 0
+        return Verdict(real(text, gold, **kw).correct or len(text) % 2 == 1)
+
+    with pytest.MonkeyPatch.context() as mp:  # the in-process runner calls it in this process
+        mp.setattr(curation.verify, "verify", verify)
+        version = difficulty.run(store.root, 1, model, K, max_new_tokens=8, batch_size=4, seed=0, device="cpu")
+    return store, version, tables
+
+
+def test_new_version_has_parent_and_pass_rates(scored):
+    store, version, tables = scored
+    assert version == 2
+    m = store.manifest(version)
+    assert m["parent"] == 1 and store.verify(version) == []
+    rl = store.read_table("rl", version).to_pylist()
+    bad = tables["rl"][-1]["id"]
+    assert [r["id"] for r in rl] == [r["id"] for r in tables["rl"] if r["id"] != bad]  # order kept
+    for r in rl:
+        assert r["n_rollouts"] == K
+        assert 0 <= r["n_correct"] <= K
+        assert r["pass_rate"] == pytest.approx(r["n_correct"] / r["n_rollouts"])
+    assert len({r["n_correct"] for r in rl}) > 1  # the counts came from the rollouts, not a constant
+    before = {r["id"]: r for r in store.read_table("rl", 1).to_pylist()}
+    for r in rl:  # only the three difficulty columns changed
+        old = before[r["id"]]
+        assert {k: v for k, v in r.items() if k not in ("n_rollouts", "n_correct", "pass_rate")} == \
+               {k: v for k, v in old.items() if k not in ("n_rollouts", "n_correct", "pass_rate")}
+    assert [e["path"] for e in m["files"]["rl"]] == [e["path"] for e in store.manifest(1)["files"]["rl"]]
+
+
+def test_other_tables_are_the_same_bytes_and_failures_are_rejects(scored):
+    store, version, tables = scored
+    old, new = store.manifest(1)["files"], store.manifest(version)["files"]
+    for table in old:
+        if table in ("rl", "rejects"):
+            continue
+        assert [(e["path"], e["sha256"]) for e in new[table]] == [(e["path"], e["sha256"]) for e in old[table]]
+    kept = [e for e in new["rejects"] if e["path"] in {o["path"] for o in old["rejects"]}]
+    assert [(e["path"], e["sha256"]) for e in kept] == [(e["path"], e["sha256"]) for e in old["rejects"]]
+    added = [e for e in new["rejects"] if e not in kept]
+    assert len(added) == 1
+    rows = pq.read_table(store.path(version) / added[0]["path"]).to_pylist()
+    assert [(r["id"], r["stage"], r["reason"]) for r in rows] == [(tables["rl"][-1]["id"], "difficulty",
+                                                                     "rollout_error")]
+    assert rows[0]["detail"]  # the error says why
+
+
+def test_manifest_accounts_for_every_prompt(scored):
+    store, version, _ = scored
+    m = store.manifest(version)
+    c = m["stage_counts"]["difficulty"]
+    assert (c["in"], c["out"], c["rejected"]) == (7, 6, 1)
+    assert c["in"] == c["out"] + c["rejected"] and c["in"] == m["tables"]["rl"] + 1
+    assert c["scored"] == 6 and c["rollouts"] == 6 * K
+    assert c["correct"] == sum(r["n_correct"] for r in store.read_table("rl", version).to_pylist())
+    assert m["stage_counts"]["validate"] == {"in": 10, "out": 9, "rejected": 1}  # the parent's, carried
+    assert m["teachers"]["policy"]["sampling"]["n"] == K
+    assert m["rejects_by_reason"] == {"difficulty/rollout_error": 1}
+
+
+def test_cli_refuses_a_missing_model(tmp_path, capsys):
+    from pipelines.cli import main
+
+    assert main(["difficulty", "--data", str(tmp_path), "--model", str(tmp_path / "nope")]) == 1
+    assert "no config.json" in capsys.readouterr().err
