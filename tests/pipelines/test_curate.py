@@ -151,3 +151,30 @@ def test_multiprocessing_runner_writes_the_same_rows(mini_run, tmp_path):
         assert _ids(other, table) == _ids(store, table), table
     a = pq.read_table(other.table_files("traces")[0]).num_rows
     assert a > 0
+
+
+def test_decontamination_drops_rows_overlapping_an_eval_set(tmp_path):
+    from curation.synthetic import generate
+
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    lines, overlap_ids = [], set()
+    for i, row in enumerate(generate(5, seed=0)):  # the same images the recipe generates first
+        (ev / f"{i}.png").write_bytes(row["image"]["bytes"])
+        lines.append(json.dumps({"image": f"{i}.png", "question": f"benchmark question number {i}",
+                                 "answer": "x"}))
+        overlap_ids.add(row["id"])
+    lines.append(json.dumps({"image": "0.png", "question": "  HOW many shapes are there? ", "answer": "x"}))
+    (ev / "eval.jsonl").write_text("\n".join(lines) + "\n")
+    info = run(_cfg(tmp_path, "synthetic.n=40", f"decontam.eval_sets=[{json.dumps(str(ev / 'eval.jsonl'))}]"))
+    store = Store(info.path.parent)
+    rej = [r for r in store.read_table("rejects").to_pylist() if r["stage"] == "decontam"]
+    by_reason = {}
+    for r in rej:
+        by_reason.setdefault(r["reason"], set()).add(r["id"])
+    assert overlap_ids <= by_reason["eval_image_overlap"]
+    # the question overlap hits every generated row asking exactly that (case and spaces normalized)
+    asked = {r["id"] for r in generate(40, seed=0) if r["question"] == "How many shapes are there?"}
+    assert asked - overlap_ids and asked - overlap_ids <= by_reason.get("eval_question_overlap", set())
+    assert not (set(_ids(store, "examples")) & (overlap_ids | asked))
+    assert info.manifest["stage_counts"]["decontam"]["rejected"] == len(rej)
