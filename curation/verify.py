@@ -2,49 +2,29 @@
 
 ``verify(response, gold, choices=..., answer_type=...)`` reads the final answer (last
 ``<answer>`` block, else last ``\\boxed{}``, else an "answer is ..." phrase, else the last
-line; never from inside ``<think>``) and compares it with fast readers for option letters,
-yes/no, and numbers with units/percent/degrees (``curation.answers``); only real
-expressions go to math-verify (``parse``/``verify``, gold first since it is not symmetric).
+line; never from inside ``<think>``) and compares it with fast readers: option letters, yes/no
+and text (``curation.answers``), numbers with units, percent and degrees (``curation.numeric``).
+Only real expressions go to math-verify (``parse``/``verify``, gold first: it is not symmetric).
 
-Time bound. math-verify's own timeouts use SIGALRM, which only works on the main thread, so
-they are off (``parsing_timeout=None``, ``timeout_seconds=None``) and every verify() call
-returns within ``MAX_SECONDS`` from any thread:
-  1. all readers here are linear-time string code; answers over ``MAX_ANSWER_CHARS`` are refused;
-  2. math-verify input is capped at ``MAX_MATH_CHARS`` and screened for what Python cannot
-     interrupt: a huge integer power or factorial (``10^{10^{10}}``, ``(10^{10})!``) runs in
-     one C call that holds the GIL, so no thread-based timeout could return on time;
-  3. the rest of the math-verify call runs on a daemon thread joined with a deadline. Python
-     cannot kill a thread: on timeout the worker is abandoned and finishes in the background,
-     using CPU. To bound that leak, while ``MAX_ABANDONED`` workers are still running, further
-     expressions get "timeout" at once instead of a new thread.
-A wall-clock bound also means heavy thread contention (many threads on few cores) can turn a
-slow but legitimate expression into "timeout"; the fast readers are unaffected.
+Time bound: every call returns within ``MAX_SECONDS`` from any thread. The readers are
+linear-time string code and refuse answers over ``MAX_ANSWER_CHARS``; math-verify runs with its
+SIGALRM timeouts off, behind pre-screens and a watched worker thread (``curation.math_check``).
 """
 from __future__ import annotations
 
 import logging
-import math
 import numbers
 import re
 import string
-import threading
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
-from curation import answers
+from curation import answers, math_check, numeric
 
 MAX_SECONDS = 2.0          # the bound promised to callers, whatever the thread
-_MATH_SECONDS = 1.5        # the part of it math-verify may use; the rest is margin
+MATH_SECONDS = 1.5         # what math-verify may use of it, counted from the start of the call
 MAX_ANSWER_CHARS = 2000    # a longer "final answer" is a wall of text, not an answer
 MAX_MATH_CHARS = 500
-MAX_ABANDONED = 4
-_MAX_EXPONENT = 20_000     # 2^{2023} is a fine answer; 10^{10^{10}} is not
-_MAX_FACTORIAL = 2_000
-_MAX_CARETS = 40
-
-# math-verify warns once that its timeout is off; that is deliberate here.
-logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
@@ -79,10 +59,11 @@ def format_ok(response: str) -> bool:
 
 # ----------------------------------------------------------------------------- extraction
 
-_THINK_TAG = re.compile(r"<(/?)think>", re.I)
-_ANSWER_TAG = re.compile(r"<(/?)answer>", re.I)
+_THINK_TAG = re.compile(r"<(/?)think>", re.IGNORECASE)
+_ANSWER_TAG = re.compile(r"<(/?)answer>", re.IGNORECASE)
 # possessive quantifiers: no backtracking over long whitespace runs in a 100k-character response
-_PHRASE = re.compile(r"(?:final\s++answer|\banswer)\s*+(?:\*\*)?\s*+(?:is\b|:|=)\s*+:?[ \t]*+([^\n]*)", re.I)
+_PHRASE = re.compile(r"(?:final\s++answer|\banswer)\s*+(?:\*\*)?\s*+(?:is\b|:|=)\s*+:?[ \t]*+([^\n]*)",
+                     re.IGNORECASE)
 _HOPE = "i hope it is correct"
 _SENTENCE_END = re.compile(r"\.\s+(?=[A-Z])")   # "5. This is because ..." keeps "5"
 _SPECIAL_TOKENS = re.compile(r"<[|｜][^<>]{0,40}?[|｜]>|</s>|<eos>")
@@ -195,118 +176,6 @@ def extract_answer(response: str) -> str | None:
     return _tidy(re.sub(r"^\s*[-*•]\s+", "", lines[-1])) if lines else None  # "- 5" is a bullet
 
 
-# ----------------------------------------------------------------------------- bounded math-verify
-
-class _Timeout(Exception):
-    pass
-
-
-_abandoned = 0
-_abandoned_lock = threading.Lock()
-
-
-def _run_bounded(fn, seconds: float):
-    """fn() on a daemon thread; raise _Timeout if it has not finished in ``seconds``."""
-    global _abandoned
-    with _abandoned_lock:
-        if _abandoned >= MAX_ABANDONED:
-            raise _Timeout
-    box: dict = {}
-
-    def work():
-        global _abandoned
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - re-raised on the caller's thread
-            box["error"] = e
-        finally:
-            with _abandoned_lock:
-                box["finished"] = True
-                if box.get("abandoned"):
-                    _abandoned -= 1
-
-    worker = threading.Thread(target=work, name="sightline-verify", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    with _abandoned_lock:
-        if not box.get("finished"):
-            box["abandoned"] = True
-            _abandoned += 1
-            raise _Timeout
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-_UNICODE_MATH = str.maketrans({"−": "-", "–": "-", "×": "\\times ", "·": "\\cdot ", "÷": "\\div ",
-                               "π": "\\pi ", "∞": "\\infty ", "²": "^2", "³": "^3", "°": "^\\circ"})
-_ROOT = re.compile(r"(?:√|(?<![\\\w])sqrt)\s*(?:\{([^{}]*)\}|\(([^()]*)\)|([\d.]+|[a-zA-Z]))")
-
-
-def _math_input(text: str) -> str:
-    s = text.translate(_UNICODE_MATH).replace("**", "^")
-    s = _ROOT.sub(lambda m: "\\sqrt{" + next(g for g in m.groups() if g is not None) + "}", s)
-    s = re.sub(r"\\[()\[\]]", " ", s).replace("$", " ").strip()
-    return f"${s}$"
-
-
-_TOKEN = re.compile(r"\d+(?:\.\d+)?|\\[A-Za-z]+|\S")
-_CLOSE = {"{": "}", "(": ")", "[": "]"}
-
-
-def _term(tokens: list[str], i: int, depth: int) -> tuple[float, int]:
-    """Upper bound of log10|value| for the power tower starting at tokens[i], and where it ends.
-
-    Numbers count with their size, symbols and operators as 1, bracket groups as the product
-    of what they hold: sums are under-counted by a factor 2 at most, towers never.
-    """
-    if depth > 60:
-        return math.inf, len(tokens)
-    tok = tokens[i]
-    if tok in _CLOSE:
-        close, i, size = _CLOSE[tok], i + 1, 0.0
-        while i < len(tokens) and tokens[i] != close:
-            value, i = _term(tokens, i, depth + 1)
-            size += max(value, 0.0)
-        i += 1
-    else:
-        size, i = (max(math.log10(float(tok)), 0.0) if tok[0].isdigit() else 0.0), i + 1
-    if i < len(tokens) and tokens[i] == "^" and i + 1 < len(tokens):
-        exponent, i = _term(tokens, i + 1, depth + 1)
-        size = 0.0 if size == 0 else size * 10 ** min(exponent, 400)
-    return size, i
-
-
-def _too_costly(text: str) -> bool:
-    """Powers and factorials whose exact value would stall sympy inside one C call."""
-    s = text.replace("**", "^")
-    if s.count("^") > _MAX_CARETS:  # also keeps the scan below cheap
-        return True
-    tokens = _TOKEN.findall(s)
-    for j, tok in enumerate(tokens):
-        if tok == "^" and j + 1 < len(tokens) and _term(tokens, j + 1, 0)[0] > math.log10(_MAX_EXPONENT):
-            return True
-    if re.search(r"(?<![\\<>=])!(?!=)|\\binom|\\choose|\\Gamma|factorial", s):
-        # (10^{10})! : any power next to a factorial is refused, literals must stay small
-        return "^" in s or any(float(x) > _MAX_FACTORIAL for x in re.findall(r"\d{1,30}", s))
-    return False
-
-
-@lru_cache(maxsize=4096)
-def _parse_gold(text: str) -> list:
-    from math_verify import parse
-    return parse(text, parsing_timeout=None)
-
-
-def _math_verify(gold: str, pred: str) -> bool:
-    from math_verify import parse, verify
-
-    gold_parsed = _parse_gold(gold)
-    if not gold_parsed:
-        return False
-    return verify(gold_parsed, parse(pred, parsing_timeout=None), timeout_seconds=None)
-
-
 # ----------------------------------------------------------------------------- verify
 
 _LONE_LETTER = re.compile(r"\(?[A-H]\)?\.?")
@@ -363,27 +232,28 @@ def verify(response: str, gold: str, *, choices: list[str] | None = None,
             return Verdict(False, extracted, "answer_too_long")
         kind = answer_type.strip().lower() if isinstance(answer_type, str) else None
         return _compare(extracted, gold_text.strip(), _as_choices(choices), kind, started)
-    except Exception:  # noqa: BLE001 - a reward must never crash a training step
+    except Exception:
         logging.getLogger(__name__).debug("verify failed", exc_info=True)
         return Verdict(False, extracted, "error")
 
 
 def _compare(answer: str, gold: str, choices: list[str] | None, kind: str | None, started: float) -> Verdict:
     letters = string.ascii_uppercase[:max(8, len(choices or ()))]
-    if kind == "multiple_choice" or choices or (kind is None and _LONE_LETTER.fullmatch(gold)):
+    if kind == "multiple_choice" or choices or (kind is None and _LONE_LETTER.fullmatch(numeric.plain(gold))):
         gold_letter = answers.gold_choice(gold, choices, letters)
         if gold_letter is not None:
             picked = answers.read_choice(answer, choices, letters)
             if picked is None:
                 return Verdict(False, answer, "no_choice")
-            return Verdict(picked == gold_letter, answer, "match_choice" if picked == gold_letter else "mismatch")
+            same = picked == gold_letter
+            return Verdict(same, answer, "match_choice" if same else "mismatch")
 
-    polarity = answers.gold_yes_no(gold)
+    polarity = answers.read_yes_no(gold) if kind == "yes_no" else answers.gold_yes_no(gold)
     if polarity is not None:
         said = answers.read_yes_no(answer)
         return Verdict(said == polarity, answer, "match_yes_no" if said == polarity else "mismatch")
 
-    gold_number = answers.read_number(gold)
+    gold_number = numeric.read_number(gold)
     if kind in _NUMERIC_TYPES or gold_number is not None or (kind != "text" and _MATH_HINT.search(gold)):
         return _compare_math(answer, gold, gold_number, started)
 
@@ -393,24 +263,23 @@ def _compare(answer: str, gold: str, choices: list[str] | None, kind: str | None
 
 
 def _compare_math(answer: str, gold: str, gold_number, started: float) -> Verdict:
-    number = answers.read_number(answer)
+    number = numeric.read_number(answer)
     if number is None and gold_number is not None:
-        number = answers.sole_number(answer)
+        number = numeric.sole_number(answer)
     if gold_number is not None and number is not None:
-        same = answers.numbers_equal(gold_number, number)
+        same = numeric.numbers_equal(gold_number, number)
         return Verdict(same, answer, "match_number" if same else "mismatch")
     if "".join(answer.split()) == "".join(gold.split()):
         return Verdict(True, answer, "match_text")
 
-    gold_in, answer_in = _math_input(gold), _math_input(answer)
+    gold_in, answer_in = math_check.latex_input(gold), math_check.latex_input(answer)
     if len(answer_in) > MAX_MATH_CHARS or len(gold_in) > MAX_MATH_CHARS:
         return Verdict(False, answer, "answer_too_long")
-    if _too_costly(answer_in) or _too_costly(gold_in):
+    if math_check.too_costly(answer_in) or math_check.too_costly(gold_in):
         return Verdict(False, answer, "unsafe_expression")
-    budget = _MATH_SECONDS - (time.monotonic() - started)
     try:
-        same = budget > 0 and _run_bounded(lambda: _math_verify(gold_in, answer_in), budget)
-    except _Timeout:
+        same = math_check.equivalent(gold_in, answer_in, deadline=started + MATH_SECONDS)
+    except math_check.TimedOut:
         return Verdict(False, answer, "timeout")
     if same:
         return Verdict(True, answer, "match_math")

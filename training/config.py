@@ -40,6 +40,10 @@ class RunConfig:
     version: str = field(default="latest", metadata={"help": "curated dataset version to train on: N, vNNNN or latest"})
     out_dir: str | None = field(default=None, metadata={"help": "run folder (None: runs/<name>)"})
     seed: int = field(default=0, metadata={"help": "seed shared by every stage unless a section sets its own"})
+    threads: int | None = field(default=None, metadata={"help": "CPU threads for torch (None: torch's default); 1 is "
+                                                         "faster on a shared 2-core machine, where threads oversubscribe"})
+    stages: list = field(default_factory=lambda: ["sft", "difficulty", "grpo", "eval"],
+                         metadata={"help": "stages of `train all` after the model exists: sft, difficulty, grpo, eval"})
 
     @property
     def folder(self) -> Path:
@@ -215,7 +219,12 @@ def to_dataclass(cls: type, values: dict | None, section: str, **defaults: Any):
     kwargs = {k: v for k, v in defaults.items() if k in fields}
     for k, v in values.items():
         kwargs[k] = _coerce(v, hints.get(k, Any), f"{section}.{k}")
-    return cls(**kwargs)
+    obj = cls(**kwargs)
+    if cls is RunConfig:
+        unknown = sorted(set(obj.stages) - {"sft", "difficulty", "grpo", "eval"})
+        if unknown or "sft" not in obj.stages:
+            raise SightlineError(f"run.stages must include sft and name only sft, difficulty, grpo, eval; got {obj.stages}")
+    return obj
 
 
 def help_text(cls: type) -> str:

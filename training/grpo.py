@@ -145,15 +145,6 @@ class PromptRoundSampler(Sampler[int]):
         self.drawn, self.first_round = self.drawn[cut:], self.first_round + cut
 
 
-def _completion_text(completion: Any) -> str:
-    if isinstance(completion, str):
-        return completion
-    content = completion[-1].get("content", "") if completion else ""
-    if isinstance(content, list):
-        return "".join(p.get("text") or "" for p in content if isinstance(p, dict))
-    return str(content)
-
-
 class SamplerGRPOTrainer(GRPOTrainer):
     """GRPOTrainer whose prompts come from ``prompt_sampler`` and whose rewards flow back into it."""
 
@@ -184,11 +175,12 @@ class SamplerGRPOTrainer(GRPOTrainer):
     def _feed_sampler(self, inputs, completions, rewards_per_func) -> None:
         from accelerate.utils import gather_object
 
+        from training.rewards import completion_text
         from training.sampling import CORRECT_THRESHOLD, effective_group_ratio
 
         # rewards_per_func is already gathered over processes in process order; gather_object keeps that order.
         ids = gather_object([x["id"] for x in inputs])
-        texts = gather_object([_completion_text(c) for c in completions])
+        texts = gather_object([completion_text(c) for c in completions])
         weights = self.reward_weights.to(rewards_per_func.device).unsqueeze(0)
         rewards = (rewards_per_func * weights).nansum(dim=1).tolist()
         assert len(ids) == len(rewards) == len(texts), "ids, rewards and completions are misaligned"
@@ -210,6 +202,11 @@ class SamplerGRPOTrainer(GRPOTrainer):
                 metrics[f"sampler/{k}"].append(float(v))
 
     def sampler_checkpoint(self) -> dict:
+        """The sampler's state plus the rounds drawn but not generated yet (the dataloader runs one ahead).
+
+        A checkpoint taken inside a round (num_iterations or steps_per_generation > 1) counts
+        that round as done: a resumed run generates afresh from the next round.
+        """
         pending = self.round_sampler.pending(self.rounds_generated) if self.round_sampler else self._pending
         return {"global_step": self.state.global_step, "rounds_generated": self.rounds_generated,
                 "pending": pending, "sampler": self.prompt_sampler.state_dict()}

@@ -16,6 +16,7 @@ tokenizer. So the processor is always built explicitly: tokenizer + ``Qwen2VLIma
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -69,7 +70,10 @@ def _tokenizer_corpus(texts: Iterable[str] | None, seed: int) -> list[str]:
         from curation.synthetic import corpus
 
         texts = corpus(3000, seed)
-    texts = [t for t in texts if t]
+    # Added tokens are split off before BPE runs, so train on the pieces between them: "<think>In"
+    # must teach the merge "In", not ">In".
+    tags = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS + FORMAT_TOKENS) + ")")
+    texts = [piece for t in texts if t for piece in tags.split(t) if piece and not tags.fullmatch(piece)]
     # The chat scaffolding appears in every sample: let BPE see it often enough to merge it.
     scaffold = [SYSTEM_PROMPT, FORMAT_INSTRUCTION, "system\n", "user\n", "assistant\n"]
     scaffold += [f"\n{c}. " for c in LETTERS[:8]]
@@ -209,8 +213,23 @@ def load_processor(path: str | Path, *, trust_remote_code: bool = False):
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    clear_saved_truncation(tokenizer)
     image_processor = Qwen2VLImageProcessorPil.from_pretrained(path)
     return classes[1](image_processor=image_processor, tokenizer=tokenizer, chat_template=_chat_template(path, tokenizer))
+
+
+def clear_saved_truncation(tokenizer) -> None:
+    """Forget a truncation/padding setting a trainer's collator left in ``tokenizer.json``.
+
+    A processor call with ``truncation=True, max_length=N`` sets it on the Rust tokenizer, and
+    ``save_pretrained`` writes it out; later calls then warn (or, with truncation on, cut prompts).
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    if backend is not None and hasattr(backend, "no_truncation"):
+        backend.no_truncation()
+        backend.no_padding()
+    for key in ("max_length", "truncation_strategy", "stride"):  # defaults loading copied from it
+        getattr(tokenizer, "init_kwargs", {}).pop(key, None)
 
 
 def _model_type(path: Path) -> str:

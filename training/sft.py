@@ -83,7 +83,7 @@ def sft_config(recipe: SFTRecipe):
         assistant_only_loss=recipe.assistant_only_loss,
         bf16=recipe.bf16,
         use_cpu=use_cpu,
-        gradient_checkpointing=recipe.gradient_checkpointing,
+        activation_checkpointing=recipe.gradient_checkpointing,  # TRL's default would turn it on
         seed=recipe.seed,
         logging_steps=recipe.logging_steps,
         save_strategy="steps" if recipe.save_steps else "no",
@@ -132,6 +132,9 @@ def run(recipe: SFTRecipe) -> dict:
           f" x batch {recipe.batch_size * recipe.grad_accum}, lr {recipe.learning_rate}", flush=True)
     train_out = trainer.train()
     final = out / "final"
+    from training.models import clear_saved_truncation
+
+    clear_saved_truncation(trainer.processing_class.tokenizer)
     trainer.save_model(str(final))
     trainer.processing_class.save_pretrained(str(final))
     state = trainer.state

@@ -56,5 +56,7 @@ def test_run_saves_a_loadable_model_and_metrics(tiny_model_dir, synthetic_store,
     metrics = read_jsonl(out / "metrics.jsonl")
     assert [m["step"] for m in metrics if "loss" in m] == [1, 2, 3]
     assert any(p.name.startswith("events.out.tfevents") for p in (out / "tensorboard").iterdir())
+    # the collator's truncation (max_length) is not saved into the tokenizer: prompts are never cut later
+    assert json.loads((out / "final" / "tokenizer.json").read_text())["truncation"] is None
     model, processor = load_model_and_processor(result["model"])  # the saved folder is a full checkpoint
     assert type(model).__name__ == "Qwen2VLForConditionalGeneration" and len(processor.tokenizer) <= 400

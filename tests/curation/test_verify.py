@@ -1,0 +1,345 @@
+"""Answer verification: extraction, every answer kind (right and wrong), format, bad input, time bound."""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from curation import math_check
+from curation.verify import MAX_SECONDS, Verdict, extract_answer, format_ok, verify
+
+
+def check(response, gold, choices=None, answer_type=None) -> Verdict:
+    return verify(response, gold, choices=choices, answer_type=answer_type)
+
+
+# ----------------------------------------------------------------------------- extraction
+
+@pytest.mark.parametrize("response, expected", [
+    ("<think>2+3</think><answer>5</answer>", "5"),
+    ("<answer>3</answer> then <answer> 7 </answer>", "7"),              # last block wins
+    ("<answer>\\boxed{12}</answer>", "12"),
+    ("<answer>The answer is (B).</answer>", "(B)"),
+    ("so \\boxed{\\frac{1}{2}} and finally \\boxed{\\frac{3}{4}}", "\\frac{3}{4}"),
+    ("The result is \\fbox{42}.", "42"),
+    ("We get $\\boxed{x^{2}+1}$.", "x^{2}+1"),                        # nested braces
+    ("Counting gives 4.\nThe answer is 4 apples.", "4 apples"),
+    ("Final answer: C", "C"),
+    ("**Answer:** 17", "17"),
+    ("Answer:\n\n9", "9"),
+    ("Final Answer: The final answer is $3$. I hope it is correct.", "$3$"),
+    ("The answer is 5. This is because 2 + 3 = 5.", "5"),
+    ("I counted the dots.\nThere are 6 dots", "There are 6 dots"),      # last non-empty line
+    ("reasoning in a template-opened think</think>\nThe answer is B.", "B"),
+    ("<think>first</think> 8 <think>second</think>", "8"),
+    ("5<|im_end|>", "5"),
+])
+def test_extract_answer(response, expected):
+    assert extract_answer(response) == expected
+
+
+@pytest.mark.parametrize("response", [
+    None, "", "   ", 42,
+    "<think>the answer is 5 \\boxed{5}</think>",          # only inside thinking
+    "<think>the answer is 5",                             # unclosed think hides the rest
+    "<think>x</think><answer></answer>",                  # empty answer block
+    "<think>x</think><answer>  \n </answer>",
+])
+def test_extract_answer_none(response):
+    assert extract_answer(response) is None
+
+
+def test_answer_only_in_think_is_no_answer():
+    assert check("<think>It is clearly 5.</think>", "5") == Verdict(False, None, "no_answer")
+    assert check("<think>answer: B</think><answer></answer>", "B").reason == "no_answer"
+
+
+# ----------------------------------------------------------------------------- multiple choice
+
+@pytest.mark.parametrize("response", [
+    "B", "(B)", "B.", "B)", "[B]", "b", "Option B", "option (B)", "The answer is B",
+    "The correct choice is B.",
+    "B: 12 cm", "B. 12 cm", "(B) 12 cm", "b) 12 cm", "**B**", "\\boxed{B}", "\\boxed{\\text{B}}",
+    "\\text{(B)}", "I think it's B",
+    "<think>A looks close but</think><answer>B</answer>",
+])
+def test_choice_letter_right(response):
+    v = check(response, "B", choices=["10 cm", "12 cm", "14 cm", "16 cm"])
+    assert (v.correct, v.reason) == (True, "match_choice")
+
+
+@pytest.mark.parametrize("response", ["C", "(A)", "Option D", "The answer is C", "A: 10 cm", "d"])
+def test_choice_letter_wrong(response):
+    v = check(response, "B", choices=["10 cm", "12 cm", "14 cm", "16 cm"])
+    assert (v.correct, v.reason) == (False, "mismatch")
+
+
+def test_choice_without_options_and_gold_forms():
+    assert check("The answer is (C).", "C").reason == "match_choice"
+    assert check("(C)", "(C)").correct and check("C", "C.").correct
+    assert not check("D", "(C)").correct
+    assert check("Both A and C could work", "C").reason == "no_choice"   # a hedge picks nothing
+    assert check("C", "\\text{C}").correct and not check("B", "$\\text{C}$").correct
+
+
+@pytest.mark.parametrize("response, correct", [
+    ("5 cm", True), ("5cm", True), ("five cm", True), ("The answer is 5 cm", True), ("5", True),
+    ("3 cm", False), ("3", False),
+])
+def test_choice_by_option_text(response, correct):
+    v = check(response, "B", choices=["3 cm", "5 cm"])
+    assert v.correct is correct
+    assert v.reason == ("match_choice" if correct else "mismatch")
+
+
+def test_choice_gold_given_as_option_text():
+    choices = ["red", "green", "blue"]
+    assert check("B", "green", choices=choices).reason == "match_choice"
+    assert check("green", "green", choices=choices).correct
+    assert not check("C", "green", choices=choices).correct
+    assert check("C", "Blue", choices=choices, answer_type="multiple_choice").correct
+
+
+def test_choice_labels_in_options_and_letter_beats_text():
+    choices = ["A. 3 cm", "B. 5 cm"]
+    assert check("5 cm", "B", choices=choices).correct
+    assert not check("3 cm", "B", choices=choices).correct
+    # a letter with the wrong option's text is read by its letter
+    assert check("B: 3 cm", "B", choices=["3 cm", "5 cm"]).correct
+
+
+def test_choice_article_is_not_a_letter():
+    assert check("a triangle", "A", choices=["triangle", "square"]).correct   # text match
+    assert check("a square", "A", choices=["triangle", "square"]).reason == "mismatch"
+
+
+# ----------------------------------------------------------------------------- yes / no
+
+@pytest.mark.parametrize("response, gold, correct", [
+    ("Yes", "yes", True), ("yes.", "Yes", True), ("YES", "yes", True), ("Yes, it is.", "yes", True),
+    ("Yes, there is a cat on the mat.", "yes", True), ("true", "yes", True),
+    ("The statement is False.", "no", True),
+    ("No, it isn't.", "no", True), ("\\text{No}", "no", True), ("<answer>no</answer>", "False", True),
+    ("no", "yes", False), ("No.", "Yes", False), ("It is not true.", "yes", False),
+    ("yes or no", "yes", False),
+    ("maybe", "no", False), ("Yes", "no", False),
+])
+def test_yes_no(response, gold, correct):
+    v = check(response, gold)
+    assert v.correct is correct
+    assert v.reason == ("match_yes_no" if correct else "mismatch")
+
+
+def test_yes_no_gold_sentence_needs_the_hint():
+    assert check("Yes", "Yes, the cat is on the mat.", answer_type="yes_no").correct
+    assert not check("No", "Yes, the cat is on the mat.", answer_type="yes_no").correct
+    assert not check("Yes", "Yes, the cat is on the mat.").correct   # without it: text, compared whole
+
+
+# ----------------------------------------------------------------------------- numbers
+
+@pytest.mark.parametrize("response, gold", [
+    ("3", "3"), ("three", "3"), ("3", "three"), ("twenty-one", "21"), ("one hundred and five", "105"),
+    ("There are three apples.", "3"), ("There are 5 apples in the image", "5"), ("It is 7", "seven"),
+    ("no tags at all, just 3", "3"),
+    ("5 cm", "5"), ("5cm", "5"), ("5 meters", "5"), ("5", "5 cm"), ("12 cm^2", "12"), ("12 cm²", "12"),
+    ("5 \\text{ cm}", "5"), ("\\text{5 cm}", "5"), ("5\\mathrm{cm}", "5"), ("$5$", "5"),
+    ("65°", "65"), ("65^\\circ", "65"), ("65^{\\circ}", "65"), ("65 degrees", "65"), ("65", "65°"),
+    ("\\angle ABC = 65^\\circ", "65"), ("x = 5", "5"),
+    ("1,234", "1234"), ("1234", "1,234"), ("1,234,567.5", "1234567.5"), ("2.5 million", "2500000"),
+    ("−3", "-3"), ("-3", "−3"), ("−3.5", "-3.5"),
+    ("\\frac{1}{2}", "0.5"), ("\\dfrac{1}{2}", "0.5"), ("\\tfrac12", "1/2"), ("0.5", "\\frac{1}{2}"),
+    ("-\\frac{3}{4}", "-0.75"), ("\\frac{-3}{4}", "-3/4"), ("2.0", "2"), ("12.50", "12.5"),
+    ("$12.50", "12.5"),
+    ("\\sqrt{13}", "\\sqrt{13}"), ("√13", "\\sqrt{13}"), ("sqrt(13)", "\\sqrt{13}"), ("\\sqrt13", "√13"),
+    ("2\\sqrt{3}", "\\sqrt{12}"), ("2√3", "\\sqrt{12}"), ("\\frac{\\sqrt{3}}{2}", "\\sqrt{3}/2"),
+    ("1\\frac{1}{2}", "1.5"), ("2½", "2.5"), ("½", "0.5"), ("12 (twelve)", "12"),
+    ("25%", "25"), ("25%", "0.25"), ("25 percent", "0.25"), ("0.25", "25%"), ("25", "25%"),
+    ("50%", "\\frac{1}{2}"),
+])
+def test_number_right(response, gold):
+    v = check(response, gold)
+    assert (v.correct, v.reason) == (True, "match_number"), v
+
+
+@pytest.mark.parametrize("response, gold", [
+    ("4", "3"), ("four", "3"), ("6 cm", "5"), ("5.5 cm", "5"), ("15 cm", "5"), ("66°", "65"), ("−3", "3"),
+    ("1,235", "1234"), ("\\frac{1}{3}", "0.5"), ("\\sqrt{12}", "\\sqrt{13}"), ("√12", "\\sqrt{13}"),
+    ("3\\sqrt{2}", "2\\sqrt{3}"), ("0.866", "\\frac{\\sqrt{3}}{2}"), ("0.25", "25"), ("25%", "2.5"),
+    ("4 cm", "40 mm"),                                   # units are dropped, not converted
+])
+def test_number_wrong(response, gold):
+    v = check(response, gold)
+    assert (v.correct, v.reason) == (False, "mismatch"), v
+
+
+@pytest.mark.parametrize("response", [
+    "3 or 4", "between 2 and 4", "3, 4", "3 and 4 apples", "not 3", "three or 4", "It isn't exactly 3",
+    "I see 3 cats and 3 dogs",
+])
+def test_number_hedges_are_wrong(response):
+    assert not check(response, "3", answer_type="integer").correct
+
+
+# ----------------------------------------------------------------------------- math-verify
+
+@pytest.mark.parametrize("response, gold, correct", [
+    ("(x+1)^2", "x^2+2x+1", True),
+    ("<answer>\\boxed{1+x^2}</answer>", "x^2+1", True),
+    ("y = 2x + 3", "2x+3", True),
+    ("\\frac{\\pi}{4}", "\\pi/4", True),
+    ("x^2+1", "x^2-1", False),
+    ("\\frac{\\pi}{3}", "\\pi/4", False),
+])
+def test_math_expressions(response, gold, correct):
+    v = check(response, gold, answer_type="math")
+    assert v.correct is correct
+    assert v.reason in (("match_math", "match_text") if correct else ("mismatch",))
+
+
+# ----------------------------------------------------------------------------- text
+
+@pytest.mark.parametrize("response, gold, correct", [
+    ("Red", "red", True), ("red.", "Red", True), ("  the   Eiffel Tower ", "Eiffel tower", True),
+    ("\\text{circle}", "circle", True), ("ten", "10", True),
+    ("blue", "red", False), ("dark red", "red", False), ("The color is red or blue", "red", False),
+])
+def test_text(response, gold, correct):
+    v = check(response, gold, answer_type="text")
+    assert v.correct is correct
+    assert v.reason in (("match_text", "match_number") if correct else ("mismatch",))
+
+
+# ----------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("response, gold, reason", [
+    (None, "5", "no_answer"), ("", "5", "no_answer"), ("   \n", "5", "no_answer"),
+    ("5", "", "empty_gold"), ("5", "  ", "empty_gold"), ("5", None, "empty_gold"),
+    ("5", "<answer></answer>", "empty_gold"),
+    (123, "5", "bad_input"), (["5"], "5", "bad_input"), (b"5", "5", "bad_input"), ("5", ["5"], "bad_input"),
+])
+def test_bad_input_never_raises(response, gold, reason):
+    v = verify(response, gold)
+    assert (v.correct, v.reason) == (False, reason)
+
+
+def test_odd_but_usable_input():
+    assert check("5", 5).correct and check("0.5", 0.5).correct
+    assert check("yes", True).correct and not check("yes", False).correct
+    assert check("<answer> 5 </answer>", "<answer>5</answer>").correct          # R1-V style gold
+    assert check("B", "B", choices=("x", "y")).correct                           # any sequence
+    assert check("B", "B", choices="xy").correct                                 # a string is ignored
+    assert check("B", "B", choices=["x", None]).correct                          # unusable options ignored
+    assert check("B", "B", answer_type=7).correct                                # unusable hint ignored
+
+
+# ----------------------------------------------------------------------------- format
+
+@pytest.mark.parametrize("response", [
+    "<think>2+3=5</think><answer>5</answer>",
+    "  <think>\nlong\nthought\n</think>\n\n<answer> B </answer>\n",
+    "<think></think><answer>yes</answer>",
+])
+def test_format_ok(response):
+    assert format_ok(response)
+
+
+@pytest.mark.parametrize("response", [
+    None, "", "5", "<answer>5</answer>", "<think>x</think>", "<think>x</think><answer></answer>",
+    "<think>x</think><answer>  </answer>", "<answer>5</answer><think>x</think>",
+    "<think>x</think> so <answer>5</answer>", "intro <think>x</think><answer>5</answer>",
+    "<think>x</think><answer>5</answer> extra", "<think>x</think><answer>5</answer><answer>6</answer>",
+    "<think>a<think>b</think><answer>5</answer>", "<think>x</think><answer>5",
+    "<think>x<answer>5</answer></think>",
+])
+def test_format_not_ok(response):
+    assert not format_ok(response)
+
+
+# ----------------------------------------------------------------------------- time bound
+
+ADVERSARIAL = [
+    ("\\boxed{10^{10^{10}}}", "5"),
+    ("<answer>9^{9^{9^{9}}}</answer>", "5"),
+    ("<answer>{10}^{{10}^{10}}</answer>", "5"),
+    ("<answer>2**2**2**2**2**2</answer>", "5"),
+    ("<answer>(10^{10})!</answer>", "5"),
+    ("<answer>100000!</answer>", "5"),
+    ("<answer>x^{10^{10}}</answer>", "x"),
+    ("<answer>" + "(" * 200 + "1" + ")" * 200 + "</answer>", "1"),
+    ("<answer>\\int_0^1 e^{-x^2}\\sin(x^{7})\\,dx</answer>", "0.2"),
+    ("word " * 20_000 + "\n" + "x" * 100_000, "5"),                   # 200k characters
+    ("answer" + " " * 100_000 + "is 5", "5"),
+    ("<answer>" * 10_000 + "C", "C"),
+    ("\\boxed{" * 2_000 + "1", "1"),
+]
+
+
+@pytest.mark.parametrize("response, gold", ADVERSARIAL)
+def test_time_bound_in_worker_thread(response, gold):
+    result = {}
+
+    def work():
+        started = time.monotonic()
+        result["verdict"] = verify(response, gold, answer_type="math")
+        result["seconds"] = time.monotonic() - started
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "verify() did not come back"
+    assert isinstance(result["verdict"], Verdict)
+    assert result["seconds"] < MAX_SECONDS, result
+
+
+def test_slow_math_verify_times_out(monkeypatch):
+    monkeypatch.setattr(math_check, "_math_verify", lambda gold, pred: time.sleep(1.8) or True)
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(v=verify("x^2+y", "y+x^2"), t=time.monotonic()))
+    started = time.monotonic()
+    worker.start()
+    worker.join(10)
+    assert result["v"] == Verdict(False, "x^2+y", "timeout")
+    assert result["t"] - started < MAX_SECONDS
+    while math_check._abandoned and time.monotonic() - started < 5:   # the abandoned sleeper ends
+        time.sleep(0.05)
+    assert math_check._abandoned == 0
+
+
+def test_abandoned_workers_are_capped(monkeypatch):
+    monkeypatch.setattr(math_check, "_abandoned", math_check.MAX_ABANDONED)
+    started = time.monotonic()
+    assert verify("x^2+y", "y+x^2").reason == "timeout"      # refused at once, no new thread
+    assert time.monotonic() - started < 0.1
+    assert verify("5 cm", "5").correct                          # the fast readers still work
+
+
+def test_math_verify_errors_become_verdicts(monkeypatch):
+    def broken(gold, pred):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(math_check, "_math_verify", broken)
+    assert verify("x^2+y", "y+x^2") == Verdict(False, "x^2+y", "error")
+
+
+# ----------------------------------------------------------------------------- concurrency
+
+def test_concurrent_calls_agree_with_sequential():
+    cases = []
+    for i in range(40):
+        cases += [
+            (f"<answer>{'ABCD'[i % 4]}</answer>", "ABCD"[(i // 4) % 4], ["1", "2", "3", "4"], None),
+            (f"\\boxed{{{i} cm}}", str(i + i % 2), None, "integer"),
+            ("Yes, it is." if i % 3 else "No.", "yes", None, "yes_no"),
+            (f"\\frac{{{i}}}{{4}}", str(i / 4), None, "number"),
+        ]
+    for i in range(6):
+        gold = f"x^2+{2 * i}x+{i * i}" if i % 2 else f"x^2+{i}x+{i * i + 1}"
+        cases.append((f"(x+{i})^2", gold, None, "math"))
+    expected = [verify(r, g, choices=c, answer_type=t) for r, g, c, t in cases]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda c: verify(c[0], c[1], choices=c[2], answer_type=c[3]), cases * 2))
+    assert got == expected * 2
+    reasons = {v.reason for v in expected}
+    assert reasons >= {"match_choice", "match_number", "match_yes_no", "match_math", "mismatch"}
