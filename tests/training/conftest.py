@@ -57,3 +57,15 @@ def tiny_model_dir(tmp_path_factory):
 def _datasets_cache(tmp_path_factory, monkeypatch):
     """Keep the datasets Arrow cache inside pytest's temp folder."""
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path_factory.getbasetemp() / "hf-datasets"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny models gain nothing from a second thread, and on a shared 2-core machine two
+    OpenMP threads per process oversubscribe the cores: measured 10x slower steps."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
