@@ -48,6 +48,7 @@ DEFAULTS: dict = {
     "runner": {"workers": 1},
 }
 
+WORK_ROW_GROUP_BYTES = 1 << 20
 STAGES = ("ingest", "validate", "dedup", "decontam", "caption", "distill")
 
 
@@ -116,6 +117,7 @@ def build_scan(p, cfg: dict, staging: Path, work: Path):
     import apache_beam as beam
 
     from pipelines import transforms as T
+    from schemas import SCHEMAS
 
     rows, rejects = [], []
     syn = cfg["synthetic"]
@@ -145,10 +147,12 @@ def build_scan(p, cfg: dict, staging: Path, work: Path):
     valid = val["rows"]
     rejects += [val[T.REJECTS], _dead_letters(val["bad"], "validate")]
 
+    # Work rows: uncompressed (PNG bytes do not compress) and in ~1 MB row groups, so pass 2 can
+    # split them into many small read ranges for its workers without shuffling the rows.
     (valid | "Work rows" >> beam.Map(lambda r: T.complete("examples", r))
      | "Write work rows" >> beam.io.WriteToParquet(
-         str(work / "rows" / "part"), schema=_work_schema(), codec="zstd", file_name_suffix=".parquet",
-         row_group_buffer_size=cfg["write"]["row_group_bytes"], record_batch_size=cfg["write"]["record_batch_size"]))
+         str(work / "rows" / "part"), schema=SCHEMAS["examples"], codec="none", file_name_suffix=".parquet",
+         row_group_buffer_size=WORK_ROW_GROUP_BYTES, record_batch_size=cfg["write"]["record_batch_size"]))
 
     th, scope = cfg["dedup"]["threshold"], cfg["dedup"]["scope"]
     near = (valid | "Band keys" >> beam.FlatMap(T.band_entries, th, scope)
@@ -171,12 +175,6 @@ def build_scan(p, cfg: dict, staging: Path, work: Path):
            "rejects", staging, cfg, prefix="scan")
 
 
-def _work_schema():
-    from schemas import SCHEMAS
-
-    return SCHEMAS["examples"]
-
-
 def build_curate(p, cfg: dict, staging: Path, work: Path, eval_index):
     """Pass 2: dedup decisions + decontam, split, caption, distill, verify, select, write tables."""
     import apache_beam as beam
@@ -187,7 +185,8 @@ def build_curate(p, cfg: dict, staging: Path, work: Path, eval_index):
     from pipelines.inference import TeacherHandler
 
     cap_spec, dis_spec = cfg["caption_spec"], cfg["distill_spec"]
-    rows = p | "Read work rows" >> beam.io.ReadFromParquet(str(work / "rows" / "*.parquet"))
+    rows = (p | "Work row files" >> beam.Create([str(work / "rows" / "*.parquet")])
+            | "Read work rows" >> beam.io.ReadAllFromParquet(desired_bundle_size=WORK_ROW_GROUP_BYTES))
     kept = (rows | "Dedup+decontam" >> beam.ParDo(T.DedupDecontam(str(work / "dedup"), eval_index))
             .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
     rejects = [kept[T.REJECTS], _dead_letters(kept["bad"], "dedup")]
