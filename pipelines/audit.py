@@ -129,7 +129,7 @@ def run_query(store: Store, query: str, *, version: int | str | None = "latest",
         return cols, cur.fetchall()
     except duckdb.Error as e:
         first = str(e).strip().splitlines()[0]
-        hint = "" if query in QUERIES else f" (not a named query either; see `sightline audit --list`)"
+        hint = "" if query in QUERIES else " (not a named query either; see `sightline audit --list`)"
         raise SightlineError(f"query failed: {first}{hint}") from None
     finally:
         con.close()

@@ -239,72 +239,6 @@ def _counters(result) -> dict[str, int]:
     return out
 
 
-def _finalize_shards(staging: Path) -> None:
-    """Drop empty shards where a table has others, then name them part-00000-of-000NN.parquet."""
-    import pyarrow.parquet as pq
-
-    from curation.store import shard_name
-    from schemas import SCHEMAS
-
-    for table in SCHEMAS:
-        d = staging / table
-        files = sorted(d.glob("*.parquet")) if d.is_dir() else []
-        rows = {f: pq.read_metadata(f).num_rows for f in files}
-        keep = [f for f in files if rows[f]] or files[:1]
-        for f in files:
-            if f not in keep:
-                f.unlink()
-        tmp = [f.rename(f.with_name(f"tmp-{i}.parquet")) for i, f in enumerate(keep)]
-        for i, f in enumerate(tmp):
-            f.rename(d / shard_name(i, len(tmp)))
-
-
-def _stage_counts(c: dict[str, int], rejects_by_stage: dict[str, int], seconds: dict[str, float]) -> dict:
-    g = lambda k: c.get(k, 0)  # noqa: E731
-    test = g("split.test")
-    train = g("decontam.out") - test
-    counts = {
-        "ingest": {"in": g("ingest.in"), "out": g("ingest.out"), "rejected": rejects_by_stage.get("ingest", 0)},
-        "validate": {"in": g("validate.in"), "out": g("validate.out"),
-                     "rejected": rejects_by_stage.get("validate", 0)},
-        "dedup": {"in": g("dedup.in"), "out": g("dedup.out"), "rejected": 0,
-                  "duplicates": rejects_by_stage.get("dedup", 0)},
-        "decontam": {"in": g("decontam.in"), "out": g("decontam.out"),
-                     "rejected": rejects_by_stage.get("decontam", 0)},
-        "split": {"train": train, "test": test},
-        "caption": {"in": train, "out": g("caption.out"), "rejected": rejects_by_stage.get("caption", 0)},
-        "distill": {"in": g("caption.out"), "out": g("distill.out"), "rejected": rejects_by_stage.get("distill", 0)},
-        "verify": {"traces": g("verify.traces"), "correct": g("verify.correct")},
-        "select": {k[len("verify.status_"):]: v for k, v in sorted(c.items()) if k.startswith("verify.status_")},
-    }
-    # seconds spent inside each stage's functions (summed over workers), teachers included
-    for stage, keys in (("ingest", ["ingest.usecs"]), ("validate", ["validate.usecs"]),
-                        ("caption", ["caption.teacher_usecs"]), ("distill", ["reason.teacher_usecs", "distill.usecs"])):
-        counts[stage]["cpu_seconds"] = round(sum(g(k) for k in keys) / 1e6, 2)
-    counts["passes"] = {k: round(v, 2) for k, v in seconds.items()}
-    return counts
-
-
-def _table_rows(staging: Path) -> dict[str, int]:
-    import pyarrow.parquet as pq
-
-    return {d.name: sum(pq.read_metadata(f).num_rows for f in d.glob("*.parquet"))
-            for d in sorted(staging.iterdir()) if d.is_dir() and not d.name.startswith("_")}
-
-
-def _rejects_summary(staging: Path) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
-    import pyarrow.parquet as pq
-
-    by_stage: dict[str, int] = {}
-    by_reason: dict[tuple[str, str], int] = {}
-    for f in sorted((staging / "rejects").glob("*.parquet")):
-        t = pq.read_table(f, columns=["stage", "reason"]).to_pydict()
-        for stage, reason in zip(t["stage"], t["reason"]):
-            by_stage[stage] = by_stage.get(stage, 0) + 1
-            by_reason[(stage, reason)] = by_reason.get((stage, reason), 0) + 1
-    return by_stage, by_reason
-
-
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -315,6 +249,7 @@ def run(cfg: dict, *, workers: int | None = None, beam_args: list[str] | None = 
 
     from curation.prompts import CAPTION_PROMPT_VERSION, DISTILL_PROMPT_VERSION
     from curation.store import Store
+    from pipelines.summary import finalize_shards, print_summary, rejects_summary, stage_counts, table_rows
     from training.prompts import PROMPT_VERSION
 
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
@@ -355,46 +290,21 @@ def run(cfg: dict, *, workers: int | None = None, beam_args: list[str] | None = 
             for k, v in _counters(r2).items():
                 c[k] = c.get(k, 0) + v
         shutil.rmtree(work, ignore_errors=True)
-        _finalize_shards(st.path)
-        by_stage, by_reason = _rejects_summary(st.path)
-        rows = _table_rows(st.path)
-        stage_counts = _stage_counts(c, by_stage, seconds)
+        finalize_shards(st.path)
+        by_stage, by_reason = rejects_summary(st.path)
+        rows = table_rows(st.path)
+        counts = stage_counts(c, by_stage, seconds)
         accounting = {"rows_in": c.get("ingest.in", 0), "rows_written": rows.get("examples", 0),
                       "rows_rejected": sum(v for k, v in by_stage.items() if k != "dedup"),
                       "rows_duplicate": by_stage.get("dedup", 0)}
         resolved = {k: v for k, v in cfg.items() if not k.endswith("_spec")}
         teachers = {"caption": cap_spec.record(CAPTION_PROMPT_VERSION),
                     "reason": dis_spec.record(DISTILL_PROMPT_VERSION), "prompt_version": PROMPT_VERSION}
-        info = st.commit(parent=None, config=resolved, teachers=teachers, stage_counts=stage_counts,
+        info = st.commit(parent=None, config=resolved, teachers=teachers, stage_counts=counts,
                          accounting=accounting, extra={"rejects_by_reason": {
                              f"{s}/{r}": n for (s, r), n in sorted(by_reason.items())}})
-    print_summary(info, by_reason)
+    print_summary(info, by_reason, STAGES)
     return info
-
-
-def print_summary(info, by_reason: dict[tuple[str, str], int]) -> None:
-    from pipelines.audit import format_rows
-
-    m = info.manifest
-    sc = m["stage_counts"]
-    rows = []
-    for stage in STAGES:
-        s = sc.get(stage, {})
-        rows.append((stage, s.get("in", 0), s.get("out", 0), s.get("rejected", 0), s.get("duplicates", 0),
-                     s.get("cpu_seconds")))
-    print(format_rows(["stage", "in", "out", "rejected", "duplicates", "cpu_s"], rows).rsplit("\n", 1)[0])
-    v = sc.get("verify", {})
-    print(f"\ntraces: {v.get('traces', 0)} written, {v.get('correct', 0)} correct; "
-          + ", ".join(f"{k}={n}" for k, n in sc.get("select", {}).items()))
-    if by_reason:
-        print("rejects: " + ", ".join(f"{s}/{r}={n}" for (s, r), n in sorted(by_reason.items(), key=lambda x: -x[1])))
-    print("tables:  " + ", ".join(f"{k}={n}" for k, n in m["tables"].items()))
-    a = m["accounting"]
-    print(f"accounting: {a['rows_in']} in = {a['rows_written']} written + {a['rows_rejected']} rejected + "
-          f"{a['rows_duplicate']} duplicates")
-    print("time:    " + ", ".join(f"{k} {s:.1f} s" for k, s in sc["passes"].items()))
-    print(f"\nwrote {info.path}  (teachers: {m['teachers']['caption']['model']}, {m['teachers']['reason']['model']})")
-    print(f"look:   sightline audit --data {info.path.parent} summary")
 
 
 def build_parser() -> argparse.ArgumentParser:

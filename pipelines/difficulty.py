@@ -21,9 +21,9 @@ import logging
 import shutil
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
 
 from curation.errors import SightlineError
 
@@ -115,12 +115,12 @@ def _rollout_handler(cfg: DifficultyConfig, model: str, progress_every: int):
         def run_inference(self, batch, loaded, inference_args=None):
             try:
                 outs = [{"texts": t} for t in self._generate(batch, loaded)]
-            except Exception:  # isolate the failing rows
+            except Exception:  # noqa: BLE001 - isolate the failing rows
                 outs = []
                 for row in batch:
                     try:
                         outs.append({"texts": self._generate([row], loaded)[0]})
-                    except Exception as e:
+                    except Exception as e:  # noqa: BLE001 - one bad row becomes one reject
                         outs.append({"error": f"{type(e).__name__}: {e}"[:2000]})
             self._progress(len(batch))
             return [PredictionResult(example=r, inference=o, model_id=model) for r, o in zip(batch, outs)]
