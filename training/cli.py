@@ -146,7 +146,7 @@ def _difficulty(cfg: dict, store, version: int, model: str) -> int | None:
 
 def cmd_all(cfg: dict) -> int:
     from curation.store import Store
-    from training.evaluate import bar_chart, evaluate, table
+    from training.evaluate import bar_chart, evaluate, majority_baseline, table
     from training.sft import run as run_sft
 
     t_start = time.monotonic()
@@ -202,12 +202,14 @@ def cmd_all(cfg: dict) -> int:
             _log(f"eval {name}: {100 * r['accuracy']:.1f}% of {r['n']} test rows ({r['seconds']:.0f} s)")
             results.append(r)
         seconds["eval"] = time.monotonic() - t0
-        (folder / "eval.json").write_text(json.dumps(dict(zip(checkpoints, results)), indent=2) + "\n")
-        bar_chart(results, folder / "eval.png", labels=list(checkpoints),
+        results.append(majority_baseline(store, version, ec.limit))  # the answer prior, no image needed
+        names = [*checkpoints, "majority"]
+        (folder / "eval.json").write_text(json.dumps(dict(zip(names, results)), indent=2) + "\n")
+        bar_chart(results, folder / "eval.png", labels=names,
                   title=f"{run.name}: held-out greedy accuracy ({results[0]['n']} rows of {store.name} v{version})")
         summary["eval"] = {name: {k: r[k] for k in ("model", "n", "accuracy", "format_ok")} |
                            {"per_task": {t: v["accuracy"] for t, v in r["per_task"].items()}}
-                           for name, r in zip(checkpoints, results)}
+                           for name, r in zip(names, results)}
     curves = plot_run_curves(folder)
     seconds["total"] = time.monotonic() - t_start
     summary["minutes"] = {k: round(v / 60, 2) for k, v in seconds.items()}
@@ -215,7 +217,7 @@ def cmd_all(cfg: dict) -> int:
 
     print()
     if results:
-        print(table(results, labels=list(checkpoints)))
+        print(table(results, labels=names))
         print()
     print("minutes: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in seconds.items()))
     written = [folder / "summary.json"] + ([folder / "eval.png"] if results else []) + ([curves] if curves else [])

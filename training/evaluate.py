@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from curation.errors import SightlineError
 
@@ -128,6 +129,29 @@ def evaluate(model_path: str | Path, store, version: int | str | None = "latest"
     return result
 
 
+def majority_baseline(store, version: int | str | None = "latest", limit: int | None = None) -> dict:
+    """The score of always giving each task family's most common ``rl`` answer: what a model that
+    learned the format and the answer prior, but not the images, would get."""
+    from collections import Counter
+
+    from training.data import as_store
+
+    store = as_store(store)
+    v = store.resolve(version)
+    train = store.read_table("rl", v, columns=["task", "solution"]).to_pylist()
+    counts: dict[str, Counter] = {}
+    for r in train:
+        counts.setdefault(r["task"], Counter())[r["solution"]] += 1
+    rows = store.read_table("test", v, columns=["id", "task", "solution", "choices", "answer_type"]).to_pylist()
+    rows = rows[:limit] if limit is not None else rows
+    guess = {t: c.most_common(1)[0][0] for t, c in counts.items()}
+    responses = [f"<think></think><answer>{guess.get(r['task'], '')}</answer>" for r in rows]
+    result = score(responses, rows)
+    result.pop("verdicts")
+    return {"model": "majority answer per task", "data": str(store.root), "version": v, **result,
+            "answers": dict(sorted(guess.items()))}
+
+
 # ---------------------------------------------------------------------------- reporting
 
 
@@ -211,11 +235,15 @@ def main(argv: list[str] | None = None) -> int:
                      dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
         print(f"{m}: {100 * r['accuracy']:.1f}% of {r['n']} ({r['seconds']:.0f} s)", flush=True)
         results.append(r)
+    baseline = majority_baseline(store, v, args.limit)
     out = Path(args.out or f"runs/eval/{store.name}-v{v:04d}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"data": str(store.root), "version": v, "results": results}, indent=2) + "\n")
-    chart = bar_chart(results, out.with_suffix(".png"), title=f"{store.name} v{v}: held-out greedy accuracy")
+    out.write_text(json.dumps({"data": str(store.root), "version": v, "results": results, "majority": baseline},
+                              indent=2) + "\n")
+    labels = [label(r["model"]) for r in results] + ["majority"]
+    chart = bar_chart(results + [baseline], out.with_suffix(".png"), labels=labels,
+                      title=f"{store.name} v{v}: held-out greedy accuracy")
     print()
-    print(table(results))
+    print(table(results + [baseline], labels=labels))
     print(f"\nwrote {out} and {chart}")
     return 0

@@ -27,13 +27,14 @@ solves (or never solves) a prompt, most groups are such. What differs here:
   complete checkpoint with that state, replays the pending rounds, and truncates the metrics
   file back to the checkpoint's step so no step is logged twice.
 
-One CPU (the mini recipe, a tiny Qwen2-VL from the SFT checkpoint):
-    sightline train grpo --config configs/train/mini.yaml
-8 GPUs (a real Qwen2.5-VL; DeepSpeed ZeRO-3 or FSDP through accelerate, vLLM rollouts colocated):
+One CPU (the mini recipe: a tiny Qwen2-VL from the SFT checkpoint, the latest data version):
+    sightline train grpo --config configs/train/mini.yaml [--set grpo.sampler=vas]
+8 GPUs (a real Qwen2.5-VL, vLLM rollouts colocated on the training GPUs; ZeRO-3, or FSDP2
+with --config_file configs/accelerate/fsdp.yaml):
     accelerate launch --config_file configs/accelerate/zero3.yaml -m training.cli grpo \\
-        --config configs/train/qwen2_5_vl_7b.yaml --set grpo.use_vllm=true
-    (FSDP: --config_file configs/accelerate/fsdp.yaml; a separate vLLM server:
-     --set grpo.trainer.vllm_mode=server after `trl vllm-serve --model PATH` on its own GPUs)
+        --config configs/train/qwen2_5_vl_7b.yaml
+    (rollouts on a separate vLLM server instead: `trl vllm-serve --model PATH` on its own GPUs and
+     `vllm_mode: server` under grpo.trainer in the recipe. A killed run resumes on the same command.)
 """
 from __future__ import annotations
 
@@ -47,8 +48,8 @@ from typing import Any
 
 import torch
 from torch.utils.data import Sampler
-from trl import GRPOTrainer
 from transformers import TrainerCallback
+from trl import GRPOTrainer
 
 from curation.errors import SightlineError
 
@@ -280,36 +281,36 @@ def grpo_config(recipe: GRPORecipe, *, world_size: int = 1):
                              f"{world_size} process(es) x {recipe.grad_accum} accumulation steps")
     use_cpu = (not torch.cuda.is_available()) if recipe.use_cpu is None else recipe.use_cpu
     names = [n for n in REWARDS if recipe.reward_weights.get(n, 0.0)]
-    kwargs: dict[str, Any] = dict(
-        output_dir=str(Path(recipe.output_dir) / "checkpoints"),
-        max_steps=recipe.max_steps,
-        per_device_train_batch_size=per_device,
-        gradient_accumulation_steps=recipe.grad_accum,
-        steps_per_generation=recipe.grad_accum,
-        num_generations=recipe.num_generations,
-        num_iterations=recipe.num_iterations,
-        learning_rate=recipe.learning_rate,
-        lr_scheduler_type=recipe.lr_scheduler,
-        warmup_steps=recipe.warmup_steps,
-        max_grad_norm=recipe.max_grad_norm,
-        beta=recipe.beta,
-        temperature=recipe.temperature,
-        max_completion_length=recipe.max_completion_length,
-        reward_weights=[float(recipe.reward_weights[n]) for n in names],
-        use_vllm=recipe.use_vllm,
-        bf16=recipe.bf16,
-        use_cpu=use_cpu,
-        seed=recipe.seed,
-        logging_steps=recipe.logging_steps,
-        save_strategy="steps" if recipe.save_steps else "no",
-        save_steps=recipe.save_steps or 500,
-        save_total_limit=recipe.save_total_limit,
+    kwargs: dict[str, Any] = {
+        "output_dir": str(Path(recipe.output_dir) / "checkpoints"),
+        "max_steps": recipe.max_steps,
+        "per_device_train_batch_size": per_device,
+        "gradient_accumulation_steps": recipe.grad_accum,
+        "steps_per_generation": recipe.grad_accum,
+        "num_generations": recipe.num_generations,
+        "num_iterations": recipe.num_iterations,
+        "learning_rate": recipe.learning_rate,
+        "lr_scheduler_type": recipe.lr_scheduler,
+        "warmup_steps": recipe.warmup_steps,
+        "max_grad_norm": recipe.max_grad_norm,
+        "beta": recipe.beta,
+        "temperature": recipe.temperature,
+        "max_completion_length": recipe.max_completion_length,
+        "reward_weights": [float(recipe.reward_weights[n]) for n in names],
+        "use_vllm": recipe.use_vllm,
+        "bf16": recipe.bf16,
+        "use_cpu": use_cpu,
+        "seed": recipe.seed,
+        "logging_steps": recipe.logging_steps,
+        "save_strategy": "steps" if recipe.save_steps else "no",
+        "save_steps": recipe.save_steps or 500,
+        "save_total_limit": recipe.save_total_limit,
         # The prompt sampler restores its own position: the Trainer must not fast-forward the
         # dataloader (that would draw, and so consume, rounds of a stateful sampler).
-        ignore_data_skip=True,
-        report_to="none",  # TensorBoard through our callback, into <run>/tensorboard
-        remove_unused_columns=False,
-    )
+        "ignore_data_skip": True,
+        "report_to": "none",  # TensorBoard through our callback, into <run>/tensorboard
+        "remove_unused_columns": False,
+    }
     if recipe.gradient_checkpointing:
         kwargs["gradient_checkpointing"] = True
     kwargs.update(recipe.trainer)
@@ -391,6 +392,9 @@ def build_trainer(recipe: GRPORecipe, *, model=None, processor=None, train_datas
     if model is None or processor is None:
         model, processor = load_model_and_processor(recipe.model, dtype=recipe.dtype, for_training=True,
                                                      trust_remote_code=recipe.trust_remote_code)
+    # TRL left-pads prompt_ids itself but takes the image-token types from the processor's own
+    # padding: right padding misaligns them, silently shifting positions or failing in Qwen2-VL's rope index.
+    getattr(processor, "tokenizer", processor).padding_side = "left"
     if train_dataset is None:
         train_dataset = rl_dataset(recipe.data, recipe.version, limit=recipe.limit)
     args = grpo_config(recipe, world_size=PartialState().num_processes)

@@ -8,7 +8,8 @@ form ``[{"role": "assistant", "content": ...}]``; dataset columns (``solution``,
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
 def completion_text(completion: Any) -> str:

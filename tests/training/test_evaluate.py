@@ -80,7 +80,7 @@ def test_eval_command_writes_json_and_chart_for_several_checkpoints(tiny_model_d
     assert [r["n"] for r in saved["results"]] == [5, 5] and saved["version"] == 1
     assert out.with_suffix(".png").stat().st_size > 1000
     printed = capsys.readouterr().out
-    assert "overall" in printed and "tiny" in printed
+    assert "overall" in printed and "tiny" in printed and "majority" in printed
 
 
 def test_labels_and_table():
@@ -90,3 +90,18 @@ def test_labels_and_table():
     lines = table([r], labels=["base"]).splitlines()
     assert lines[0].split() == ["model", "n", "overall", "format", "chart"]
     assert lines[2].split() == ["base", "2", "50.0%", "100.0%", "50.0%"]
+
+
+def test_majority_baseline_counts_the_most_common_train_answer_per_task(synthetic_store):
+    from collections import Counter
+
+    from training.evaluate import majority_baseline
+
+    train = synthetic_store.read_table("rl").to_pylist()
+    test = synthetic_store.read_table("test").to_pylist()
+    guess = {t: Counter(r["solution"] for r in train if r["task"] == t).most_common(1)[0][0]
+             for t in {r["task"] for r in train}}
+    expected = sum(r["solution"] == guess[r["task"]] for r in test)
+    b = majority_baseline(synthetic_store)
+    assert b["answers"] == dict(sorted(guess.items()))
+    assert (b["n"], b["correct"]) == (len(test), expected)

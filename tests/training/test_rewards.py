@@ -3,8 +3,15 @@ from types import SimpleNamespace
 import pytest
 
 from curation.errors import SightlineError
-from training.rewards import (accuracy_reward, completion_text, format_reward, make_length_penalty,
-                              overlong_penalty, reward_functions, stage_limit)
+from training.rewards import (
+    accuracy_reward,
+    completion_text,
+    format_reward,
+    make_length_penalty,
+    overlong_penalty,
+    reward_functions,
+    stage_limit,
+)
 
 GOOD = "<think>There are 2 red and 1 blue circle. 2 + 1 = 3.</think><answer>3</answer>"
 
