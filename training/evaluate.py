@@ -220,8 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", help="cpu, cuda or auto")
     ap.add_argument("--dtype", default=None, help="auto, bfloat16, float32 (default float32)")
     ap.add_argument("--out", default=None, help="JSON file (default runs/eval/<data>-v<N>.json); a .png chart goes next to it")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU threads for torch (1 is fastest on a busy 2-core machine)")
     ap.add_argument("--trust-remote-code", action="store_true")
     args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.limit is not None and args.limit <= 0:
         raise SightlineError("--limit must be a positive number of rows")
 

@@ -74,7 +74,8 @@ def test_evaluate_scores_known_answers_overall_and_per_task(tiny_model_dir, synt
 def test_eval_command_writes_json_and_chart_for_several_checkpoints(tiny_model_dir, synthetic_store, tmp_path, capsys):
     out = tmp_path / "eval.json"
     rc = main(["--model", str(tiny_model_dir), "--model", str(tiny_model_dir), "--data", str(synthetic_store.root),
-               "--limit", "5", "--batch-size", "5", "--max-new-tokens", "4", "--device", "cpu", "--out", str(out)])
+               "--limit", "5", "--batch-size", "5", "--max-new-tokens", "4", "--device", "cpu", "--out", str(out),
+               "--threads", "1"])
     assert rc == 0
     saved = json.loads(out.read_text())
     assert [r["n"] for r in saved["results"]] == [5, 5] and saved["version"] == 1
