@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from curation.errors import SightlineError
+from pipelines.recipe import parse_value, read_recipe_file
 
 SECTIONS = ("run", "model", "tiny_model", "sft", "difficulty", "grpo", "eval")
 
@@ -100,26 +100,12 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     parts = key.strip().split(".")
     if len(parts) != 2 or not all(parts):
         raise SightlineError(f"--set expects section.key=value (e.g. sft.learning_rate=1e-3), got {text!r}")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as e:
-        raise SightlineError(f"--set {key}: cannot parse value {raw!r}: {e}") from None
-    return parts[0], parts[1], value
+    return parts[0], parts[1], parse_value(key, raw)
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, dict]:
     """Read a recipe into ``{section: {key: value}}`` (every section present), apply overrides, check keys."""
-    given: dict = {}
-    if path:
-        p = Path(path)
-        if not p.is_file():
-            raise SightlineError(f"config file {p} does not exist")
-        try:
-            given = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise SightlineError(f"{p}: invalid YAML: {str(e).splitlines()[0]}") from None
-        if not isinstance(given, dict):
-            raise SightlineError(f"{p}: a recipe must be a mapping of sections")
+    given = read_recipe_file(path)
     cfg: dict[str, dict] = {s: {} for s in SECTIONS}
     for section, values in given.items():
         if section not in SECTIONS:
