@@ -127,16 +127,16 @@ def build_tiny_model(out_dir: str | Path, *, texts: Iterable[str] | None = None,
 
     heads = text_hidden // 32
     config = Qwen2VLConfig(
-        text_config=dict(
-            vocab_size=len(tokenizer), hidden_size=text_hidden, intermediate_size=4 * text_hidden,
-            num_hidden_layers=text_layers, num_attention_heads=heads, num_key_value_heads=heads,
-            max_position_embeddings=4096, tie_word_embeddings=True,
-            rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": _mrope_section(32)},
-            bos_token_id=None, eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"]),
-        vision_config=dict(
-            depth=vision_depth, embed_dim=vision_hidden, hidden_size=text_hidden, num_heads=vision_hidden // 16,
-            mlp_ratio=4, patch_size=PATCH_SIZE, spatial_merge_size=MERGE_SIZE,
-            temporal_patch_size=TEMPORAL_PATCH_SIZE),
+        text_config={
+            "vocab_size": len(tokenizer), "hidden_size": text_hidden, "intermediate_size": 4 * text_hidden,
+            "num_hidden_layers": text_layers, "num_attention_heads": heads, "num_key_value_heads": heads,
+            "max_position_embeddings": 4096, "tie_word_embeddings": True,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": _mrope_section(32)},
+            "bos_token_id": None, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"]},
+        vision_config={
+            "depth": vision_depth, "embed_dim": vision_hidden, "hidden_size": text_hidden, "num_heads": vision_hidden // 16,
+            "mlp_ratio": 4, "patch_size": PATCH_SIZE, "spatial_merge_size": MERGE_SIZE,
+            "temporal_patch_size": TEMPORAL_PATCH_SIZE},
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,

@@ -68,30 +68,30 @@ def sft_config(recipe: SFTRecipe):
 
     out = Path(recipe.output_dir)
     use_cpu = (not torch.cuda.is_available()) if recipe.use_cpu is None else recipe.use_cpu
-    kwargs: dict[str, Any] = dict(
-        output_dir=str(out / "checkpoints"),
-        num_train_epochs=recipe.epochs,
-        max_steps=recipe.max_steps,
-        per_device_train_batch_size=recipe.batch_size,
-        gradient_accumulation_steps=recipe.grad_accum,
-        learning_rate=recipe.learning_rate,
-        lr_scheduler_type=recipe.lr_scheduler,
-        warmup_steps=recipe.warmup_steps,
-        weight_decay=recipe.weight_decay,
-        max_grad_norm=recipe.max_grad_norm,
-        max_length=recipe.max_length,
-        assistant_only_loss=recipe.assistant_only_loss,
-        bf16=recipe.bf16,
-        use_cpu=use_cpu,
-        activation_checkpointing=recipe.gradient_checkpointing,  # TRL's default would turn it on
-        seed=recipe.seed,
-        logging_steps=recipe.logging_steps,
-        save_strategy="steps" if recipe.save_steps else "no",
-        save_steps=recipe.save_steps or 500,
-        report_to="none",  # TensorBoard through our callback, into <run>/tensorboard
-        dataloader_num_workers=recipe.num_workers,
-        remove_unused_columns=False,
-    )
+    kwargs: dict[str, Any] = {
+        "output_dir": str(out / "checkpoints"),
+        "num_train_epochs": recipe.epochs,
+        "max_steps": recipe.max_steps,
+        "per_device_train_batch_size": recipe.batch_size,
+        "gradient_accumulation_steps": recipe.grad_accum,
+        "learning_rate": recipe.learning_rate,
+        "lr_scheduler_type": recipe.lr_scheduler,
+        "warmup_steps": recipe.warmup_steps,
+        "weight_decay": recipe.weight_decay,
+        "max_grad_norm": recipe.max_grad_norm,
+        "max_length": recipe.max_length,
+        "assistant_only_loss": recipe.assistant_only_loss,
+        "bf16": recipe.bf16,
+        "use_cpu": use_cpu,
+        "activation_checkpointing": recipe.gradient_checkpointing,  # TRL's default would turn it on
+        "seed": recipe.seed,
+        "logging_steps": recipe.logging_steps,
+        "save_strategy": "steps" if recipe.save_steps else "no",
+        "save_steps": recipe.save_steps or 500,
+        "report_to": "none",  # TensorBoard through our callback, into <run>/tensorboard
+        "dataloader_num_workers": recipe.num_workers,
+        "remove_unused_columns": False,
+    }
     kwargs.update(recipe.trainer)
     return SFTConfig(**kwargs)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-TINY = dict(vocab_size=400, text_hidden=64, text_layers=1, vision_depth=1, vision_hidden=32, image_size=112)
+TINY = {"vocab_size": 400, "text_hidden": 64, "text_layers": 1, "vision_depth": 1, "vision_hidden": 32, "image_size": 112}
 
 
 def synthetic_tables(n_train: int, n_test: int, *, seed: int = 0, families=None) -> dict[str, list[dict]]:

@@ -72,8 +72,8 @@ def test_qwen2_5_vl_folder_loads_with_its_own_classes(tiny_model_dir, tmp_path):
         text_config={k: t[k] for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                                        "num_attention_heads", "num_key_value_heads", "rope_parameters",
                                        "eos_token_id", "pad_token_id")},
-        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=t["hidden_size"],
-                           fullatt_block_indexes=[0], window_size=56),
+        vision_config={"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": t["hidden_size"],
+                           "fullatt_block_indexes": [0], "window_size": 56},
         image_token_id=src["image_token_id"], video_token_id=src["video_token_id"],
         vision_start_token_id=src["vision_start_token_id"], vision_end_token_id=src["vision_end_token_id"])
     Qwen2_5_VLForConditionalGeneration(cfg).save_pretrained(tmp_path)

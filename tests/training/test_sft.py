@@ -7,8 +7,8 @@ from training.sft import SFTRecipe, build_trainer, run
 
 
 def _recipe(tiny_model_dir, synthetic_store, tmp_path, **kw):
-    base = dict(model=str(tiny_model_dir), data=str(synthetic_store.root), output_dir=str(tmp_path / "sft"),
-                batch_size=8, warmup_steps=0, lr_scheduler="constant", logging_steps=1, seed=0)
+    base = {"model": str(tiny_model_dir), "data": str(synthetic_store.root), "output_dir": str(tmp_path / "sft"),
+                "batch_size": 8, "warmup_steps": 0, "lr_scheduler": "constant", "logging_steps": 1, "seed": 0}
     return SFTRecipe(**{**base, **kw})
 
 
