@@ -140,7 +140,8 @@ def main() -> None:
     runs = [("python loop", "loop", a.rows, 1), ("pipeline, 1 worker", "pipeline", a.rows, 1),
             ("pipeline, 2 workers", "pipeline", a.rows, 2)]
     if not a.skip_big:
-        runs += [("python loop", "loop", a.big, 1), ("pipeline, 1 worker", "pipeline", a.big, 1)]
+        runs += [("python loop", "loop", a.big, 1), ("pipeline, 1 worker", "pipeline", a.big, 1),
+                 ("pipeline, 2 workers", "pipeline", a.big, 2)]
     results = []
     for label, kind, n, w in runs:
         r = measure(kind, n, w)

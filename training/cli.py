@@ -273,6 +273,10 @@ def plot_run_curves(folder: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    # transformers 5.23 warns about its own deprecated name once per GRPO step; it says nothing to users
+    warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
     ap = argparse.ArgumentParser(prog="sightline train", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     sub = ap.add_subparsers(dest="command", metavar="{tiny-model,sft,grpo,all}")
