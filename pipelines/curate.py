@@ -93,15 +93,18 @@ def _runner(beam_args: list[str] | None = None):
     return FnApiRunner()
 
 
-def _write(pcoll, table: str, directory: Path, cfg: dict, prefix: str = "part"):
+def _write(pcoll, table: str, directory: Path, cfg: dict, prefix: str = "part", *, folder: str | None = None,
+           codec: str = "zstd", row_group_bytes: int | None = None):
+    """Parquet shards of ``table``'s schema into ``directory/(folder or table)/prefix-SSSSS-of-NNNNN.parquet``."""
     import apache_beam as beam
 
     from schemas import SCHEMAS
 
-    return pcoll | f"Write {table} {prefix}" >> beam.io.WriteToParquet(
-        str(directory / table / prefix), schema=SCHEMAS[table], codec="zstd", file_name_suffix=".parquet",
-        row_group_buffer_size=cfg["write"]["row_group_bytes"], record_batch_size=cfg["write"]["record_batch_size"],
-        shard_name_template="-SSSSS-of-NNNNN")
+    folder = folder or table
+    return pcoll | f"Write {folder} {prefix}" >> beam.io.WriteToParquet(
+        str(directory / folder / prefix), schema=SCHEMAS[table], codec=codec, file_name_suffix=".parquet",
+        row_group_buffer_size=row_group_bytes or cfg["write"]["row_group_bytes"],
+        record_batch_size=cfg["write"]["record_batch_size"], shard_name_template="-SSSSS-of-NNNNN")
 
 
 def _dead_letters(bad, stage: str, what: str = "errors"):
@@ -117,7 +120,6 @@ def build_scan(p, cfg: dict, staging: Path, work: Path):
     import apache_beam as beam
 
     from pipelines import transforms as T
-    from schemas import SCHEMAS
 
     rows, rejects = [], []
     syn = cfg["synthetic"]
@@ -149,10 +151,8 @@ def build_scan(p, cfg: dict, staging: Path, work: Path):
 
     # Work rows: uncompressed (PNG bytes do not compress) and in ~1 MB row groups, so pass 2 can
     # split them into many small read ranges for its workers without shuffling the rows.
-    (valid | "Work rows" >> beam.Map(lambda r: T.complete("examples", r))
-     | "Write work rows" >> beam.io.WriteToParquet(
-         str(work / "rows" / "part"), schema=SCHEMAS["examples"], codec="none", file_name_suffix=".parquet",
-         row_group_buffer_size=WORK_ROW_GROUP_BYTES, record_batch_size=cfg["write"]["record_batch_size"]))
+    _write(valid | "Work rows" >> beam.Map(lambda r: T.complete("examples", r)), "examples", work, cfg,
+           folder="rows", codec="none", row_group_bytes=WORK_ROW_GROUP_BYTES)
 
     th, scope = cfg["dedup"]["threshold"], cfg["dedup"]["scope"]
     near = (valid | "Band keys" >> beam.FlatMap(T.band_entries, th, scope)
