@@ -12,7 +12,6 @@ Backends are created from a plain spec dict (picklable), and load their model la
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -253,7 +252,3 @@ class VLLMTeacher:
 
 def make_teacher(spec: TeacherSpec):
     return {"program": ProgramTeacher, "transformers": TransformersTeacher, "vllm": VLLMTeacher}[spec.backend](spec)
-
-
-def spec_json(spec: TeacherSpec) -> str:
-    return json.dumps(spec.sampling(), sort_keys=True)

@@ -39,10 +39,12 @@ class Counted(beam.DoFn):
     def __init__(self):
         self._c = {}
 
-    def count(self, what: str, n: int = 1) -> None:
-        c = self._c.get(what)
+    def count(self, what: str, n: int = 1, stage: str | None = None) -> None:
+        """Add ``n`` to the counter ``<stage>.<what>`` (this DoFn's stage unless another is named)."""
+        name = f"{stage or self.stage}.{what}"
+        c = self._c.get(name)
         if c is None:
-            c = self._c[what] = Metrics.counter(NS, f"{self.stage}.{what}")
+            c = self._c[name] = Metrics.counter(NS, name)
         c.inc(n)
 
     def reject(self, row: dict, reason: str, detail: str = "", stage: str | None = None):
@@ -224,16 +226,9 @@ class DedupDecontam(Counted):
     def __init__(self, decisions_dir: str, eval_index=None):
         super().__init__()
         self.decisions_dir, self.eval_index = decisions_dir, eval_index
-        self._dc = {}
 
     def setup(self):
         self.exact, self.near = load_decisions(self.decisions_dir)
-
-    def _decontam_count(self, what):
-        c = self._dc.get(what)
-        if c is None:
-            c = self._dc[what] = Metrics.counter(NS, f"decontam.{what}")
-        c.inc()
 
     def process(self, row):
         self.count("in")
@@ -248,19 +243,19 @@ class DedupDecontam(Counted):
                 detail=f"kept {hit[0]} (hamming {hit[1]})", question=row["question"]))
             return
         self.count("out")
-        self._decontam_count("in")
+        self.count("in", stage="decontam")
         if self.eval_index is not None:
             from curation.dedup import hash_from_hex
 
             found = self.eval_index.check(hash_from_hex(row["image_hash"]), row["question"])
             if found:
-                self._decontam_count("rejected")
+                self.count("rejected", stage="decontam")
                 reason, detail = found
                 yield beam.pvalue.TaggedOutput(REJECTS, make_reject(
                     "decontam", reason, source=row["source"], source_id=row["source_id"], id=row["id"],
                     detail=detail, question=row["question"]))
                 return
-        self._decontam_count("out")
+        self.count("out", stage="decontam")
         yield row
 
 
@@ -294,18 +289,11 @@ class Finish(Counted):
     def __init__(self, teacher: dict, select: dict):
         super().__init__()
         self.teacher, self.select = teacher, select
-        self._v = {}
-
-    def _vcount(self, what, n=1):
-        c = self._v.get(what)
-        if c is None:
-            c = self._v[what] = Metrics.counter(NS, f"verify.{what}")
-        c.inc(n)
 
     def process(self, result):
         from curation.distill import SelectConfig, rewrite_trace, select_traces
         from curation.verify import format_ok, verify
-        from training.prompts import user_prompt
+        from training.prompts import assistant_message, user_message
 
         row, out = result.example, result.inference
         self.count("in")
@@ -329,21 +317,18 @@ class Finish(Counted):
                 "raw_trace": raw, "trace": text, "rewrite_edits": edits, "extracted": v.extracted,
                 "correct": bool(v.correct), "format_ok": bool(format_ok(text)), "verdict_reason": v.reason,
                 "length_chars": len(text)})
-        self._vcount("traces", len(traces))
-        self._vcount("correct", sum(t["correct"] for t in traces))
+        self.count("traces", len(traces), stage="verify")
+        self.count("correct", sum(t["correct"] for t in traces), stage="verify")
         select_traces(traces, SelectConfig(**self.select))
-        image = row["image"]
-        prompt_text = user_prompt(row["question"], row.get("choices"))
-        user = {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": prompt_text}]}
+        user = user_message(row["question"], row.get("choices"))
         for tr in traces:
-            self._vcount(f"status_{tr['status']}")
+            self.count(f"status_{tr['status']}", stage="verify")
             yield beam.pvalue.TaggedOutput("traces", complete("traces", tr))
             if tr["selected"]:
                 yield beam.pvalue.TaggedOutput("sft", complete("sft", {
                     "id": row["id"], "source": row["source"], "source_id": row["source_id"],
                     "trace_id": tr["trace_id"], "task": row.get("task"), "teacher": tr["teacher"],
-                    "messages": [user, {"role": "assistant", "content": [{"type": "text", "text": tr["trace"]}]}],
-                    "images": [image]}))
+                    "messages": [user, assistant_message(tr["trace"])], "images": [row["image"]]}))
         yield beam.pvalue.TaggedOutput("rl", complete("rl", rl_row(row, user)))
         self.count("out")
         self.timed(t)
@@ -351,11 +336,10 @@ class Finish(Counted):
 
 
 def rl_row(row: dict, user: dict | None = None) -> dict:
-    from training.prompts import user_prompt
+    """The rl/test layout of an example; ``user`` is its user turn when the caller already built it."""
+    from training.prompts import user_message
 
-    if user is None:
-        user = {"role": "user", "content": [{"type": "image", "text": None},
-                                            {"type": "text", "text": user_prompt(row["question"], row.get("choices"))}]}
+    user = user or user_message(row["question"], row.get("choices"))
     return {"id": row["id"], "source": row["source"], "source_id": row["source_id"], "task": row.get("task"),
             "level": row.get("level"), "prompt": [user], "images": [row["image"]], "solution": row["answer"],
             "answer_type": row.get("answer_type"), "choices": row.get("choices")}
