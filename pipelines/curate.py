@@ -115,6 +115,15 @@ def _dead_letters(bad, stage: str, what: str = "errors"):
     return bad | f"{stage} {what} to rejects" >> beam.Map(dead_letter_to_reject(stage))
 
 
+def _failed_batches(dlq, stage: str):
+    """RunInference's failed (batch, error) pairs -> one reject per row of the batch."""
+    import apache_beam as beam
+
+    rows = dlq.failed_inferences | f"Unbatch {stage} failures" >> beam.FlatMap(
+        lambda batch_err: [(row, batch_err[1]) for row in batch_err[0]])
+    return _dead_letters(rows, stage, "failed batches")
+
+
 def build_scan(p, cfg: dict, staging: Path, work: Path):
     """Pass 1: ingest, validate, hash; write valid rows to work shards, dedup decisions, rejects."""
     import apache_beam as beam
@@ -200,16 +209,14 @@ def build_curate(p, cfg: dict, staging: Path, work: Path, eval_index):
     captioned = (cap[0] | "After caption" >> beam.ParDo(T.AfterCaption(cap_spec.model_id))
                  .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
     rejects += [captioned[T.REJECTS], _dead_letters(captioned["bad"], "caption"),
-                _dead_letters(cap[1].failed_inferences | "Unbatch caption failures" >> beam.FlatMap(
-                    lambda be: [(e, be[1]) for e in be[0]]), "caption", "failed batches")]
+                _failed_batches(cap[1], "caption")]
     teacher = dis_spec.record(DISTILL_PROMPT_VERSION)
     dis = (captioned["rows"] | "Distill" >> RunInference(TeacherHandler(dis_spec, progress_every=progress))
            .with_exception_handling())
     fin = (dis[0] | "Rewrite+verify+select" >> beam.ParDo(T.Finish(teacher, cfg["select"]))
            .with_exception_handling(main_tag="examples", dead_letter_tag="bad"))
     rejects += [fin[T.REJECTS], _dead_letters(fin["bad"], "distill"),
-                _dead_letters(dis[1].failed_inferences | "Unbatch distill failures" >> beam.FlatMap(
-                    lambda be: [(e, be[1]) for e in be[0]]), "distill", "failed batches")]
+                _failed_batches(dis[1], "distill")]
     examples = (fin["examples"], held["examples"]) | "All examples" >> beam.Flatten()
     _write(examples, "examples", staging, cfg)
     for table in ("traces", "sft", "rl"):
