@@ -77,7 +77,7 @@ def project_scenes(n: int, seed: int) -> list[Image.Image]:
     except ImportError:
         from curation.synthetic.generator import generate
 
-    return [Image.open(io.BytesIO(row["image"]["bytes"])).convert("RGB") for row in generate(n, seed=seed)]
+    return [Image.open(io.BytesIO(row["images"][0]["bytes"])).convert("RGB") for row in generate(n, seed=seed)]
 
 
 # ---------------------------------------------------------------- alterations

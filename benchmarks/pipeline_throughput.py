@@ -42,7 +42,7 @@ def loop_job(n: int, out: str) -> dict:
     rows, hashes = [], {}
     for row in generate(n, seed=0):
         row["split"] = assign_split(row["id"], 0.15)
-        c = check_image(row["image"]["bytes"])
+        c = check_image(row["images"][0]["bytes"])
         if not c.ok:
             continue
         row.update(width=c.width, height=c.height, image_hash=hash_hex(phash64(c.image)))

@@ -71,8 +71,8 @@ class EvalIndex:
             elif q is not None:
                 skipped["short_question"] += 1
             h = row.get("image_hash")
-            if h is None and row.get("image") is not None:
-                image = row["image"]
+            image = (row.get("images") or [None])[0] if "images" in row else row.get("image")
+            if h is None and image is not None:  # an examples row's first image, or a bare ``image``
                 data = image.get("bytes") if isinstance(image, dict) else image
                 check = check_image(data or b"", max_pixels=max_pixels, min_side=1)
                 if check.ok:

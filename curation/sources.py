@@ -320,7 +320,7 @@ def _to_row(s: dict, source_id: str, get: Callable[[str], Any], base: Path, root
         return _reject(s, source_id, r.reason, r.detail, q)
     row = dict.fromkeys(EXAMPLES.names)
     row.update(id=row_id(image_bytes, question), source=s["name"], source_id=source_id, task=task,
-               image={"bytes": image_bytes, "path": image_path}, question=question, choices=choices,
+               images=[{"bytes": image_bytes, "path": image_path}], question=question, choices=choices,
                answer=answer, answer_type=answer_type)
     return "example", row
 

@@ -13,7 +13,7 @@ from curation.teachers import Request, TeacherSpec, make_teacher
 
 def build_request(row: dict, spec: TeacherSpec) -> Request:
     if spec.role == "caption":
-        return Request(key=row["id"], prompt=CAPTION_PROMPT, image=(row.get("image") or {}).get("bytes"),
+        return Request(key=row["id"], prompt=CAPTION_PROMPT, image=((row.get("images") or [{}])[0] or {}).get("bytes"),
                        scene=row.get("scene"), n=1)
     return Request(key=row["id"], prompt=distill_prompt(row.get("caption") or "", row["question"], row.get("choices")),
                    scene=row.get("scene"), n=spec.n)

@@ -148,12 +148,18 @@ class Validate(Counted):
                 code = "bad_text_encoding" if problem == "not_utf8" else f"{problem}_{reason}"
                 yield self.reject(row, code, f"{field} is {problem}")
                 return
-        image = row.get("image") or {}
-        check = check_image(image.get("bytes") or b"", max_pixels=self.max_pixels, min_side=self.min_side,
-                            max_bytes=self.max_bytes)
-        if not check.ok:
-            yield self.reject(row, check.reason, check.detail)
-            return
+        images = row.get("images") or [{}]
+        checks = []
+        # Every image must be usable; width, height and the hash are the first image's.
+        for index, image in enumerate(images):
+            check = check_image((image or {}).get("bytes") or b"", max_pixels=self.max_pixels,
+                                min_side=self.min_side, max_bytes=self.max_bytes)
+            if not check.ok:
+                where = f"image {index} of {len(images)}: " if len(images) > 1 else ""
+                yield self.reject(row, check.reason, where + check.detail)
+                return
+            checks.append(check)
+        check = checks[0]
         row = dict(row, width=check.width, height=check.height, image_hash=hash_hex(phash64(check.image)))
         self.count("out")
         self.timed(t)
@@ -328,7 +334,7 @@ class Finish(Counted):
                 yield beam.pvalue.TaggedOutput("sft", complete("sft", {
                     "id": row["id"], "source": row["source"], "source_id": row["source_id"],
                     "trace_id": tr["trace_id"], "task": row.get("task"), "teacher": tr["teacher"],
-                    "messages": [user, assistant_message(tr["trace"])], "images": [row["image"]]}))
+                    "messages": [user, assistant_message(tr["trace"])], "images": list(row["images"])}))
         yield beam.pvalue.TaggedOutput("rl", complete("rl", rl_row(row, user)))
         self.count("out")
         self.timed(t)
@@ -341,7 +347,7 @@ def rl_row(row: dict, user: dict | None = None) -> dict:
 
     user = user or user_message(row["question"], row.get("choices"))
     return {"id": row["id"], "source": row["source"], "source_id": row["source_id"], "task": row.get("task"),
-            "level": row.get("level"), "prompt": [user], "images": [row["image"]], "solution": row["answer"],
+            "level": row.get("level"), "prompt": [user], "images": list(row["images"]), "solution": row["answer"],
             "answer_type": row.get("answer_type"), "choices": row.get("choices")}
 
 

@@ -6,11 +6,12 @@ Image columns are Hugging Face ``Image`` structs ``{bytes, path}``; each schema 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: examples carry `images` (every image of a row, in order) instead of `image`
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 CONTENT_PART = pa.struct([("type", pa.string()), ("text", pa.string())])
@@ -27,10 +28,10 @@ EXAMPLES = pa.schema(_LINEAGE + [
     pa.field("split", _STR),                 # "train" | "test", by hashing the id
     pa.field("task", _STR),                  # task family, e.g. "counting"
     pa.field("level", pa.int32()),           # generator difficulty knob (synthetic only)
-    pa.field("image", IMAGE),
-    pa.field("width", pa.int32()),
+    pa.field("images", pa.list_(IMAGE)),     # every image of the row, in order
+    pa.field("width", pa.int32()),           # of the first image
     pa.field("height", pa.int32()),
-    pa.field("image_hash", _STR),            # 64-bit perceptual hash, 16 hex digits
+    pa.field("image_hash", _STR),            # 64-bit perceptual hash of the first image, 16 hex digits
     pa.field("question", _STR, nullable=False),
     pa.field("choices", pa.list_(_STR)),     # multiple-choice options, in order (A, B, ...)
     pa.field("answer", _STR, nullable=False),  # gold answer

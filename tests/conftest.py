@@ -31,7 +31,7 @@ def hand_built_tables():
     for i, split in enumerate(["train", "train", "test"]):
         ex.append({"id": f"e{i}", "source": "hand", "source_id": str(i), "split": split,
                    "task": "counting" if i < 2 else "chart", "level": 1,
-                   "image": {"bytes": imgs[i], "path": None}, "width": 32, "height": 32,
+                   "images": [{"bytes": imgs[i], "path": None}], "width": 32, "height": 32,
                    "image_hash": f"{i:016x}", "question": f"How many? {i}", "choices": None,
                    "answer": str(i + 1), "answer_type": "integer", "scene": "{}",
                    "caption": f"caption {i}", "caption_teacher": "program"})

@@ -90,7 +90,7 @@ def _example(index: int, seed: int, families: tuple[str, ...], size: int, levels
         "split": None,
         "task": scene["family"],
         "level": scene["level"],
-        "image": {"bytes": png, "path": None},
+        "images": [{"bytes": png, "path": None}],
         "width": scene["width"],
         "height": scene["height"],
         "image_hash": None,

@@ -69,14 +69,14 @@ def test_jsonl_reads_values_and_yields_each_reject(jsonl_source, tmp_path):
     first, second = examples
     image = png()
     assert first["id"] == row_id(image, "Which colour?")
-    assert first["image"] == {"bytes": image, "path": "imgs/a.png"}
+    assert first["images"][0] == {"bytes": image, "path": "imgs/a.png"}
     assert (first["source"], first["question"], first["answer"]) == ("toy", "Which colour?", "B")
     assert first["choices"] == ["blue", "red"]
     assert first["answer_type"] == "multiple_choice"            # choices and no answer_type given
     assert first["task"] == "colours"
     assert set(first) == set(to_table("examples", [first]).column_names)
     assert second["answer"] == "3" and second["answer_type"] == "integer"  # spec default
-    assert second["image"]["bytes"] == png((0, 255, 0))          # absolute paths are allowed
+    assert second["images"][0]["bytes"] == png((0, 255, 0))          # absolute paths are allowed
 
     expected = {"1": "bad_json", "2": "bad_text_encoding", "3": "missing_question", "4": "missing_answer",
                 "5": "bad_choices", "6": "image_missing", "7": "image_path_outside",
@@ -94,7 +94,7 @@ def test_jsonl_reads_values_and_yields_each_reject(jsonl_source, tmp_path):
 def test_jsonl_options_allow_outside_limit_and_size_bound(jsonl_source):
     examples, _ = split(read_source({**jsonl_source, "allow_outside": True}))
     assert [e["source_id"] for e in examples] == ["0", "7", "8"]
-    assert examples[1]["image"]["bytes"] == png((0, 0, 255))
+    assert examples[1]["images"][0]["bytes"] == png((0, 0, 255))
     assert len(list(read_source(jsonl_source, limit=3))) == 3
     assert len(list(read_source({**jsonl_source, "limit": 2}))) == 2
     _, rejects = split(read_source({**jsonl_source, "max_image_bytes": 10}))
@@ -146,8 +146,8 @@ def test_parquet_file_with_hf_image_structs(tmp_path):
     examples, rejects = split(read_source(spec))
     assert [(e["source_id"], e["answer"], e["answer_type"]) for e in examples] == [
         ("x1", "A", "multiple_choice"), ("x2", "7", None)]
-    assert examples[0]["image"] == {"bytes": png(), "path": "one.png"}
-    assert examples[1]["image"]["bytes"] == png((9, 9, 9)) and examples[1]["choices"] is None
+    assert examples[0]["images"][0] == {"bytes": png(), "path": "one.png"}
+    assert examples[1]["images"][0]["bytes"] == png((9, 9, 9)) and examples[1]["choices"] is None
     assert {k: r["reason"] for k, r in rejects.items()} == {
         "x3": "missing_image", "x4": "missing_answer", "x5": "image_missing"}
 
@@ -163,7 +163,7 @@ def test_parquet_folder_ids_name_the_file_and_columns_are_checked(tmp_path):
     examples, rejects = split(read_source(spec))
     assert not rejects
     assert [e["source_id"] for e in examples] == [f"part-{k}.parquet:{i}" for k in range(2) for i in range(3)]
-    assert examples[4]["image"]["bytes"] == png((1, 1, 0)) and examples[4]["answer_type"] == "yes_no"
+    assert examples[4]["images"][0]["bytes"] == png((1, 1, 0)) and examples[4]["answer_type"] == "yes_no"
     with pytest.raises(SightlineError, match=r"column 'choices_x'.* available: answer, image, question"):
         validate_spec({**spec, "columns": {"choices": "choices_x"}})
 
@@ -188,7 +188,7 @@ def test_hf_disk_dataset_and_dataset_dict(tmp_path):
     examples, rejects = split(read_source(spec))
     assert [(e["source_id"], e["answer"], e["answer_type"]) for e in examples] == [
         ("0", "B", "multiple_choice"), ("1", "A", "multiple_choice")]
-    assert examples[1]["image"]["bytes"] == png((0, 0, 255))
+    assert examples[1]["images"][0]["bytes"] == png((0, 0, 255))
     assert examples[0]["id"] == row_id(png(), "Which is red?")
     assert rejects["2"]["reason"] == "bad_answer"  # index 5 of two choices: checked before the image
 

@@ -21,7 +21,7 @@ def test_version_round_trips_every_column(tmp_path, hand_built_tables):
                 assert got[k] == v, (name, k)
     m = store.manifest()
     assert m["tables"] == {"examples": 3, "traces": 4, "sft": 1, "rl": 2, "test": 1, "rejects": 3}
-    assert m["config"] == {"seed": 1} and m["parent"] is None and m["schema_version"] == 1
+    assert m["config"] == {"seed": 1} and m["parent"] is None and m["schema_version"] == 2
     f = m["files"]["rl"][0]
     assert f["rows"] == 2 and len(f["sha256"]) == 64
     assert pq.read_metadata(info.path / f["path"]).row_group(0).column(0).compression == "ZSTD"

@@ -88,8 +88,8 @@ def test_rows_follow_the_examples_schema(rows):
         assert list(r) == TABLES["examples"].names
         assert r["source"] == "synthetic" and r["split"] is None and r["image_hash"] is None
         assert r["source_id"] == f"{r['task']}:0:{i}"
-        assert r["id"] == row_id(r["image"]["bytes"], r["question"])
-        assert r["image"]["path"] is None and r["caption"] is None and r["caption_teacher"] is None
+        assert r["id"] == row_id(r["images"][0]["bytes"], r["question"])
+        assert r["images"][0]["path"] is None and r["caption"] is None and r["caption_teacher"] is None
         assert json.loads(r["scene"])["answer"] == r["answer"]
     table = to_table("examples", rows)
     assert table.num_rows == 200 and len(set(table.column("id").to_pylist())) == 200
@@ -100,7 +100,7 @@ def test_every_family_appears_round_robin_with_decodable_images():
     assert [r["task"] for r in rows] == list(FAMILIES) * 2
     assert set(FAMILIES) == {"counting", "chart", "spatial", "arithmetic", "geometry"}
     for r in rows:
-        image = Image.open(io.BytesIO(r["image"]["bytes"]))
+        image = Image.open(io.BytesIO(r["images"][0]["bytes"]))
         assert image.format == "PNG" and image.mode == "RGB" and image.size == (96, 96)
         assert (r["width"], r["height"]) == (96, 96)
         assert len(set(image.getdata())) > 2, f"{r['task']} image is blank"
@@ -109,7 +109,7 @@ def test_every_family_appears_round_robin_with_decodable_images():
 def test_same_seed_same_bytes_other_seed_other_rows():
     a, b = list(generate(15, seed=5)), list(generate(15, seed=5))
     assert [r["id"] for r in a] == [r["id"] for r in b]
-    assert [r["image"]["bytes"] for r in a] == [r["image"]["bytes"] for r in b]
+    assert [r["images"][0]["bytes"] for r in a] == [r["images"][0]["bytes"] for r in b]
     other = list(generate(15, seed=6))
     assert not {r["id"] for r in a} & {r["id"] for r in other}
 
@@ -122,7 +122,7 @@ def test_example_depends_only_on_seed_and_index():
 
 def test_scene_redraws_to_the_same_png(rows):
     for r in rows[:25]:
-        assert png_bytes(render(json.loads(r["scene"]))) == r["image"]["bytes"]
+        assert png_bytes(render(json.loads(r["scene"]))) == r["images"][0]["bytes"]
 
 
 def test_generate_is_lazy():

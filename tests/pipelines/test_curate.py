@@ -66,7 +66,7 @@ def test_sft_rows_are_chat_messages_with_the_image(mini_run):
     assert user["role"] == "user" and user["content"][0]["type"] == "image"
     assert ex["question"] in user["content"][1]["text"]
     assert assistant["content"][0]["text"].startswith("<think>")
-    assert sft["images"][0]["bytes"] == ex["image"]["bytes"]
+    assert sft["images"][0]["bytes"] == ex["images"][0]["bytes"]
 
 
 def test_rerun_gives_same_ids_and_counts(mini_run, tmp_path):
@@ -160,7 +160,7 @@ def test_decontamination_drops_rows_overlapping_an_eval_set(tmp_path):
     ev.mkdir()
     lines, overlap_ids = [], set()
     for i, row in enumerate(generate(5, seed=0)):  # the same images the recipe generates first
-        (ev / f"{i}.png").write_bytes(row["image"]["bytes"])
+        (ev / f"{i}.png").write_bytes(row["images"][0]["bytes"])
         lines.append(json.dumps({"image": f"{i}.png", "question": f"benchmark question number {i}",
                                  "answer": "x"}))
         overlap_ids.add(row["id"])

@@ -22,7 +22,7 @@ def synthetic_tables(n_train: int, n_test: int, *, seed: int = 0, families=None)
         tables["examples"].append({**ex, "split": split})
         lineage = {"id": ex["id"], "source": ex["source"], "source_id": ex["source_id"]}
         user = user_message(ex["question"], ex["choices"])
-        rl = {**lineage, "task": ex["task"], "level": ex["level"], "prompt": [user], "images": [ex["image"]],
+        rl = {**lineage, "task": ex["task"], "level": ex["level"], "prompt": [user], "images": ex["images"],
               "solution": ex["answer"], "answer_type": ex["answer_type"], "choices": ex["choices"]}
         if split == "test":
             tables["test"].append(rl)
@@ -30,7 +30,7 @@ def synthetic_tables(n_train: int, n_test: int, *, seed: int = 0, families=None)
         tables["rl"].append(rl)
         tables["sft"].append({**lineage, "trace_id": f"{ex['id']}-0", "task": ex["task"], "teacher": "program",
                               "messages": [user, assistant_message(solution_from_scene(ex["scene"]))],
-                              "images": [ex["image"]]})
+                              "images": ex["images"]})
     return tables
 
 
