@@ -16,7 +16,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test data train demo audit report bench clean help vllm-cpu
+.PHONY: setup lint test data train demo audit report bench clean help vllm-cpu
 
 help:
 	@echo "make demo   build data/mini (Beam) then train the tiny model on it (SFT -> difficulty -> GRPO -> eval)"
@@ -35,7 +35,11 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 	@mkdir -p $(TMPDIR)
 
-test: setup
+# import contracts (pyproject [tool.importlinter]): layers point down only, no cycles
+lint: setup
+	$(VENV)/bin/lint-imports
+
+test: setup lint
 	$(PY) -m pytest
 
 data: setup

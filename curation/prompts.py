@@ -1,5 +1,45 @@
-"""Teacher prompts, versioned: the version string is recorded on every row and in the manifest."""
+"""Prompts, versioned: the student's user turn (a data contract) and the teachers' prompts.
+
+The student turn: the curate pipeline builds sft/rl/test rows with ``user_message`` and training
+(evaluation, rollouts) reads those rows, so a model is trained and scored on the same wording. The
+format is DeepSeek-R1's: reasoning inside ``<think></think>``, the final answer inside
+``<answer></answer>``. Teacher prompts (caption, distill) carry their own version strings, recorded
+on every row and in the manifest.
+"""
 from __future__ import annotations
+
+# ---------------------------------------------------------------- the student's turn
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+FORMAT_INSTRUCTION = (
+    "Think step by step inside <think></think>, then give the final answer inside <answer></answer>."
+)
+# Bumped whenever the wording changes, so a version's manifest can say which prompt built it.
+PROMPT_VERSION = "v1"
+
+
+def user_prompt(question: str, choices: list[str] | None = None) -> str:
+    """``question``, then ``A. first option`` lines when there are choices, then the format instruction."""
+    assert question and question.strip(), "a prompt needs a question"
+    lines = [question.strip()]
+    if choices:
+        assert len(choices) <= len(LETTERS), f"at most {len(LETTERS)} options, got {len(choices)}"
+        lines += [f"{LETTERS[i]}. {str(c).strip()}" for i, c in enumerate(choices)]
+    lines.append(FORMAT_INSTRUCTION)
+    return "\n".join(lines)
+
+
+def user_message(question: str, choices: list[str] | None = None, n_images: int = 1) -> dict:
+    """The user turn of sft/rl/test rows: one image part per image, then the ``user_prompt`` text."""
+    return {"role": "user", "content": [{"type": "image", "text": None} for _ in range(n_images)]
+            + [{"type": "text", "text": user_prompt(question, choices)}]}
+
+
+def assistant_message(trace: str) -> dict:
+    return {"role": "assistant", "content": [{"type": "text", "text": trace}]}
+
+
+# ---------------------------------------------------------------- teachers
 
 CAPTION_PROMPT_VERSION = "caption-v1"
 DISTILL_PROMPT_VERSION = "distill-v1"

@@ -136,7 +136,7 @@ class TransformersTeacher:
             raise SightlineError(f"{self.spec.role} teacher: {path} is not a local checkpoint (no config.json)")
         cfg = AutoConfig.from_pretrained(path, trust_remote_code=self.spec.trust_remote_code)
         if "vl" in cfg.model_type:  # Qwen2-VL / Qwen2.5-VL and the tiny model
-            from training.models import load_model_and_processor
+            from curation.models import load_model_and_processor
 
             self.model, self.processor = load_model_and_processor(
                 path, dtype=self.spec.dtype, device=self.spec.device, trust_remote_code=self.spec.trust_remote_code)

@@ -11,7 +11,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("pipelines.audit", "DuckDB queries over a version: summary, rejects, difficulty, lengths, lineage, SQL"),
     "report": ("pipelines.report", "PNG charts of a version (funnel, rejects, lengths, pass rates, task mix)"),
     "difficulty": ("pipelines.difficulty", "score rl prompts by a policy's pass rate over k rollouts -> new version"),
-    "train": ("training.cli", "tiny-model | sft | grpo | all: train on a dataset version"),
+    "train": ("pipelines.train_cmd", "tiny-model | sft | grpo | all: train on a dataset version"),
     "eval": ("training.evaluate", "greedy held-out accuracy of checkpoints, overall and per task family"),
 }
 

@@ -257,7 +257,7 @@ def run(cfg: dict, *, workers: int | None = None, beam_args: list[str] | None = 
     from curation.prompts import CAPTION_PROMPT_VERSION, DISTILL_PROMPT_VERSION
     from curation.store import Store
     from pipelines.summary import finalize_shards, print_summary, rejects_summary, stage_counts, table_rows
-    from training.prompts import PROMPT_VERSION
+    from curation.prompts import PROMPT_VERSION
 
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     workers = workers or cfg["runner"]["workers"]

@@ -27,22 +27,7 @@ from pathlib import Path
 
 from curation.errors import SightlineError
 
-STAGE = "difficulty"
-
-
-@dataclass
-class DifficultyConfig:
-    model: str | None = field(default=None, metadata={"help": "policy checkpoint (None: the run's SFT model)"})
-    k: int = field(default=8, metadata={"help": "sampled rollouts per rl prompt"})
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature (GRPO's rollout temperature)"})
-    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
-    max_new_tokens: int = field(default=64, metadata={"help": "new tokens per rollout (GRPO's max_completion_length)"})
-    batch_size: int = field(default=8, metadata={"help": "prompts per generate call (each with k samples)"})
-    limit: int | None = field(default=None, metadata={"help": "score only the first N rl prompts; the rest are carried unscored"})
-    seed: int = field(default=0, metadata={"help": "sampling seed (per batch: seed + hash of its first id)"})
-    workers: int = field(default=1, metadata={"help": "local Beam worker processes (1: in-process)"})
-    dtype: str | None = field(default=None, metadata={"help": "weights dtype: None (float32), auto, bfloat16"})
-    device: str | None = field(default="auto", metadata={"help": "cpu, cuda or auto"})
+from training.difficulty import STAGE, DifficultyConfig
 
 
 # ---------------------------------------------------------------------------- transforms
@@ -78,7 +63,7 @@ def _rollout_handler(cfg: DifficultyConfig, model: str, progress_every: int):
     class RolloutHandler(ModelHandler):
         """rl rows in, PredictionResult(row, {"texts": [k completions]} or {"error": ...}) out.
 
-        Prompts are rendered and decoded as ``training.evaluate.generate_texts`` does for the
+        Prompts are rendered and decoded as ``curation.models.generate_texts`` does for the
         held-out score (the full conversational prompt through the processor's chat template),
         sampled like GRPO's rollouts. A failing batch is retried row by row.
         """
@@ -88,7 +73,7 @@ def _rollout_handler(cfg: DifficultyConfig, model: str, progress_every: int):
             self._done, self._t0 = 0, None
 
         def load_model(self):
-            from training.models import load_model_and_processor
+            from curation.models import load_model_and_processor
 
             return Policy(*load_model_and_processor(model, dtype=cfg.dtype, device=cfg.device))
 
@@ -99,7 +84,7 @@ def _rollout_handler(cfg: DifficultyConfig, model: str, progress_every: int):
             import torch
             from PIL import Image
 
-            from training.evaluate import generate_texts
+            from curation.models import generate_texts
 
             policy, processor = loaded.model, loaded.processor
             images = [[Image.open(io.BytesIO(im["bytes"])).convert("RGB") for im in (r.get("images") or [])]

@@ -5,40 +5,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from curation.config import parse_override, read_yaml as read_recipe_file
 from curation.errors import SightlineError
-
-
-def parse_value(key: str, raw: str) -> Any:
-    """An override's value, typed as YAML reads it ("3" -> 3, "[a, b]" -> list, "" -> "")."""
-    try:
-        return yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as e:
-        raise SightlineError(f"--set {key}: cannot parse value {raw!r}: {e}") from None
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    if "=" not in text:
-        raise SightlineError(f"--set expects key=value, got {text!r}")
-    key, raw = text.split("=", 1)
-    return key.strip().split("."), parse_value(key, raw)
-
-
-def read_recipe_file(path: str | Path | None) -> dict:
-    """The YAML mapping in ``path`` ({} for None), or a one-line error."""
-    if not path:
-        return {}
-    p = Path(path)
-    if not p.is_file():
-        raise SightlineError(f"config file {p} does not exist")
-    try:
-        given = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise SightlineError(f"{p}: invalid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(given, dict):
-        raise SightlineError(f"{p}: a recipe must be a mapping of sections")
-    return given
 
 
 def set_path(cfg: dict, path: list[str], value: Any, *, known: dict | None = None) -> None:

@@ -81,7 +81,7 @@ def curated_version(store, version: Any = "latest") -> int:
 
 def ensure_model(cfg: dict) -> tuple[str, float]:
     """The starting checkpoint's path, building the tiny model there first when allowed; seconds spent."""
-    from training.models import build_tiny_model
+    from training.tiny_model import build_tiny_model
 
     run, model = _run_and_model(cfg)
     path = Path(model.path)
@@ -99,7 +99,7 @@ def ensure_model(cfg: dict) -> tuple[str, float]:
 
 
 def cmd_tiny_model(cfg: dict, out: str | None) -> int:
-    from training.models import TINY_INFO, build_tiny_model
+    from training.tiny_model import TINY_INFO, build_tiny_model
 
     run, model = _run_and_model(cfg)
     path = Path(out or model.path)
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     return cmd_all(cfg)
 
 
-if __name__ == "__main__":  # `accelerate launch -m training.cli sft ...`: errors print as one line
+if __name__ == "__main__":  # `accelerate launch -m pipelines.train_cmd sft ...`: errors print as one line
     import sys
 
     from pipelines.cli import main as sightline

@@ -299,7 +299,7 @@ class Finish(Counted):
     def process(self, result):
         from curation.distill import SelectConfig, rewrite_trace, select_traces
         from curation.verify import format_ok, verify
-        from training.prompts import assistant_message, user_message
+        from curation.prompts import assistant_message, user_message
 
         row, out = result.example, result.inference
         self.count("in")
@@ -326,7 +326,7 @@ class Finish(Counted):
         self.count("traces", len(traces), stage="verify")
         self.count("correct", sum(t["correct"] for t in traces), stage="verify")
         select_traces(traces, SelectConfig(**self.select))
-        user = user_message(row["question"], row.get("choices"))
+        user = user_message(row["question"], row.get("choices"), n_images=len(row["images"]))
         for tr in traces:
             self.count(f"status_{tr['status']}", stage="verify")
             yield beam.pvalue.TaggedOutput("traces", complete("traces", tr))
@@ -343,9 +343,9 @@ class Finish(Counted):
 
 def rl_row(row: dict, user: dict | None = None) -> dict:
     """The rl/test layout of an example; ``user`` is its user turn when the caller already built it."""
-    from training.prompts import user_message
+    from curation.prompts import user_message
 
-    user = user or user_message(row["question"], row.get("choices"))
+    user = user or user_message(row["question"], row.get("choices"), n_images=len(row["images"]))
     return {"id": row["id"], "source": row["source"], "source_id": row["source_id"], "task": row.get("task"),
             "level": row.get("level"), "prompt": [user], "images": list(row["images"]), "solution": row["answer"],
             "answer_type": row.get("answer_type"), "choices": row.get("choices")}

@@ -2,9 +2,9 @@
 
     run:        {name, data, version, out_dir, seed}        where the data is and where runs go
     model:      {path, build_tiny, dtype, trust_remote_code} the starting checkpoint
-    tiny_model: keyword arguments of training.models.build_tiny_model (used when model.path is absent)
+    tiny_model: keyword arguments of training.tiny_model.build_tiny_model (used when model.path is absent)
     sft:        fields of training.sft.SFTRecipe
-    difficulty: fields of the difficulty pipeline's config (pipelines.difficulty)
+    difficulty: fields of training.difficulty.DifficultyConfig
     grpo:       fields of the GRPO recipe (training.grpo)
     eval:       fields of training.evaluate.EvalConfig
 
@@ -28,7 +28,7 @@ from typing import Any
 
 
 from curation.errors import SightlineError
-from pipelines.recipe import parse_value, read_recipe_file
+from curation.config import parse_value, read_yaml as read_recipe_file
 
 SECTIONS = ("run", "model", "tiny_model", "sft", "difficulty", "grpo", "eval")
 
@@ -59,7 +59,7 @@ class ModelConfig:
 
 
 def _tiny_model_defaults() -> dict:
-    from training.models import build_tiny_model
+    from training.tiny_model import build_tiny_model
 
     sig = inspect.signature(build_tiny_model)
     return {k: p.default for k, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY and k != "texts"}
@@ -71,7 +71,7 @@ SECTION_CLASSES: dict[str, tuple[str, str] | None] = {
     "model": ("training.config", "ModelConfig"),
     "tiny_model": None,
     "sft": ("training.sft", "SFTRecipe"),
-    "difficulty": ("pipelines.difficulty", "DifficultyConfig"),
+    "difficulty": ("training.difficulty", "DifficultyConfig"),
     "grpo": ("training.grpo", "GRPORecipe"),
     "eval": ("training.evaluate", "EvalConfig"),
 }

@@ -32,45 +32,6 @@ class EvalConfig:
 # ---------------------------------------------------------------------------- generation
 
 
-def _batches(items: list, size: int) -> Iterable[list]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
-
-def generate_texts(model, processor, prompts: list[list[dict]], images: list[list], *, max_new_tokens: int = 160,
-                   batch_size: int = 32, progress: bool = True, desc: str = "generate", **generate_kwargs: Any) -> list[str]:
-    """Greedy (unless ``generate_kwargs`` say otherwise) completions of conversational prompts with images.
-
-    ``prompts[i]`` is a message list whose image parts are placeholders (``{"type": "image"}``);
-    ``images[i]`` are the PIL images for them, in order. Returns the decoded new text of each.
-    """
-    import torch
-    from tqdm.auto import tqdm
-
-    assert len(prompts) == len(images), "one image list per prompt"
-    tokenizer = getattr(processor, "tokenizer", processor)
-    gen = {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
-    gen.update(generate_kwargs)
-    if not gen.get("do_sample"):
-        gen.update(temperature=None, top_p=None, top_k=None)  # silence sampling defaults of real checkpoints
-    device = next(model.parameters()).device
-    out: list[str] = []
-    order = list(range(len(prompts)))
-    bar = tqdm(total=len(prompts), desc=desc, unit="ex", disable=not progress, leave=False)
-    for idx in _batches(order, batch_size):
-        texts = [processor.apply_chat_template(prompts[i], add_generation_prompt=True, tokenize=False) for i in idx]
-        flat = [im.convert("RGB") if hasattr(im, "convert") else im for i in idx for im in (images[i] or [])]
-        inputs = processor(text=texts, images=flat or None, padding=True, padding_side="left", return_tensors="pt")
-        inputs = inputs.to(device)
-        with torch.inference_mode():
-            ids = model.generate(**inputs, **gen)
-        new = ids[:, inputs["input_ids"].shape[1]:]
-        out.extend(processor.batch_decode(new, skip_special_tokens=True))
-        bar.update(len(idx))
-    bar.close()
-    return out
-
-
 # ---------------------------------------------------------------------------- scoring
 
 
@@ -102,14 +63,14 @@ def evaluate(model_path: str | Path, store, version: int | str | None = "latest"
              batch_size: int = 32, *, max_new_tokens: int = 160, dtype: str | None = None, device: str | None = "auto",
              samples: int = 8, trust_remote_code: bool = False, progress: bool = True) -> dict:
     """Greedy accuracy of the checkpoint at ``model_path`` on ``store``'s test table (``Store`` or its path)."""
+    from curation import models
     from training.data import as_store, rl_dataset
-    from training.models import load_model_and_processor
 
     store = as_store(store)
     v = store.resolve(version)
     ds = rl_dataset(store, v, table="test", limit=limit)
     t0 = time.monotonic()
-    model, processor = load_model_and_processor(model_path, dtype=dtype, device=device,
+    model, processor = models.load_model_and_processor(model_path, dtype=dtype, device=device,
                                                 trust_remote_code=trust_remote_code)
     from tqdm.auto import tqdm
 
@@ -118,7 +79,7 @@ def evaluate(model_path: str | Path, store, version: int | str | None = "latest"
     with tqdm(total=len(ds), desc=f"eval {label(str(model_path))}", unit="ex", disable=not progress) as bar:
         for start in range(0, len(ds), batch_size):  # decode one batch of images at a time
             chunk = ds[start:start + batch_size]
-            responses += generate_texts(model, processor, chunk["prompt"], chunk["images"],
+            responses += models.generate_texts(model, processor, chunk["prompt"], chunk["images"],
                                         max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False)
             bar.update(len(chunk["prompt"]))
     result = score(responses, rows)

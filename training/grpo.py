@@ -31,7 +31,7 @@ One CPU (the mini recipe: a tiny Qwen2-VL from the SFT checkpoint, the latest da
     sightline train grpo --config configs/train/mini.yaml [--set grpo.sampler=vas]
 8 GPUs (a real Qwen2.5-VL, vLLM rollouts colocated on the training GPUs; ZeRO-3, or FSDP2
 with --config_file configs/accelerate/fsdp.yaml):
-    accelerate launch --config_file configs/accelerate/zero3.yaml -m training.cli grpo \\
+    accelerate launch --config_file configs/accelerate/zero3.yaml -m pipelines.train_cmd grpo \\
         --config configs/train/qwen2_5_vl_7b.yaml
     (rollouts on a separate vLLM server instead: `trl vllm-serve --model PATH` on its own GPUs and
      `vllm_mode: server` under grpo.trainer in the recipe. A killed run resumes on the same command.)
@@ -385,7 +385,7 @@ def build_trainer(recipe: GRPORecipe, *, model=None, processor=None, train_datas
 
     from training.callbacks import JsonlMetrics, TimeBudget
     from training.data import rl_dataset
-    from training.models import load_model_and_processor
+    from curation.models import load_model_and_processor
     from training.sampling import make_sampler
 
     out = Path(recipe.output_dir)
@@ -466,10 +466,3 @@ def run(recipe: GRPORecipe) -> dict:
     print(f"grpo: {result['steps']} steps in {result['seconds'] / 60:.1f} min, reward {result['first_reward']} -> "
           f"{result['final_reward']}; model at {final}", flush=True)
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``sightline train grpo --config FILE [--set grpo.key=value ...]``."""
-    from training.cli import main as cli_main
-
-    return cli_main(["grpo", *(argv or [])])

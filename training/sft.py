@@ -13,7 +13,7 @@ before RL so the policy already writes ``<think>..</think><answer>..</answer>``.
 One CPU (the mini recipe, a tiny Qwen2-VL):
     sightline train sft --config configs/train/mini.yaml
 8 GPUs (a real checkpoint, DeepSpeed ZeRO-3 through accelerate):
-    accelerate launch --config_file configs/accelerate/zero3.yaml -m training.cli sft \\
+    accelerate launch --config_file configs/accelerate/zero3.yaml -m pipelines.train_cmd sft \\
         --config configs/train/qwen2_5_vl_7b.yaml
 """
 from __future__ import annotations
@@ -102,7 +102,7 @@ def build_trainer(recipe: SFTRecipe, *, model=None, processor=None, train_datase
 
     from training.callbacks import JsonlMetrics, TimeBudget, tensorboard_callback
     from training.data import sft_dataset
-    from training.models import load_model_and_processor
+    from curation.models import load_model_and_processor
 
     out = Path(recipe.output_dir)
     if model is None or processor is None:
@@ -132,7 +132,7 @@ def run(recipe: SFTRecipe) -> dict:
           f" x batch {recipe.batch_size * recipe.grad_accum}, lr {recipe.learning_rate}", flush=True)
     train_out = trainer.train()
     final = out / "final"
-    from training.models import clear_saved_truncation
+    from curation.models import clear_saved_truncation
 
     clear_saved_truncation(trainer.processing_class.tokenizer)
     trainer.save_model(str(final))
@@ -158,10 +158,3 @@ def run(recipe: SFTRecipe) -> dict:
     print(f"sft: {result['steps']} steps in {result['seconds'] / 60:.1f} min, loss {result['first_loss']} -> "
           f"{result['final_loss']}; model at {final}", flush=True)
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``sightline train sft --config FILE [--set sft.key=value ...]``."""
-    from training.cli import main as cli_main
-
-    return cli_main(["sft", *(argv or [])])

@@ -15,7 +15,7 @@ def tiny_teacher(tmp_path_factory):
     import torch
 
     from curation.synthetic import corpus
-    from training.models import build_tiny_model
+    from training.tiny_model import build_tiny_model
 
     torch.set_num_threads(1)
     return build_tiny_model(tmp_path_factory.mktemp("teacher") / "tiny", texts=list(corpus(200, seed=0)), **TINY)

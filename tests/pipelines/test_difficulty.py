@@ -16,7 +16,7 @@ def scored(tmp_path_factory):
     import curation.verify
     from curation.synthetic import corpus
     from pipelines import difficulty
-    from training.models import build_tiny_model
+    from training.tiny_model import build_tiny_model
 
     root = tmp_path_factory.mktemp("difficulty")
     model = build_tiny_model(root / "tiny", texts=list(corpus(200, seed=0)), **TINY)

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from pipelines.cli import main as sightline
+from tests.training.conftest import _datasets_cache, _one_torch_thread, synthetic_store  # noqa: F401  (fixtures)
 
 
 def _recipe(tmp_path, store, stages):

@@ -14,7 +14,7 @@ TINY = {"vocab_size": 400, "text_hidden": 64, "text_layers": 1, "vision_depth": 
 def synthetic_tables(n_train: int, n_test: int, *, seed: int = 0, families=None) -> dict[str, list[dict]]:
     """examples/sft/rl/test rows for ``n_train + n_test`` synthetic examples (the last n_test held out)."""
     from curation.synthetic import generate, solution_from_scene
-    from training.prompts import assistant_message, user_message
+    from curation.prompts import assistant_message, user_message
 
     tables: dict[str, list[dict]] = {"examples": [], "sft": [], "rl": [], "test": []}
     for i, ex in enumerate(generate(n_train + n_test, seed=seed, families=families)):
@@ -48,7 +48,7 @@ def synthetic_store(tmp_path_factory):
 def tiny_model_dir(tmp_path_factory):
     """A tiny Qwen2-VL (about 0.1M parameters) with a BPE trained on a small synthetic corpus."""
     from curation.synthetic import corpus
-    from training.models import build_tiny_model
+    from training.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny", texts=list(corpus(200, seed=0)), **TINY)
 

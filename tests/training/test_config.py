@@ -1,7 +1,7 @@
 import pytest
 
 from curation.errors import SightlineError
-from training.cli import curated_version, sft_recipe
+from pipelines.train_cmd import curated_version, sft_recipe
 from training.config import load_config, to_dataclass
 from training.sft import SFTRecipe
 

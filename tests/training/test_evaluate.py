@@ -1,6 +1,7 @@
 import json
 
-from training.evaluate import evaluate, generate_texts, label, main, score, table
+from curation.models import generate_texts
+from training.evaluate import evaluate, label, main, score, table
 
 
 def _rows(solutions, tasks, kinds=None, choices=None):
@@ -27,7 +28,7 @@ def test_score_counts_by_hand():
 def test_evaluate_equals_verify_on_the_models_own_greedy_outputs(tiny_model_dir, synthetic_store):
     from curation.verify import verify
     from training.data import rl_dataset
-    from training.models import load_model_and_processor
+    from curation.models import load_model_and_processor
 
     model, processor = load_model_and_processor(tiny_model_dir)
     test = rl_dataset(synthetic_store, table="test", limit=8)
@@ -62,7 +63,7 @@ def test_evaluate_scores_known_answers_overall_and_per_task(tiny_model_dir, synt
             out.append(f"<think>row {i}</think><answer>{answer}</answer>")
         return out
 
-    monkeypatch.setattr(ev, "generate_texts", scripted)
+    monkeypatch.setattr("curation.models.generate_texts", scripted)
     result = ev.evaluate(tiny_model_dir, synthetic_store, "latest", None, 6, device="cpu", progress=False)
     right = [i for i in range(len(rows)) if i % 3 == 0]
     assert (result["n"], result["correct"], result["format_ok"]) == (20, len(right), 1.0)

@@ -47,7 +47,7 @@ def test_sft_lowers_the_loss_on_a_fixed_batch(tiny_model_dir, synthetic_store, t
 
 
 def test_run_saves_a_loadable_model_and_metrics(tiny_model_dir, synthetic_store, tmp_path):
-    from training.models import load_model_and_processor
+    from curation.models import load_model_and_processor
 
     result = run(_recipe(tiny_model_dir, synthetic_store, tmp_path, max_steps=3, limit=16))
     out = tmp_path / "sft"

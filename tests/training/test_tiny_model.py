@@ -5,7 +5,8 @@ import torch
 from PIL import Image
 
 from curation.errors import SightlineError
-from training.models import FORMAT_TOKENS, SPECIAL_TOKENS, load_model_and_processor
+from curation.models import load_model_and_processor
+from training.tiny_model import FORMAT_TOKENS, SPECIAL_TOKENS
 
 
 def _user(text="How many shapes are there?"):
