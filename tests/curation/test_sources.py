@@ -51,7 +51,7 @@ def jsonl_source(tmp_path):
         b"",                                                                          # 10 blank
         b"[1, 2]",                                                                    # 11
         json.dumps({"question": "Q?", "answer": "1"}).encode(),                       # 12
-        json.dumps({"question": "Q?", "answer": "1", "image": "imgs/a.png", "choices": ["a", 2]}).encode(),  # 13
+        json.dumps({"question": "Q?", "answer": "1", "image": "imgs/a.png", "choices": ["a", [2]]}).encode(),  # 13
         json.dumps({"question": 5, "answer": "1", "image": "imgs/a.png"}).encode(),   # 14
         json.dumps({"question": "Q?", "answer": ["x"], "image": "imgs/a.png"}).encode(),  # 15
         json.dumps({"question": "Q?", "answer": "1", "image": "imgs/a.png", "answer_type": "essay"}).encode(),  # 16
@@ -78,7 +78,7 @@ def test_jsonl_reads_values_and_yields_each_reject(jsonl_source, tmp_path):
     assert second["answer"] == "3" and second["answer_type"] == "integer"  # spec default
     assert second["images"][0]["bytes"] == png((0, 255, 0))          # absolute paths are allowed
 
-    expected = {"1": "bad_json", "2": "bad_text_encoding", "3": "missing_question", "4": "missing_answer",
+    expected = {"1": "bad_json", "2": "bad_text_encoding", "3": "missing_question", "4": "empty_answer",
                 "5": "bad_choices", "6": "image_missing", "7": "image_path_outside",
                 "9": "image_unreadable", "11": "bad_json", "12": "missing_image", "13": "bad_choices",
                 "14": "bad_question", "15": "bad_answer", "16": "bad_answer_type",

@@ -1,0 +1,84 @@
+"""Real sources as they are shipped: JSON lines, JSON documents, Parquet, ``save_to_disk`` folders.
+
+A reader turns a source spec into ``("example", row)`` and ``("reject", reject_row)`` tuples;
+a bad row is never an exception, it is a reject with a reason, so rows in = examples + rejects.
+A config mistake (unknown type, missing path, a binary file, a JSON array read as JSON lines,
+a mapped column the data lacks) is a one-line ``SightlineError`` raised before the first row.
+See ``docs/sources.md`` for one recipe entry per common dataset shape.
+
+Spec (our column name -> where the value sits in the source's rows; unmapped names default to ours)::
+
+    {"type": "auto" | "jsonl" | "json" | "parquet" | "hf_disk", "name": "scienceqa",
+     "path": "data/sqa.jsonl" | "data/" | "data/*/data.json",
+     "columns": {"question": "extra_info.question", "answer": "reward_model.ground_truth",
+                 "image": "images", "choices": "options", "answer_type": "answer_type",
+                 "task": "task", "id": "pid"},      # dotted paths, list positions: prompt[-1].content
+     "answer_type": None, "task": "science",
+     # optional: "image_root": None (default: the folder of each file), "allow_outside": False,
+     #           "records": None (type json: where the rows sit inside the document, e.g. "data"),
+     #           "parse_options": True (options written in the question become choices),
+     #           "max_image_bytes": 50_000_000, "batch_size": 64, "split": "test" (hf_disk DatasetDict),
+     #           "answer_is_index": False, "require_answer": True (False only for eval sets read by
+     #           curation.decontam), "limit": None, "max_reject_fraction": 0.5 (see ingest_health)}
+
+``source_id`` is the row's position (the line number for JSON lines, the element index of a
+JSON array, the key of an object keyed by id) or the value of the mapped ``id`` column;
+in a source of several files (a folder or a glob) it starts with the file's relative name
+(``"cat/data.jsonl:3"``).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from curation.sources.formats import items
+from curation.sources.health import ingest_health
+from curation.sources.inspection import format_inspection, inspect_source
+from curation.sources.spec import (
+    ANSWER_TYPES,
+    COLUMNS,
+    DEFAULTS,
+    REASONS,
+    STAGE,
+    TYPES,
+    compile_columns,
+    describe_spec,
+    validate_spec,
+)
+from curation.sources.values import Reject, to_row
+from schemas.tables import make_reject
+
+Row = tuple[str, dict]
+
+
+def read_source(spec: dict, *, limit: int | None = None) -> Iterator[Row]:
+    """``("example", row)`` / ``("reject", row)`` for the first ``limit`` source rows (all if None)."""
+    s = validate_spec(spec)
+    limit = s["limit"] if limit is None else limit
+    columns = compile_columns(s)
+    image_root = Path(s["image_root"]) if s["image_root"] else None
+    bases: dict[Path, Path] = {}  # the folder each file's relative image paths resolve against
+    for n, (kind, source_id, payload, file, prefix) in enumerate(items(s)):
+        if limit is not None and n >= limit:
+            return
+        if kind == "reject":
+            yield _reject(s, source_id, *payload)
+            continue
+        base = bases.get(file)
+        if base is None:
+            base = bases[file] = image_root or (file if file.is_dir() else file.parent)
+        out = to_row(s, columns, source_id, payload, base, base, prefix)
+        if isinstance(out, Reject):
+            yield _reject(s, out.source_id, out.reason, out.detail, out.question)
+        else:
+            yield out
+
+
+def _reject(s: dict, source_id: str, reason: str, detail: str = "", question: str | None = None) -> Row:
+    assert reason in REASONS, reason
+    return "reject", make_reject(STAGE, reason, source=s["name"], source_id=source_id,
+                                 detail=detail, question=question)
+
+
+__all__ = ["ANSWER_TYPES", "COLUMNS", "DEFAULTS", "REASONS", "STAGE", "TYPES", "describe_spec",
+           "format_inspection", "ingest_health", "inspect_source", "read_source", "validate_spec"]

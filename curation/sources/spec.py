@@ -1,0 +1,222 @@
+"""Source specs: defaults, the closed list of ingest reject reasons, and the checks run before
+the first row flows (unknown keys, types, paths, a mapped column the data lacks)."""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from curation.errors import SightlineError
+from curation.sources import formats
+from curation.sources.formats import fail
+from curation.sources.paths import MISSING, flatten, flatten_type, parse_path, resolve, type_has_path
+from curation.sources.values import ANSWER_TYPES
+
+STAGE = "ingest"
+TYPES = ("jsonl", "json", "parquet", "hf_disk", "auto")
+COLUMNS = ("question", "answer", "image", "choices", "answer_type", "task", "id")
+REQUIRED = ("question", "answer", "image")
+DEFAULTS = {"columns": None, "answer_type": None, "task": None, "allow_outside": False,
+            "max_image_bytes": 50_000_000, "batch_size": 64, "split": None, "answer_is_index": False,
+            "require_answer": True, "limit": None, "image_root": None, "records": None,
+            "parse_options": True, "max_reject_fraction": 0.5}
+SCAN_ROWS = 1000   # records of the first JSON / JSONL files read to learn the fields they have
+SCAN_FILES = 50    # ... from at most this many files
+SHOWN_NAMES = 30   # field names listed in an error
+
+REASONS = (
+    "bad_json", "bad_file", "bad_text_encoding", "line_too_long", "missing_question", "empty_question",
+    "bad_question", "missing_answer", "empty_answer", "bad_answer", "answer_letter_outside_choices",
+    "bad_choices", "bad_answer_type", "missing_image", "bad_image_value", "image_path_outside",
+    "image_missing", "image_unreadable", "image_too_large_bytes",
+)
+
+__all__ = ["ANSWER_TYPES", "COLUMNS", "DEFAULTS", "REASONS", "STAGE", "TYPES", "compile_columns",
+           "describe_spec", "sample_records", "validate_spec"]
+
+
+def _check_options(spec: dict, s: dict) -> None:
+    if s["answer_type"] is not None and s["answer_type"] not in ANSWER_TYPES:
+        raise fail(spec, f"unknown answer_type {s['answer_type']!r}; known: {', '.join(ANSWER_TYPES)}")
+    for key, low in (("batch_size", 1), ("max_image_bytes", 1)):
+        if isinstance(s[key], bool) or not isinstance(s[key], int) or s[key] < low:
+            raise fail(spec, f"{key} must be a positive integer")
+    if s["limit"] is not None and (isinstance(s["limit"], bool) or not isinstance(s["limit"], int) or s["limit"] < 0):
+        raise fail(spec, "limit must be a non-negative integer")
+    fraction = s["max_reject_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        raise fail(spec, "max_reject_fraction must be a number from 0 to 1")
+    for key in ("allow_outside", "answer_is_index", "require_answer", "parse_options"):
+        if not isinstance(s[key], bool):
+            raise fail(spec, f"{key} must be true or false")
+    if s["records"] is not None:
+        if s["type"] != "json":
+            raise fail(spec, "'records' (where the rows sit inside a JSON document) needs type: json")
+        try:
+            parse_path(s["records"])
+        except ValueError as e:
+            raise fail(spec, f"records: {e}") from None
+
+
+def validate_spec(spec: dict, *, check_columns: bool = True) -> dict:
+    """A complete copy of ``spec`` with defaults filled in and ``type: auto`` resolved, or a
+    one-line SightlineError. ``check_columns=False`` skips looking into the data."""
+    if not isinstance(spec, dict):
+        raise SightlineError(f"a source spec is a mapping, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - {"type", "name", "path"} - set(DEFAULTS))
+    if unknown:
+        raise fail(spec, f"unknown key(s) {', '.join(unknown)}; known: type, name, path, {', '.join(DEFAULTS)}")
+    s = {**DEFAULTS, "type": "auto", **spec}
+    if s["type"] not in TYPES:
+        raise fail(spec, f"unknown type {s.get('type')!r}; known: {', '.join(TYPES)}")
+    if not isinstance(s.get("name"), str) or not s["name"]:
+        raise SightlineError(f"a {s['type']} source needs a non-empty 'name'")
+    if not isinstance(s.get("path"), str) or not s["path"]:
+        raise fail(spec, "no 'path' given")
+    if not formats.path_exists(s["path"]):
+        raise fail(spec, f"path does not exist: {s['path']}")
+    s["path"] = str(Path(s["path"]).expanduser())
+    if s["type"] == "auto":
+        try:
+            s["type"] = formats.detect_type(s["path"])
+        except SightlineError as e:
+            raise fail(spec, str(e)) from None
+    if s["image_root"] is not None:
+        root = Path(str(s["image_root"])).expanduser()
+        if not root.is_dir():
+            raise fail(spec, f"image_root is not a folder: {root}")
+        s["image_root"] = str(root)
+    _check_options(spec, s)
+    mapped = dict(s["columns"] or {})
+    bad = sorted(set(mapped) - set(COLUMNS))
+    if bad:
+        raise fail(spec, f"unknown column name(s) {', '.join(bad)} in 'columns'; ours are {', '.join(COLUMNS)}")
+    if any(not isinstance(v, str) or not v for v in mapped.values()):
+        raise fail(spec, "'columns' maps our names to the source's column names (non-empty strings)")
+    for ours, theirs in mapped.items():
+        try:
+            parse_path(theirs)
+        except ValueError as e:
+            raise fail(spec, f"columns.{ours}: {e}") from None
+    s["columns"] = {c: mapped.get(c, c) for c in COLUMNS}
+    if check_columns:
+        required = [c for c in REQUIRED if c != "answer" or s["require_answer"]]
+        _check_columns(s, [c for c in COLUMNS if c in required or c in mapped])
+    return s
+
+
+def compile_columns(s: dict) -> dict[str, tuple[str, tuple]]:
+    """Our name -> (their path, parsed steps), parsed once per read."""
+    return {ours: (theirs, parse_path(theirs)) for ours, theirs in s["columns"].items()}
+
+
+def describe_spec(spec: dict) -> str:
+    """One line for logs and the manifest: type, name, path and the non-default column mapping."""
+    s = {**DEFAULTS, **spec}
+    cols = {k: v for k, v in (s["columns"] or {}).items() if k != v}
+    mapping = ", ".join(f"{k}<-{v}" for k, v in cols.items())
+    extra = [f"{k}={s[k]!r}" for k in ("answer_type", "task", "split", "image_root", "records") if s.get(k)]
+    return (f"{s.get('type', 'auto')} source {s.get('name')!r} at {s.get('path')}"
+            + (f" [{mapping}]" if mapping else "") + (f" ({', '.join(extra)})" if extra else ""))
+
+
+# ---------------------------------------------------------------- mapped columns exist
+
+
+def _missing_column(s: dict, ours: str, where: str, available: list[str]) -> SightlineError:
+    theirs = s["columns"][ours]
+    via = f" (mapped from {ours!r})" if theirs != ours else ""
+    close = difflib.get_close_matches(theirs, available, n=3, cutoff=0.6)
+    shown = ", ".join(available[:SHOWN_NAMES]) + (", ..." if len(available) > SHOWN_NAMES else "")
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    return fail(s, f"column {theirs!r}{via} not in {where}; available: {shown or '(none)'}{hint}")
+
+
+def _check_columns(s: dict, needed: list[str]) -> None:
+    if s["type"] in ("parquet", "hf_disk"):
+        for where, schema in _arrow_schemas(s):
+            for ours in needed:
+                theirs = s["columns"][ours]
+                if theirs in schema.names:
+                    continue
+                steps = parse_path(theirs)
+                if steps[0] not in schema.names or not type_has_path(schema.field(steps[0]).type, steps[1:]):
+                    available = [p for f in schema for p in flatten_type(f.name, f.type)]
+                    raise _missing_column(s, ours, where, sorted(available))
+        return
+    where, rows = sample_records(s)
+    if not rows:
+        raise fail(s, f"{where} has no rows")
+    for ours in needed:
+        theirs, steps = s["columns"][ours], parse_path(s["columns"][ours])
+        if not any(resolve(row, theirs, steps) is not MISSING for row in rows):
+            names: dict[str, None] = {}
+            for row in rows[:100]:
+                names.update(dict.fromkeys(flatten(row)))
+            raise _missing_column(s, ours, where, sorted(names))
+
+
+def _arrow_schemas(s: dict):
+    if s["type"] == "hf_disk":
+        yield Path(s["path"]).name, formats.open_hf(s).data.schema
+        return
+    files, _ = formats.find_files(s)
+    for f in files:
+        yield f.name, formats.parquet_schema(s, f)
+
+
+def sample_records(s: dict, max_rows: int = SCAN_ROWS) -> tuple[str, list[dict]]:
+    """The first records of a JSON / JSONL source (and the first file's name); the first file
+    failing to parse as the type says is a one-line error naming why."""
+    files, _ = formats.find_files(s)
+    rows: list[dict] = []
+    for n, file in enumerate(files[:SCAN_FILES]):
+        found = _first_file_records(s, file, max_rows) if n == 0 else _records(s, file, max_rows - len(rows))
+        rows += found
+        if len(rows) >= max_rows:
+            break
+    return files[0].name, rows
+
+
+def _records(s: dict, file: Path, limit: int) -> list[dict]:
+    out: list[dict] = []
+    reader = (formats.jsonl_items(file, "") if s["type"] == "jsonl"
+              else formats.json_items(file, "", s["records"]))
+    for kind, _, payload, _ in reader:
+        if kind == "record":
+            out.append(payload)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _first_file_records(s: dict, file: Path, limit: int) -> list[dict]:
+    head = formats.read_head(file)
+    if problem := formats.binary_problem(head):
+        raise fail(s, f"{file} is {problem}")
+    first = formats.first_char(head)
+    if s["type"] == "jsonl":
+        if first == "[":
+            raise fail(s, f"{file.name} looks like a JSON array, not JSON lines: use type: json")
+        rows, seen, example = [], 0, ""
+        for kind, _, payload, _ in formats.jsonl_items(file, ""):
+            seen += 1
+            if kind == "record":
+                rows.append(payload)
+            elif not example:
+                example = payload[1]
+            if len(rows) >= limit or (seen >= SCAN_ROWS and not rows):
+                break
+        if seen and not rows:
+            hint = "; looks like one JSON document: use type: json" if first == "{" else ""
+            raise fail(s, f"no line of {file.name} (of the first {seen}) is a JSON object ({example}){hint}")
+        return rows
+    doc, why = formats.load_json(file, s["records"])
+    if doc is None:
+        raise fail(s, why)
+    if isinstance(doc, dict) and not formats.is_keyed(doc) and any(
+            isinstance(v, list) and v and all(isinstance(x, dict) for x in v) for v in doc.values()):
+        lists = [k for k, v in doc.items() if isinstance(v, list) and v and isinstance(v[0], dict)]
+        if not any(k in doc for k in ("question", "query", "problem", "prompt", "conversations")):
+            raise fail(s, f"{file.name} is one object whose rows seem to sit under {lists[0]!r}: "
+                          f"set records: {lists[0]}")
+    return _records(s, file, limit)
+
