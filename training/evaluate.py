@@ -1,8 +1,20 @@
-"""Held-out evaluation: greedy accuracy on a version's ``test`` table, overall and per task family.
+"""Held-out evaluation: greedy accuracy on a version's ``test`` (or ``val``) table, overall and per task
+family, and how much of it depends on the image.
 
 Scored with ``curation.verify.verify``, the same function as the GRPO reward and the curate
-pipeline's verify stage. Generation is batched (left padding) and greedy, so a checkpoint's
+pipeline's verify stage. Rollouts come from ``curation.models.generate_texts``, the code the
+difficulty pass samples with; generation is batched (left padding) and greedy, so a checkpoint's
 score is deterministic on a given machine.
+
+Image probes (on by default): the same rows are answered twice more, once with every image
+replaced by a white image of the same size and once with another row's images (a fixed, seeded
+derangement that picks a row of the same family where the family has two rows or more). A model
+that reads its images loses accuracy under both; one that answers from the question and the
+answer prior does not. This is the "blind" control of the VQA literature (Goyal et al., 2017,
+"Making the V in VQA Matter"; MMStar, Chen et al., 2024), as numbers beside every accuracy.
+
+Selection hygiene: ``table="val"`` for every choice made while training (checkpoints, settings);
+``test`` only for the final numbers.
 
     sightline eval --model models/tiny --model runs/mini/sft/final --data data/mini --limit 600
 """
@@ -10,26 +22,91 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from curation.errors import SightlineError
+
+TABLES = ("test", "val")
+PROBES = ("blank", "swapped")
 
 
 @dataclass
 class EvalConfig:
-    limit: int | None = field(default=None, metadata={"help": "score at most this many test rows (None: all)"})
+    limit: int | None = field(default=None, metadata={"help": "score at most this many rows (None: all)"})
     batch_size: int = field(default=32, metadata={"help": "prompts per generate call"})
     max_new_tokens: int = field(default=160, metadata={"help": "generation budget per answer (greedy)"})
     dtype: str | None = field(default=None, metadata={"help": "weights dtype: None (float32), auto, bfloat16"})
     device: str | None = field(default="auto", metadata={"help": "cpu, cuda, or auto (cuda when present)"})
     samples: int = field(default=8, metadata={"help": "keep this many generated answers in the JSON, for reading"})
+    table: Literal["test", "val"] = field(default="test", metadata={
+        "help": "held-out table: val for choices made during training, test only for final numbers"})
+    image_probes: bool = field(default=True, metadata={
+        "help": "also score with blank images and with another row's images (3x the rollouts)"})
+    probe_seed: int = field(default=0, metadata={"help": "seed of the swapped-image derangement"})
+
+    def __post_init__(self):
+        if self.table not in TABLES:
+            raise ValueError(f"table must be one of {', '.join(TABLES)}, got {self.table!r}")
+        if self.limit is not None and self.limit <= 0:
+            raise ValueError("limit must be a positive number of rows (or None for all)")
+        if self.batch_size < 1 or self.max_new_tokens < 1:
+            raise ValueError("batch_size and max_new_tokens must be >= 1")
 
 
-# ---------------------------------------------------------------------------- generation
+# ---------------------------------------------------------------------------- probes
+
+
+def image_derangement(tasks: list[str | None], seed: int = 0) -> list[int]:
+    """``donor[i] != i`` for every row: a seeded cycle through the rows of each family with two rows
+    or more, one cycle through the rest; ``[]`` when there are fewer than two rows."""
+    n = len(tasks)
+    if n < 2:
+        return []
+    rng = random.Random(seed)
+    by_task: dict[str, list[int]] = defaultdict(list)
+    for i, t in enumerate(tasks):
+        by_task[t or ""].append(i)
+    donor = list(range(n))
+    alone: list[int] = []
+    for t in sorted(by_task):
+        if len(by_task[t]) < 2:
+            alone += by_task[t]
+            continue
+        _cycle(by_task[t], donor, rng)
+    if len(alone) >= 2:
+        _cycle(alone, donor, rng)
+    elif alone:  # one row is alone in its family: it borrows from any other row
+        i = alone[0]
+        donor[i] = rng.choice([j for j in range(n) if j != i])
+    assert all(d != i for i, d in enumerate(donor)), "a derangement moves every row"
+    return donor
+
+
+def _cycle(rows: list[int], donor: list[int], rng: random.Random) -> None:
+    order = list(rows)
+    rng.shuffle(order)
+    for a, b in zip(order, order[1:] + order[:1]):
+        donor[a] = b
+
+
+def blank_images(images: list) -> list:
+    """White RGB images of the same sizes (same image-token count, no content)."""
+    from PIL import Image
+
+    return [Image.new("RGB", im.size, (255, 255, 255)) for im in images or []]
+
+
+def donor_images(own: list, donor: list) -> list:
+    """One image per slot of ``own``, taken from ``donor`` (cycled when it has fewer; blank when none)."""
+    own = own or []
+    if not donor:
+        return blank_images(own)
+    return [donor[k % len(donor)] for k in range(len(own))]
 
 
 # ---------------------------------------------------------------------------- scoring
@@ -59,38 +136,99 @@ def score(responses: list[str], rows: list[dict]) -> dict:
             "per_task": dict(sorted(per_task.items())), "verdicts": verdicts}
 
 
-def evaluate(model_path: str | Path, store, version: int | str | None = "latest", limit: int | None = None,
-             batch_size: int = 32, *, max_new_tokens: int = 160, dtype: str | None = None, device: str | None = "auto",
-             samples: int = 8, trust_remote_code: bool = False, progress: bool = True) -> dict:
-    """Greedy accuracy of the checkpoint at ``model_path`` on ``store``'s test table (``Store`` or its path)."""
-    from curation import models
-    from training.data import as_store, rl_dataset
+# ---------------------------------------------------------------------------- evaluation
 
+
+def eval_rows(store, version: int, table: str, limit: int | None):
+    """The ``table`` rows of ``version`` in the rl layout (``datasets.Dataset``, images decoded lazily)."""
+    from training.data import RL_COLUMNS, load_table
+
+    if table not in TABLES:
+        raise SightlineError(f"evaluation reads a held-out table ({', '.join(TABLES)}), not {table!r}")
+    if not sum(e["rows"] for e in store.manifest(version).get("files", {}).get(table, [])):
+        raise SightlineError(f"{store.root} v{version:04d} has no {table!r} rows (the curate pipeline writes "
+                             f"val since the val split landed): curate a new version")
+    return load_table(store, table, version, columns=RL_COLUMNS, limit=limit)
+
+
+def _as_config(cfg, legacy: tuple, loose: dict) -> EvalConfig:
+    """The EvalConfig of a call. The old loose form ``evaluate(m, store, v, limit, batch_size, device=...)``
+    still works (callers written before EvalConfig was passed whole) with EvalConfig's defaults."""
+    if not legacy and not loose:
+        if cfg is not None and not isinstance(cfg, EvalConfig):  # evaluate(m, store, v, limit)
+            return EvalConfig(limit=cfg)
+        return cfg or EvalConfig()
+    if isinstance(cfg, EvalConfig):
+        raise TypeError("evaluate takes an EvalConfig or loose keyword arguments, not both")
+    unknown = sorted(set(loose) - {f.name for f in fields(EvalConfig)})
+    if unknown or len(legacy) > 1:
+        raise TypeError(f"evaluate: unexpected arguments {unknown or list(legacy[1:])}")
+    return EvalConfig(limit=cfg, **({"batch_size": legacy[0]} if legacy else {}), **loose)
+
+
+def evaluate(model_path: str | Path, store, version: int | str | None = "latest", cfg: EvalConfig | None = None,
+             *legacy, progress: bool = True, trust_remote_code: bool = False, **loose) -> dict:
+    """Greedy accuracy of the checkpoint at ``model_path`` on ``store``'s ``cfg.table`` (``Store`` or its path),
+    with the image probes under ``probes`` and the number of generated completions under ``rollouts``."""
+    from curation import models
+    from training.data import as_store
+
+    cfg = _as_config(cfg, legacy, loose)
     store = as_store(store)
     v = store.resolve(version)
-    ds = rl_dataset(store, v, table="test", limit=limit)
+    ds = eval_rows(store, v, cfg.table, cfg.limit)
+    rows = ds.select_columns(["id", "task", "solution", "choices", "answer_type"]).to_list()
+    donors = image_derangement([r["task"] for r in rows], cfg.probe_seed) if cfg.image_probes else []
+    conditions = ["image", *(["blank"] if cfg.image_probes else []), *(["swapped"] if donors else [])]
     t0 = time.monotonic()
-    model, processor = models.load_model_and_processor(model_path, dtype=dtype, device=device,
-                                                trust_remote_code=trust_remote_code)
+    model, processor = models.load_model_and_processor(model_path, dtype=cfg.dtype, device=cfg.device,
+                                                       trust_remote_code=trust_remote_code)
     from tqdm.auto import tqdm
 
-    rows = ds.select_columns(["id", "task", "solution", "choices", "answer_type"]).to_list()
-    responses: list[str] = []
-    with tqdm(total=len(ds), desc=f"eval {label(str(model_path))}", unit="ex", disable=not progress) as bar:
-        for start in range(0, len(ds), batch_size):  # decode one batch of images at a time
-            chunk = ds[start:start + batch_size]
-            responses += models.generate_texts(model, processor, chunk["prompt"], chunk["images"],
-                                        max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False)
-            bar.update(len(chunk["prompt"]))
-    result = score(responses, rows)
+    responses: dict[str, list[str]] = {c: [] for c in conditions}
+    with tqdm(total=len(ds) * len(conditions), desc=f"eval {label(str(model_path))}", unit="ex",
+              disable=not progress) as bar:
+        for start in range(0, len(ds), cfg.batch_size):  # decode one batch of images at a time
+            chunk = ds[start:start + cfg.batch_size]
+            for c in conditions:
+                images = _probe_images(c, ds, chunk["images"], donors, start)
+                responses[c] += models.generate_texts(model, processor, chunk["prompt"], images,
+                                                      max_new_tokens=cfg.max_new_tokens,
+                                                      batch_size=cfg.batch_size, progress=False)
+                bar.update(len(chunk["prompt"]))
+    result = score(responses["image"], rows)
     verdicts = result.pop("verdicts")
-    result = {"model": str(model_path), "data": str(store.root), "version": v, **result,
-              "max_new_tokens": max_new_tokens, "seconds": round(time.monotonic() - t0, 1),
-              "samples": verdicts[:samples]}
-    return result
+    probes = {c: _probe_summary(score(responses[c], rows), result) for c in conditions[1:]}
+    if "swapped" in probes:
+        same = sum(rows[d]["task"] == rows[i]["task"] for i, d in enumerate(donors))
+        probes["swapped"]["donor_same_task"] = same / len(rows)
+    samples = [{**s, **{f"{c}_response": responses[c][i] for c in conditions[1:]}}
+               for i, s in enumerate(verdicts[:cfg.samples])]
+    return {"model": str(model_path), "data": str(store.root), "version": v, "table": cfg.table, **result,
+            "probes": probes, "rollouts": sum(len(r) for r in responses.values()),
+            "max_new_tokens": cfg.max_new_tokens, "seconds": round(time.monotonic() - t0, 1), "samples": samples}
 
 
-def majority_baseline(store, version: int | str | None = "latest", limit: int | None = None) -> dict:
+def _probe_images(condition: str, ds, images: list[list], donors: list[int], start: int) -> list[list]:
+    if condition == "image":
+        return images
+    if condition == "blank":
+        return [blank_images(ims) for ims in images]
+    donated = ds[[donors[start + i] for i in range(len(images))]]["images"]
+    return [donor_images(own, d) for own, d in zip(images, donated)]
+
+
+def _probe_summary(probe: dict, real: dict) -> dict:
+    """A probe's accuracy, overall and per family, and how far it sits below the real images'."""
+    probe.pop("verdicts")
+    probe["drop"] = real["accuracy"] - probe["accuracy"]
+    for task, t in probe["per_task"].items():
+        t["drop"] = real["per_task"][task]["accuracy"] - t["accuracy"]
+    return probe
+
+
+def majority_baseline(store, version: int | str | None = "latest", limit: int | None = None, *,
+                      table: str = "test") -> dict:
     """The score of always giving each task family's most common ``rl`` answer: what a model that
     learned the format and the answer prior, but not the images, would get."""
     from collections import Counter
@@ -103,14 +241,14 @@ def majority_baseline(store, version: int | str | None = "latest", limit: int | 
     counts: dict[str, Counter] = {}
     for r in train:
         counts.setdefault(r["task"], Counter())[r["solution"]] += 1
-    rows = store.read_table("test", v, columns=["id", "task", "solution", "choices", "answer_type"]).to_pylist()
-    rows = rows[:limit] if limit is not None else rows
+    rows = eval_rows(store, v, table, limit).select_columns(["id", "task", "solution", "choices",
+                                                             "answer_type"]).to_list()
     guess = {t: c.most_common(1)[0][0] for t, c in counts.items()}
     responses = [f"<think></think><answer>{guess.get(r['task'], '')}</answer>" for r in rows]
     result = score(responses, rows)
     result.pop("verdicts")
-    return {"model": "majority answer per task", "data": str(store.root), "version": v, **result,
-            "answers": dict(sorted(guess.items()))}
+    return {"model": "majority answer per task", "data": str(store.root), "version": v, "table": table, **result,
+            "rollouts": 0, "answers": dict(sorted(guess.items()))}
 
 
 # ---------------------------------------------------------------------------- reporting
@@ -122,22 +260,56 @@ def label(model_path: str) -> str:
     return p.parent.name if p.name in ("final", "checkpoint") and p.parent.name else p.name
 
 
+def _pct(x: float | None, width: int) -> str:
+    return f"{100 * x:{width - 1}.1f}%" if x is not None else f"{'-':>{width}}"
+
+
 def table(results: list[dict], labels: list[str] | None = None) -> str:
-    """A fixed-width table: one row per checkpoint, overall then per-task accuracy in percent."""
+    """A fixed-width table: one row per checkpoint, overall, format, the image probes' overall accuracy
+    (when any result has them), then per-task accuracy in percent."""
     labels = labels or [label(r["model"]) for r in results]
     tasks = sorted({t for r in results for t in r["per_task"]})
+    probes = [p for p in PROBES if any(p in r.get("probes", {}) for r in results)]
     w = max(10, *(len(x) for x in labels))
-    head = f"{'model'.ljust(w)}  {'n':>5}  {'overall':>7}  {'format':>6}  " + "  ".join(f"{t[:10]:>10}" for t in tasks)
+    head = (f"{'model'.ljust(w)}  {'n':>5}  {'overall':>7}  {'format':>6}  " + "".join(f"{p:>8}  " for p in probes)
+            + "  ".join(f"{t[:10]:>10}" for t in tasks))
     lines = [head, "-" * len(head)]
     for name, r in zip(labels, results):
-        cells = [f"{100 * r['per_task'][t]['accuracy']:9.1f}%" if t in r["per_task"] else f"{'-':>10}" for t in tasks]
-        lines.append(f"{name.ljust(w)}  {r['n']:>5}  {100 * r['accuracy']:6.1f}%  {100 * r['format_ok']:5.1f}%  "
-                     + "  ".join(cells))
+        probe_cells = "".join(_pct(r.get("probes", {}).get(p, {}).get("accuracy"), 8) + "  " for p in probes)
+        cells = [_pct(r["per_task"][t]["accuracy"], 10) if t in r["per_task"] else f"{'-':>10}" for t in tasks]
+        lines.append(f"{name.ljust(w)}  {r['n']:>5}  {_pct(r['accuracy'], 7)}  {_pct(r['format_ok'], 6)}  "
+                     + probe_cells + "  ".join(cells))
     return "\n".join(lines)
 
 
+def probe_table(results: list[dict], labels: list[str] | None = None) -> str:
+    """Per family: accuracy with the real / a blank / another row's image, ``real/blank/swapped`` in percent."""
+    labels = labels or [label(r["model"]) for r in results]
+    kept = [(n, r) for n, r in zip(labels, results) if r.get("probes")]
+    if not kept:
+        return ""
+    tasks = sorted({t for _, r in kept for t in r["per_task"]})
+    w = max(10, *(len(n) for n, _ in kept))
+    head = f"{'image probes'.ljust(w)}  " + "  ".join(f"{g[:14]:>14}" for g in ["overall", *tasks])
+    lines = [head + "   (real / blank / another row's image, %)", "-" * len(head)]
+    for name, r in kept:
+        cells = [_triple(r, None)] + [_triple(r, t) for t in tasks]
+        lines.append(f"{name.ljust(w)}  " + "  ".join(f"{c:>14}" for c in cells))
+    return "\n".join(lines)
+
+
+def _triple(r: dict, task: str | None) -> str:
+    def acc(x: dict) -> str:
+        if task is None:
+            return f"{100 * x['accuracy']:.0f}"
+        return f"{100 * x['per_task'][task]['accuracy']:.0f}" if task in x.get("per_task", {}) else "-"
+
+    return "/".join([acc(r)] + [acc(r["probes"][p]) if p in r["probes"] else "-" for p in PROBES])
+
+
 def bar_chart(results: list[dict], path: str | Path, labels: list[str] | None = None, title: str | None = None) -> Path:
-    """Grouped bars (overall + each task family), one colour per checkpoint, as a PNG."""
+    """Grouped bars (overall + each task family), one colour per checkpoint, as a PNG; with the image
+    probes, a second panel shows overall accuracy with real, blank and swapped images."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -146,8 +318,11 @@ def bar_chart(results: list[dict], path: str | Path, labels: list[str] | None = 
     labels = labels or [label(r["model"]) for r in results]
     tasks = sorted({t for r in results for t in r["per_task"]})
     groups = ["overall", *tasks]
+    probed = [(n, r) for n, r in zip(labels, results) if r.get("probes")]
     width = 0.8 / max(1, len(results))
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(groups) + 2), 4))
+    fig, axes = plt.subplots(1, 2 if probed else 1, figsize=(max(6, 1.3 * len(groups) + 2) + (4 if probed else 0), 4),
+                             gridspec_kw={"width_ratios": [3, 1]} if probed else None, squeeze=False)
+    ax = axes[0][0]
     for k, (name, r) in enumerate(zip(labels, results)):
         vals = [100 * r["accuracy"]] + [100 * r["per_task"].get(t, {}).get("accuracy", 0.0) for t in tasks]
         xs = [g + (k - (len(results) - 1) / 2) * width for g in range(len(groups))]
@@ -157,14 +332,30 @@ def bar_chart(results: list[dict], path: str | Path, labels: list[str] | None = 
     ax.set_ylabel("greedy accuracy (%)")
     ax.set_ylim(0, 105)
     n = results[0]["n"] if results else 0
-    ax.set_title(title or f"held-out accuracy ({n} test rows)")
+    ax.set_title(title or f"held-out accuracy ({n} rows)")
     ax.legend(fontsize=8)
+    if probed:
+        _probe_panel(axes[0][1], probed)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _probe_panel(ax, probed: list[tuple[str, dict]]) -> None:
+    conditions = ["image", *PROBES]
+    width = 0.8 / len(conditions)
+    for k, c in enumerate(conditions):
+        vals = [100 * (r["accuracy"] if c == "image" else r["probes"].get(c, {}).get("accuracy", 0.0))
+                for _, r in probed]
+        xs = [g + (k - (len(conditions) - 1) / 2) * width for g in range(len(probed))]
+        ax.bar(xs, vals, width, label={"image": "own image", "blank": "blank", "swapped": "another row's"}[c])
+    ax.set_xticks(range(len(probed)), [n for n, _ in probed], fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_title("image probes (overall)")
+    ax.legend(fontsize=7)
 
 
 # ---------------------------------------------------------------------------- command line
@@ -175,9 +366,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", action="append", required=True, help="checkpoint folder; repeat to compare")
     ap.add_argument("--data", required=True, help="dataset folder data/<name>")
     ap.add_argument("--version", default="latest", help="dataset version: N, vNNNN or latest")
-    ap.add_argument("--limit", type=int, default=None, help="score at most N test rows")
+    ap.add_argument("--table", default="test", choices=TABLES,
+                    help="held-out table: val while choosing, test for final numbers (default test)")
+    ap.add_argument("--limit", type=int, default=None, help="score at most N rows")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=160)
+    ap.add_argument("--no-image-probes", action="store_true",
+                    help="skip the blank-image and swapped-image passes (a third of the time)")
     ap.add_argument("--device", default="auto", help="cpu, cuda or auto")
     ap.add_argument("--dtype", default=None, help="auto, bfloat16, float32 (default float32)")
     ap.add_argument("--out", default=None, help="JSON file (default runs/eval/<data>-v<N>.json); a .png chart goes next to it")
@@ -189,8 +384,12 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    if args.limit is not None and args.limit <= 0:
-        raise SightlineError("--limit must be a positive number of rows")
+    try:
+        cfg = EvalConfig(limit=args.limit, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                         dtype=args.dtype, device=args.device, table=args.table,
+                         image_probes=not args.no_image_probes)
+    except ValueError as e:
+        raise SightlineError(str(e)) from None
 
     from curation.store import Store
 
@@ -198,19 +397,24 @@ def main(argv: list[str] | None = None) -> int:
     v = store.resolve(args.version)
     results = []
     for m in args.model:
-        r = evaluate(m, store, v, args.limit, args.batch_size, max_new_tokens=args.max_new_tokens,
-                     dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
-        print(f"{m}: {100 * r['accuracy']:.1f}% of {r['n']} ({r['seconds']:.0f} s)", flush=True)
+        r = evaluate(m, store, v, cfg, trust_remote_code=args.trust_remote_code)
+        probes = ", ".join(f"{p} {100 * q['accuracy']:.1f}%" for p, q in r["probes"].items())
+        print(f"{m}: {100 * r['accuracy']:.1f}% of {r['n']} {cfg.table} rows" + (f" ({probes})" if probes else "")
+              + f", {r['rollouts']} rollouts, {r['seconds']:.0f} s", flush=True)
         results.append(r)
-    baseline = majority_baseline(store, v, args.limit)
-    out = Path(args.out or f"runs/eval/{store.name}-v{v:04d}.json")
+    baseline = majority_baseline(store, v, args.limit, table=cfg.table)
+    out = Path(args.out or f"runs/eval/{store.name}-v{v:04d}{'' if cfg.table == 'test' else '-' + cfg.table}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"data": str(store.root), "version": v, "results": results, "majority": baseline},
-                              indent=2) + "\n")
+    out.write_text(json.dumps({"data": str(store.root), "version": v, "table": cfg.table, "results": results,
+                               "majority": baseline}, indent=2) + "\n")
     labels = [label(r["model"]) for r in results] + ["majority"]
     chart = bar_chart(results + [baseline], out.with_suffix(".png"), labels=labels,
-                      title=f"{store.name} v{v}: held-out greedy accuracy")
+                      title=f"{store.name} v{v}: {cfg.table} greedy accuracy")
     print()
     print(table(results + [baseline], labels=labels))
+    probes = probe_table(results, labels=labels[:-1])
+    if probes:
+        print()
+        print(probes)
     print(f"\nwrote {out} and {chart}")
     return 0
