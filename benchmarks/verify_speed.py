@@ -5,9 +5,10 @@ Run (pinned to one core, single thread):
     .venv/bin/python benchmarks/verify_speed.py
 
 The mix is what a GRPO rollout produces for chart/geometry/counting questions: option
-letters, yes/no, integers with units, fractions, square roots, degrees, free text, and a
-few symbolic expressions, written inside <answer> tags, in \\boxed{} or as an "answer is"
-phrase; about a quarter are wrong. Every value is distinct, so no cache is hit. The ``agree``
+letters, yes/no, integers with units, fractions, square roots, degrees, free text, word answers
+inside a short sentence ("It is a triangle.", negations among the wrong ones), options given only
+in the question text, multi-letter answers, and a few symbolic expressions, written inside
+<answer> tags, in \\boxed{} or as an "answer is" phrase; about a quarter are wrong. Every value is distinct, so no cache is hit. The ``agree``
 column is the share of verdicts equal to the label the case was built with.
 """
 from __future__ import annotations
@@ -16,8 +17,19 @@ import argparse
 import os
 import random
 import time
+from typing import NamedTuple
 
 from curation.verify import verify
+
+
+class Case(NamedTuple):
+    response: str
+    gold: str
+    choices: list[str] | None
+    answer_type: str | None
+    correct: bool
+    question: str | None = None
+
 
 # ----------------------------------------------------------------------------- case makers
 
@@ -90,6 +102,47 @@ def _text(rng, i):
     return _wrap(rng, rng.choice([said, said.capitalize(), f"the {said}"])), gold, None, "text", said == gold
 
 
+def _sentence(rng, i):
+    words = ["red", "blue", "green", "circle", "square", "triangle", "cat", "dog"]
+    gold = rng.choice(words)
+    roll = rng.random()
+    said = gold if roll < 0.75 else rng.choice([w for w in words if w != gold])
+    negated = 0.75 <= roll < 0.85   # "It is not a triangle." is wrong even with the gold word in it
+    if negated:
+        said = gold
+    subject = rng.choice(["It", "The shape", "The object in the image", "This"])
+    article = "an " if said[0] in "aeiou" else rng.choice(["a ", "the ", ""])
+    sentence = f"{subject} is {'not ' if negated else ''}{article}{said}."
+    form = rng.choice([f"<think>Look at the figure.</think>\n<answer>{sentence}</answer>",
+                       f"I looked at the image.\n{sentence}"])
+    return form, gold, None, "text", said == gold and not negated
+
+
+def _options_in_question(rng, i):
+    values = [f"{v}" for v in rng.sample(range(2, 90), 4)]
+    layout = rng.randrange(3)
+    if layout == 0:
+        listed = " ".join(f"({'ABCD'[k]}) {v}" for k, v in enumerate(values))
+    elif layout == 1:
+        listed = "\n" + "\n".join(f"{'ABCD'[k]}. {v}" for k, v in enumerate(values))
+    else:
+        listed = "\nOptions:\n" + "\n".join(f"{'ABCD'[k]}: {v}" for k, v in enumerate(values))
+    question = f"<image>\nHow many dots are there in picture {i}? {listed}"
+    gold = rng.randrange(4)
+    pick = gold if rng.random() < 0.75 else (gold + 2) % 4
+    form = rng.choice(["ABCD"[pick], f"({'ABCD'[pick]})", values[pick], f"There are {values[pick]} dots"])
+    return _wrap(rng, form), "ABCD"[gold], None, None, pick == gold, question
+
+
+def _multi(rng, i):
+    n = rng.randint(4, 6)
+    choices = [f"statement {i}.{k}" for k in range(n)]
+    gold = sorted(rng.sample("ABCDEF"[:n], rng.randint(2, 3)))
+    said = list(gold) if rng.random() < 0.75 else sorted(set(gold[:-1]) | {rng.choice("ABCDEF"[:n])})
+    form = rng.choice([", ".join(said), "".join(said), " and ".join(said)])
+    return _wrap(rng, form), rng.choice([", ".join(gold), "".join(gold)]), choices, None, said == gold
+
+
 def _expression(rng, i):
     a = rng.randint(1, 9)
     right = rng.random() < 0.75
@@ -98,8 +151,9 @@ def _expression(rng, i):
 
 
 KINDS = [  # (row name, maker, share of the mix)
-    ("letter", _letter, 0.30), ("yes/no", _yes_no, 0.20), ("integer+unit", _integer_unit, 0.20),
-    ("fraction", _fraction, 0.08), ("sqrt", _sqrt, 0.06), ("degrees", _degrees, 0.08), ("text", _text, 0.06),
+    ("letter", _letter, 0.25), ("yes/no", _yes_no, 0.18), ("integer+unit", _integer_unit, 0.18),
+    ("fraction", _fraction, 0.07), ("sqrt", _sqrt, 0.05), ("degrees", _degrees, 0.07), ("text", _text, 0.05),
+    ("sentence", _sentence, 0.05), ("opts in quest.", _options_in_question, 0.05), ("multi letter", _multi, 0.03),
     ("expression*", _expression, 0.02),
 ]
 
@@ -118,11 +172,12 @@ def main() -> None:
     verify("<answer>(x+1)^2</answer>", "x^2+2x+1")  # import math-verify and sympy outside the clock
     rows, total_n, total_s, total_agree = [], 0, 0.0, 0
     for name, make, share in KINDS:
-        cases = [make(rng, i) for i in range(max(1, int(args.n * share)))]
+        cases = [Case(*make(rng, i)) for i in range(max(1, int(args.n * share)))]
         started = time.perf_counter()
-        verdicts = [verify(r, g, choices=c, answer_type=t) for r, g, c, t, _ in cases]
+        verdicts = [verify(c.response, c.gold, choices=c.choices, answer_type=c.answer_type, question=c.question)
+                    for c in cases]
         seconds = time.perf_counter() - started
-        agree = sum(v.correct == label for v, (*_, label) in zip(verdicts, cases))
+        agree = sum(v.correct == c.correct for v, c in zip(verdicts, cases))
         rows.append((name, len(cases), len(cases) / seconds, agree / len(cases)))
         total_n, total_s, total_agree = total_n + len(cases), total_s + seconds, total_agree + agree
 

@@ -1,10 +1,13 @@
 """Verify a model's final answer against the gold answer: one check for curation, rewards and eval.
 
-``verify(response, gold, choices=..., answer_type=...)`` reads the final answer (last
-``<answer>`` block, else last ``\\boxed{}``, else an "answer is ..." phrase, else the last
-line; never from inside ``<think>``) and compares it with fast readers: option letters, yes/no
-and text (``curation.answers``), numbers with units, percent and degrees (``curation.numeric``).
-Only real expressions go to math-verify (``parse``/``verify``, gold first: it is not symmetric).
+``verify(response, gold, choices=..., answer_type=..., question=...)`` reads the final answer
+(last ``<answer>`` block, else last ``\\boxed{}``, else an "answer is ..." phrase, else the last
+line; never from inside ``<think>``) and compares it with fast readers: option letters, sets of
+letters, yes/no and text (``curation.answers``), numbers with units, percent and degrees
+(``curation.numeric``). Only real expressions go to math-verify (``parse``/``verify``, gold first:
+it is not symmetric). Options written only in the question are parsed (``curation.options``).
+A gold that is itself a sentence (answer type ``open``) is never guessed at: the verdict is
+``needs_judge``: rule-based rewards only hold for closed-form answers, so a judge must decide.
 
 Time bound: every call returns within ``MAX_SECONDS`` from any thread. The readers are
 linear-time string code and refuse answers over ``MAX_ANSWER_CHARS``; math-verify runs with its
@@ -18,13 +21,18 @@ import re
 import string
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 from curation import answers, math_check, numeric
+from curation.options import options_from_question
 
 MAX_SECONDS = 2.0          # the bound promised to callers, whatever the thread
 MATH_SECONDS = 1.5         # what math-verify may use of it, counted from the start of the call
 MAX_ANSWER_CHARS = 2000    # a longer "final answer" is a wall of text, not an answer
 MAX_MATH_CHARS = 500
+OPEN = "open"                  # answer type of a sentence-length gold: a judge decides, not a rule
+MULTI_CHOICE = "multi_choice"  # answer type of a gold naming several options ("A, C")
+MAX_SHORT_GOLD_WORDS = answers.MAX_SENTENCE_GOLD_WORDS   # more words than this: ``open``
 
 
 @dataclass(frozen=True)
@@ -32,8 +40,11 @@ class Verdict:
     """Outcome of one check; ``reason`` is a snake_case code counted by the pipelines.
 
     Reasons: match_choice, match_yes_no, match_number (fast reader), match_math (math-verify),
-    match_text, mismatch, no_choice (no option letter/text could be read), no_answer,
-    empty_gold, bad_input, answer_too_long, unsafe_expression, timeout, error.
+    match_text (also a short sentence stating a word gold: "It is a triangle."), match_choices
+    (the stated set of options equals a multi-answer gold), mismatch, no_choice (no option
+    letter/text could be read), no_answer, needs_judge (answer type ``open``: a sentence-length
+    gold that no rule can check; never counted correct), empty_gold, bad_input, answer_too_long,
+    unsafe_expression, timeout, error.
     """
     correct: bool
     extracted: str | None
@@ -160,20 +171,25 @@ def _reduce(text: str) -> str:
 
 def extract_answer(response: str) -> str | None:
     """The final answer in a response, or None. Text inside <think> never counts."""
+    return _final_answer(response)[0]
+
+
+def _final_answer(response: str) -> tuple[str | None, bool]:
+    """(answer, stated): stated is False when the answer is only the last line of untagged text."""
     if not isinstance(response, str) or not response.strip():
-        return None
+        return None, False
     text = _strip_thinking(_SPECIAL_TOKENS.sub("", response))
     tagged = _tagged_answer(text)
     if tagged is not None:
-        return _tidy(_reduce(tagged))
+        return _tidy(_reduce(tagged)), True
     boxed = _last_boxed(text)
     if boxed is not None:
-        return _tidy(boxed)
+        return _tidy(boxed), True
     phrase = _phrase_answer(text)
     if phrase:
-        return _tidy(phrase)
+        return _tidy(phrase), True
     lines = [line for line in text.splitlines() if line.strip()]
-    return _tidy(re.sub(r"^\s*[-*•]\s+", "", lines[-1])) if lines else None  # "- 5" is a bullet
+    return (_tidy(re.sub(r"^\s*[-*•]\s+", "", lines[-1])) if lines else None), False  # "- 5" is a bullet
 
 
 # ----------------------------------------------------------------------------- verify
@@ -205,20 +221,66 @@ def _as_choices(choices) -> list[str] | None:
     return answers.strip_choice_labels(options)
 
 
+_SENTENCE_WORD = re.compile(r"(?<![\\\w])(?:[A-Za-z]{2,}|a|I)(?:['’][a-z]+)?(?![\w{])")
+
+
+def _is_sentence(gold: str) -> bool:
+    """More than ``MAX_SHORT_GOLD_WORDS`` words of prose; "x + y + z" or "\\frac{a}{b}" are not words."""
+    return len(_SENTENCE_WORD.findall(gold)) > MAX_SHORT_GOLD_WORDS
+
+
+def answer_type_for_gold(gold, choices=None) -> str:
+    """The answer type a gold answer implies: multiple_choice, multi_choice, yes_no, integer,
+    number, math, text, or ``open`` for a sentence-length gold (a judge must decide those).
+
+    With choices, a letter or an option's text is ``multiple_choice`` and several letters are
+    ``multi_choice``; a bare letter without choices is ``text`` (a point "C" is not an option).
+    """
+    text = _as_text(gold)
+    if text is not None and ("<answer>" in text.lower() or "\\boxed" in text or "\\fbox" in text):
+        text = extract_answer(text)
+    if not text or not text.strip():
+        return "text"
+    text, options = text.strip(), _as_choices(choices)
+    if options:
+        letters = string.ascii_uppercase[:len(options)]
+        if answers.gold_choice(text, options, letters) is not None:
+            return "multiple_choice"
+        if answers.gold_letter_set(text, letters) is not None:
+            return MULTI_CHOICE
+    if answers.gold_yes_no(text) is not None:
+        return "yes_no"
+    number = numeric.read_number(text)
+    if number is not None:
+        integral = number.radicand == 1 and number.coef.denominator == 1 and not number.decimal
+        return "integer" if integral and not number.percent else "number"
+    if _is_sentence(text):
+        return OPEN
+    return "math" if _MATH_HINT.search(text) else "text"
+
+
+@lru_cache(maxsize=4096)   # k rollouts of one prompt share one question
+def _question_options(question: str) -> tuple[str, ...] | None:
+    parsed = options_from_question(question)
+    return tuple(parsed[1]) if parsed else None
+
+
 def verify(response: str, gold: str, *, choices: list[str] | None = None,
-           answer_type: str | None = None) -> Verdict:
+           answer_type: str | None = None, question: str | None = None) -> Verdict:
     """Is the final answer in ``response`` the ``gold`` answer? Never raises, returns in MAX_SECONDS.
 
-    ``answer_type`` (multiple_choice, yes_no, integer, number, math, text) is a hint; None
-    infers it from ``gold`` and ``choices``. Percent: "25%" matches gold "25" and "0.25",
-    a bare "0.25" does not match "25". Units are dropped, not converted ("5 m" == "5").
+    ``answer_type`` (multiple_choice, multi_choice, yes_no, integer, number, math, text, open)
+    is a hint; None infers it from ``gold`` and ``choices``. When ``choices`` is None and
+    ``question`` lists options ("(A) 3 (B) 5"), those options are used. Percent: "25%" matches
+    gold "25" and "0.25", a bare "0.25" does not match "25". Units are dropped, not converted
+    ("5 m" == "5"). ``open`` (or a sentence-length gold without a hint) gives ``needs_judge``.
     """
     started = time.monotonic()
     extracted = None
     try:
         if response is not None and not isinstance(response, str):
             return Verdict(False, None, "bad_input")
-        extracted = extract_answer(response) if response else None
+        extracted, stated = _final_answer(response) if response else (None, False)
         gold_text = _as_text(gold)
         if gold_text is None and gold is not None:
             return Verdict(False, extracted, "bad_input")
@@ -231,22 +293,27 @@ def verify(response: str, gold: str, *, choices: list[str] | None = None,
         if len(extracted) > MAX_ANSWER_CHARS:
             return Verdict(False, extracted, "answer_too_long")
         kind = answer_type.strip().lower() if isinstance(answer_type, str) else None
-        return _compare(extracted, gold_text.strip(), _as_choices(choices), kind, started)
+        options = _as_choices(choices)
+        if options is None and choices is None and isinstance(question, str):
+            options = list(parsed) if (parsed := _question_options(question)) else None
+        gold_text = gold_text.strip()
+        if kind == OPEN or (kind is None and _is_sentence(gold_text)
+                            and answer_type_for_gold(gold_text, options) == OPEN):
+            return Verdict(False, extracted, "needs_judge")
+        return _compare(extracted, stated, gold_text, options, kind, started)
     except Exception:
         logging.getLogger(__name__).debug("verify failed", exc_info=True)
         return Verdict(False, extracted, "error")
 
 
-def _compare(answer: str, gold: str, choices: list[str] | None, kind: str | None, started: float) -> Verdict:
+def _compare(answer: str, stated: bool, gold: str, choices: list[str] | None, kind: str | None,
+             started: float) -> Verdict:
     letters = string.ascii_uppercase[:max(8, len(choices or ()))]
-    if kind == "multiple_choice" or choices or (kind is None and _LONE_LETTER.fullmatch(numeric.plain(gold))):
-        gold_letter = answers.gold_choice(gold, choices, letters)
-        if gold_letter is not None:
-            picked = answers.read_choice(answer, choices, letters)
-            if picked is None:
-                return Verdict(False, answer, "no_choice")
-            same = picked == gold_letter
-            return Verdict(same, answer, "match_choice" if same else "mismatch")
+    if (kind in ("multiple_choice", MULTI_CHOICE) or choices
+            or (kind is None and _LONE_LETTER.fullmatch(numeric.plain(gold)))):
+        verdict = _compare_choice(answer, stated, gold, choices, kind, letters)
+        if verdict is not None:
+            return verdict
 
     polarity = answers.read_yes_no(gold) if kind == "yes_no" else answers.gold_yes_no(gold)
     if polarity is not None:
@@ -257,9 +324,30 @@ def _compare(answer: str, gold: str, choices: list[str] | None, kind: str | None
     if kind in _NUMERIC_TYPES or gold_number is not None or (kind != "text" and _MATH_HINT.search(gold)):
         return _compare_math(answer, gold, gold_number, started)
 
-    if answers.normalize_text(answer) == answers.normalize_text(gold):
+    if answers.normalize_text(answer) == answers.normalize_text(gold) or answers.sentence_states(answer, gold):
         return Verdict(True, answer, "match_text")
     return Verdict(False, answer, "mismatch")
+
+
+def _compare_choice(answer: str, stated: bool, gold: str, choices: list[str] | None, kind: str | None,
+                    letters: str) -> Verdict | None:
+    """One option letter, or (multi_choice) a set of them; None when the gold names no option."""
+    gold_letter = answers.gold_choice(gold, choices, letters)
+    if gold_letter is not None and kind != MULTI_CHOICE:
+        picked = answers.read_choice(answer, choices, letters, stated=stated)
+        if picked is None:
+            return Verdict(False, answer, "no_choice")
+        return Verdict(picked == gold_letter, answer, "match_choice" if picked == gold_letter else "mismatch")
+    option_letters = letters[:len(choices)] if choices else letters
+    gold_set = answers.gold_letter_set(gold, option_letters)
+    if gold_set is None and gold_letter is not None:
+        gold_set = frozenset(gold_letter)
+    if gold_set is None:
+        return None
+    picked_set = answers.read_letter_set(answer, choices, option_letters, stated=stated)
+    if picked_set is None:
+        return Verdict(False, answer, "no_choice")
+    return Verdict(picked_set == gold_set, answer, "match_choices" if picked_set == gold_set else "mismatch")
 
 
 def _compare_math(answer: str, gold: str, gold_number, started: float) -> Verdict:

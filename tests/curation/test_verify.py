@@ -8,11 +8,20 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from curation import math_check
-from curation.verify import MAX_SECONDS, Verdict, extract_answer, format_ok, verify
+from curation.verify import (
+    MAX_SECONDS,
+    MULTI_CHOICE,
+    OPEN,
+    Verdict,
+    answer_type_for_gold,
+    extract_answer,
+    format_ok,
+    verify,
+)
 
 
-def check(response, gold, choices=None, answer_type=None) -> Verdict:
-    return verify(response, gold, choices=choices, answer_type=answer_type)
+def check(response, gold, choices=None, answer_type=None, question=None) -> Verdict:
+    return verify(response, gold, choices=choices, answer_type=answer_type, question=question)
 
 
 # ----------------------------------------------------------------------------- extraction
@@ -62,8 +71,8 @@ def test_answer_only_in_think_is_no_answer():
     "B", "(B)", "B.", "B)", "[B]", "b", "Option B", "option (B)", "The answer is B",
     "The correct choice is B.",
     "B: 12 cm", "B. 12 cm", "(B) 12 cm", "b) 12 cm", "**B**", "\\boxed{B}", "\\boxed{\\text{B}}",
-    "\\text{(B)}", "I think it's B",
-    "<think>A looks close but</think><answer>B</answer>",
+    "\\text{(B)}", "<answer>I think it's B</answer>", "The answer is: B", "I pick (B) here",
+    "<think>A looks close but</think><answer>B</answer>", "Counting the sides first.\nB",
 ])
 def test_choice_letter_right(response):
     v = check(response, "B", choices=["10 cm", "12 cm", "14 cm", "16 cm"])
@@ -212,6 +221,146 @@ def test_text(response, gold, correct):
     assert v.reason in (("match_text", "match_number") if correct else ("mismatch",))
 
 
+# ----------------------------------------------------------------------------- answers in a sentence
+
+@pytest.mark.parametrize("response, gold", [
+    ("It is a triangle.", "triangle"), ("The shape is red.", "red"), ("The answer is a triangle", "triangle"),
+    ("It's a triangle.", "triangle"), ("There is a triangle.", "triangle"), ("They are red.", "red"),
+    ("<answer>The shape in the picture is dark red.</answer>", "dark red"),
+    ("It has three sides. It is a triangle.", "triangle"),            # the final sentence counts
+    ("It is not a square, it is a triangle.", "triangle"),            # the final clause counts
+    ("The landmark is the Eiffel Tower.", "Eiffel tower"),
+])
+def test_word_gold_stated_by_a_short_sentence(response, gold):
+    assert check(response, gold) == Verdict(True, extract_answer(response), "match_text")
+
+
+@pytest.mark.parametrize("response, gold", [
+    ("It is not a triangle.", "triangle"), ("It isn't red", "red"), ("no triangle", "triangle"),
+    ("It is never red.", "red"), ("The shape is not red.", "red"),
+    ("It is a red triangle.", "triangle"),                             # the gold is not the predicate
+    ("It is red or blue.", "blue"), ("It is red and blue.", "red"), ("It is a triangle or a square.", "square"),
+    ("It is a triangle. Actually it is a square.", "triangle"),        # the final sentence says otherwise
+    ("The cat's triangle", "triangle"), ("triangle shape", "triangle"), ("Which shape is red?", "red"),
+    ("Looking at every shape in this picture very carefully one by one it is red", "red"),   # too long
+])
+def test_sentence_not_stating_the_gold_is_wrong(response, gold):
+    v = check(response, gold)
+    assert (v.correct, v.reason) == (False, "mismatch"), v
+
+
+def test_sentence_with_choices_and_negation():
+    choices = ["triangle", "square", "circle"]
+    assert check("It is a triangle.", "A", choices=choices).reason == "match_choice"
+    assert check("It is not a triangle.", "A", choices=choices).reason == "no_choice"
+
+
+# ----------------------------------------------------------------------------- letters must be stated
+
+COLOURS = ["green", "yellow", "orange", "purple"]
+
+
+@pytest.mark.parametrize("response", [
+    "Which circle is the smallest C",                                 # the case, reproduced
+    "The green circles are bigger than the yellow ones, then the smallest C",
+    "x y z\nthe smallest C", "<answer>the smallest C</answer>", "It is C", "So the smallest is C",
+    "Option C is not right", "I think it's C",
+])
+def test_capital_ending_text_is_no_option(response):
+    v = check(response, "orange", choices=COLOURS)
+    assert (v.correct, v.reason) == (False, "no_choice"), v
+
+
+@pytest.mark.parametrize("response", [
+    "<answer>C</answer>", "The answer is C", "answer: C", "\\boxed{C}", "(C)", "Reasoning here.\nC",
+    "Reasoning here.\n(C)", "The answer is (C) orange.", "Option C", "<answer>It is C</answer>",
+])
+def test_stated_letter_counts(response):
+    assert check(response, "orange", choices=COLOURS) == Verdict(True, extract_answer(response), "match_choice")
+
+
+def test_two_bracketed_letters_are_a_hedge():
+    assert check("(A) green or (C) orange", "C", choices=COLOURS).reason == "no_choice"
+
+
+# ----------------------------------------------------------------------------- options in the question
+
+@pytest.mark.parametrize("question", [
+    "Which is larger? (A) 3 (B) 5 (C) 7",
+    "Which is larger?\nA. 3\nB. 5\nC. 7",
+    "Which is larger?\nA: 3\nB: 5\nC: 7",
+    "Which is larger? Choices: (A) 3 (B) 5 (C) 7",
+    "<image>\nWhich is larger?\nOptions:\nA. 3\nB. 5\nC. 7\nAnswer with the option's letter.",
+])
+def test_options_parsed_from_the_question(question):
+    assert check("B", "B", question=question).reason == "match_choice"
+    assert check("The answer is 5", "B", question=question).reason == "match_choice"   # option text
+    assert check("3", "B", question=question).reason == "mismatch"
+    assert check("It is 7", "5", question=question).reason == "mismatch"               # gold as option text
+
+
+def test_given_choices_win_over_the_question():
+    question = "Which? (A) 3 (B) 5"
+    assert check("red", "B", choices=["blue", "red"], question=question).correct
+    assert not check("5", "B", choices=["blue", "red"], question=question).correct
+    assert check("B", "B", question="A question that lists no options").correct    # plain letter gold
+
+
+# ----------------------------------------------------------------------------- open (sentence) golds
+
+@pytest.mark.parametrize("gold, choices, expected", [
+    ("The cat is sitting on the mat", None, OPEN),
+    ("Because the red bar is taller than the blue bar", None, OPEN),
+    ("triangle", None, "text"), ("dark red", None, "text"), ("the Eiffel Tower", None, "text"),
+    ("yes", None, "yes_no"), ("5", None, "integer"), ("5 cm", None, "integer"), ("2.5", None, "number"),
+    ("25%", None, "number"), ("\\frac{1}{2}", None, "number"), ("x^2+2x+1", None, "math"),
+    ("a + b + c + d + e + f + g", None, "math"),                       # letters of algebra are not words
+    ("B", ["3", "5"], "multiple_choice"), ("5", ["3", "5"], "multiple_choice"),
+    ("The cat is sitting on the mat", ["The cat is sitting on the mat", "no cat"], "multiple_choice"),
+    ("A, C", ["x", "y", "z"], MULTI_CHOICE), ("AC", ["x", "y", "z"], MULTI_CHOICE),
+    ("A and C", ["x", "y", "z"], MULTI_CHOICE), ("AD", ["x", "y", "z"], "text"),   # D is no option
+    ("C", None, "text"),                                               # a point "C" is not an option
+])
+def test_answer_type_for_gold(gold, choices, expected):
+    assert answer_type_for_gold(gold, choices) == expected
+
+
+def test_open_gold_needs_a_judge():
+    gold = "The cat is sitting on the mat"
+    assert check(f"<answer>{gold}</answer>", gold) == Verdict(False, gold, "needs_judge")
+    assert check("A dog.", gold) == Verdict(False, "A dog", "needs_judge")
+    assert check("red", "red", answer_type="open") == Verdict(False, "red", "needs_judge")
+    assert check("", gold).reason == "no_answer"
+    assert check("Yes", "Yes, the cat is on the mat.", answer_type="yes_no").correct   # a hint wins
+
+
+# ----------------------------------------------------------------------------- several letters
+
+@pytest.mark.parametrize("response", [
+    "A, C", "AC", "A and C", "C, A", "(A)(C)", "<answer>A, C</answer>", "\\boxed{A,C}",
+    "The answers are A and C", "x and z",
+])
+def test_multi_choice_same_set(response):
+    for gold in ("A, C", "AC", "A and C"):
+        v = check(response, gold, choices=["x", "y", "z"])
+        assert (v.correct, v.reason) == (True, "match_choices"), (response, gold, v)
+
+
+@pytest.mark.parametrize("response, reason", [
+    ("A", "mismatch"), ("C", "mismatch"), ("A, B, C", "mismatch"), ("A, B", "mismatch"), ("x", "mismatch"),
+    ("A, A, C", "no_choice"), ("Not A and C", "no_choice"), ("the smallest C", "no_choice"),
+])
+def test_multi_choice_other_sets_are_wrong(response, reason):
+    v = check(response, "A, C", choices=["x", "y", "z"])
+    assert (v.correct, v.reason) == (False, reason), v
+
+
+def test_multi_choice_hint():
+    assert check("A, C", "A,C", answer_type=MULTI_CHOICE).correct                 # no choices: letters A-H
+    assert not check("A", "A,C", answer_type=MULTI_CHOICE).correct
+    assert check("B", "B", choices=["x", "y"], answer_type=MULTI_CHOICE).correct  # a set of one
+
+
 # ----------------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("response, gold, reason", [
@@ -292,6 +441,28 @@ def test_time_bound_in_worker_thread(response, gold):
     assert not worker.is_alive(), "verify() did not come back"
     assert isinstance(result["verdict"], Verdict)
     assert result["seconds"] < MAX_SECONDS, result
+
+
+@pytest.mark.parametrize("response, gold, choices", [
+    ("<answer>A" + " " * 1990 + "x</answer>", "A, C", ["x", "y", "z"]),      # blank runs in list readers
+    ("<answer>x" + " " * 1990 + "and</answer>", "A, C", ["x", "y", "z"]),
+    ("<answer>" + "A , " * 490 + "</answer>", "A, C", ["x", "y", "z"]),
+    ("<answer>" + "(A)" * 600 + "</answer>", "B", ["x", "y"]),
+    ("<answer>" + "is " * 600 + "</answer>", "red", None),
+], ids=["spaces", "spaces-and", "list", "brackets", "copulas"])
+def test_choice_and_sentence_readers_are_fast(response, gold, choices):
+    started = time.monotonic()
+    assert not verify(response, gold, choices=choices).correct
+    assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.parametrize("question", [
+    "(A) " * 30_000, "A. x\n" * 30_000, "(A) x (B) " * 20_000, "A." + " " * 100_000 + "x\nB. y",
+], ids=["labels", "lines", "inline", "blank"])
+def test_options_in_long_questions_are_fast(question):
+    started = time.monotonic()
+    verify("B", "B", question=question)
+    assert time.monotonic() - started < 1.0
 
 
 def test_slow_math_verify_times_out(monkeypatch):
