@@ -1,4 +1,4 @@
-"""Prompt samplers on a simulated GRPO run: uniform vs DAPO filtering vs VAS vs VADE.
+"""Prompt samplers on a simulated GRPO run: uniform vs DAPO filtering vs VAS vs VADE vs mixed-group.
 
     .venv/bin/python benchmarks/sampler_sim.py
     .venv/bin/python benchmarks/sampler_sim.py --seeds 5 --prompts 1000 --steps 200 --batch 32 --group 8
@@ -17,13 +17,16 @@ defaults). uniform / vas / vade spend it as ``steps`` batches of B prompts x G r
 DAPO-style dynamic filtering (Yu et al., 2025, arXiv:2503.14476) draws uniform generation
 batches of B prompts, drops zero-variance groups and keeps drawing until it has B
 effective groups (excess effective groups are discarded, as DAPO does) or the budget is
-spent; every rollout it generated is paid. vas and vade start from prior counts of a
+spent; every rollout it generated is paid. vas, vade and mixed start from prior counts of a
 difficulty pass of k = 8 rollouts per prompt on the initial policy (MMR1's initial VPS
 pass, Algorithm 1 lines 2-5); its cost (prompts x k) is not in the training budget and is
-reported in its own column, and added in "incl. prior". ``vade (cold)`` runs without it.
+reported in its own column, and added in "incl. prior". ``vade (cold)`` and ``mixed (cold)``
+run without it. ``mixed`` scores the posterior expectation of P(mixed) (the default),
+``mixed (thompson)`` a Thompson draw of p, both with the same priors.
 ``oracle`` knows the true p and greedily takes the B prompts most likely to give a mixed
 group: a practical ceiling (learning drains the in-between pool, so even it stays < 1).
-``--sweep`` adds the vade / uniform effective-ratio grid over vade's l1 and the learning step.
+``--sweep`` adds the vade / uniform and mixed / uniform effective-ratio grids over the
+samplers' l1 and the learning step.
 
 Columns: effective-group ratio = effective groups / groups generated; rollouts per
 effective group = rollouts paid / effective groups trained on; final pass = mean true pass
@@ -32,9 +35,11 @@ Simplifications: no completion texts, so VAS's diversity term is 0 and VPS = 0.8
 no feedback lag (each batch is updated before the next is drawn).
 
 Result at the defaults (5 seeds): effective-group ratio uniform 0.36, dapo-filter 0.36,
-vas 0.53, vade 0.52 (1.43x uniform: short of the 1.5x target), oracle 0.71; rollouts per
-effective group vade 15.5 (18.0 with the prior pass) vs dapo-filter 25.9. The vade ratio
-falls as learning gets faster (the frontier drains) and rises with l1; see ``--sweep``.
+vas 0.53, vade 0.52 (1.43x uniform: short of the 1.5x target), mixed 0.61 (1.71x: meets the
+1.6x target; thompson draws 0.56, 1.55x; no priors 0.59, 1.63x), oracle 0.71; rollouts per
+effective group vade 15.5 (18.0 with the prior pass), mixed 13.1 (15.1) vs dapo-filter 25.9.
+Both ratios fall as learning gets faster (the frontier drains): at --lr 0.5 mixed and vade
+are equal (1.36x, 1.37x); vade's rises with l1, mixed's falls at l1 = 1.0; see ``--sweep``.
 """
 
 from __future__ import annotations
@@ -147,6 +152,10 @@ def simulate(args) -> dict[str, list[dict]]:
             "vas": (partial(run_sampler, "vas", ids, prior_counts=prior, **common), prior_cost),
             "vade": (partial(run_sampler, "vade", ids, prior_counts=prior, **common), prior_cost),
             "vade (cold)": (partial(run_sampler, "vade", ids, **common), 0),
+            "mixed": (partial(run_sampler, "mixed", ids, prior_counts=prior, **common), prior_cost),
+            "mixed (thompson)": (partial(run_sampler, "mixed", ids, prior_counts=prior, score="thompson",
+                                         **common), prior_cost),
+            "mixed (cold)": (partial(run_sampler, "mixed", ids, **common), 0),
             "oracle": (partial(run_oracle, ids, **common), 0),
         }
         for name, (run, cost) in methods.items():
@@ -161,7 +170,7 @@ def simulate(args) -> dict[str, list[dict]]:
 
 
 def table(rows: dict[str, list[dict]], p0_mean: float) -> str:
-    head = (f"{'method':<12} {'eff. ratio':>13} {'rollouts/eff':>12} {'incl. prior':>11} "
+    head = (f"{'method':<16} {'eff. ratio':>13} {'rollouts/eff':>12} {'incl. prior':>11} "
             f"{'prior rollouts':>14} {'eff. groups':>11} {'final pass':>13} {'wall s':>7}")
     lines = [head, "-" * len(head)]
     for name, runs in rows.items():
@@ -170,7 +179,7 @@ def table(rows: dict[str, list[dict]], p0_mean: float) -> str:
         per_eff_prior = np.mean([(r["rollouts"] + r["prior"]) / r["used"] for r in runs])
         final = np.array([r["final_pass"] for r in runs])
         lines.append(
-            f"{name:<12} {ratio.mean():>7.3f}±{ratio.std():.3f} {per_eff:>12.1f} {per_eff_prior:>11.1f} "
+            f"{name:<16} {ratio.mean():>7.3f}±{ratio.std():.3f} {per_eff:>12.1f} {per_eff_prior:>11.1f} "
             f"{runs[0]['prior']:>14d} {np.mean([r['used'] for r in runs]):>11.0f} "
             f"{final.mean():>7.3f}±{final.std():.3f} {np.mean([r['wall'] for r in runs]):>7.2f}")
     lines.append(f"(initial mean pass rate {p0_mean:.3f}; mean ± std over seeds)")
@@ -189,14 +198,17 @@ def verdicts(rows) -> str:
     v, d, vp = per_eff("vade"), per_eff("dapo-filter"), per_eff("vade", True)
     lines.append(f"target vade rollouts/eff < dapo-filter: {v:.1f} vs {d:.1f} -> {'met' if v < d else 'MISSED'}"
                  f" (with the prior pass charged: {vp:.1f} -> {'met' if vp < d else 'missed'})")
+    x = ratio("mixed") / ratio("uniform")
+    lines.append(f"target mixed (offline priors) eff. ratio >= 1.6x uniform: {x:.2f}x -> {'met' if x >= 1.6 else 'MISSED'}"
+                 f" (thompson draws: {ratio('mixed (thompson)') / ratio('uniform'):.2f}x,"
+                 f" no priors: {ratio('mixed (cold)') / ratio('uniform'):.2f}x)")
     return "\n".join(lines)
 
 
 def sweep(args) -> str:
-    """vade / uniform effective-group ratio for l1 x learning step (l2 = 0.999)."""
+    """vade / uniform and mixed / uniform effective-group ratio for l1 x learning step (l2 = 0.999)."""
     ids = [f"p{i:05d}" for i in range(args.prompts)]
     l1s, lrs = (0.2, 0.5, 1.0), (0.1, 0.25, 0.5)
-    lines = ["vade/uniform eff. ratio  " + " ".join(f"{f'lr={lr}':>8}" for lr in lrs)]
     grid = {}
     for lr in lrs:
         for seed in range(args.seeds):
@@ -205,12 +217,16 @@ def sweep(args) -> str:
             prior = {pid: (int(c), args.prior_k) for pid, c in zip(ids, world.binomial(args.prior_k, p0))}
             common = {"steps": args.steps, "batch": args.batch, "group": args.group, "seed": seed}
             base = run_sampler("uniform", ids, Policy(p0, lr, np.random.default_rng(seed)), **common)
-            for l1 in l1s:
-                out = run_sampler("vade", ids, Policy(p0, lr, np.random.default_rng(seed)),
-                                  prior_counts=prior, l1=l1, **common)
-                grid.setdefault((l1, lr), []).append(out["effective"] / base["effective"])
-    for l1 in l1s:
-        lines.append(f"{f'l1={l1}':<24} " + " ".join(f"{np.mean(grid[l1, lr]):>7.2f}x" for lr in lrs))
+            for name in ("vade", "mixed"):
+                for l1 in l1s:
+                    out = run_sampler(name, ids, Policy(p0, lr, np.random.default_rng(seed)),
+                                      prior_counts=prior, l1=l1, **common)
+                    grid.setdefault((name, l1, lr), []).append(out["effective"] / base["effective"])
+    lines = []
+    for name in ("vade", "mixed"):
+        lines.append(f"{name}/uniform eff. ratio".ljust(25) + " ".join(f"{f'lr={lr}':>8}" for lr in lrs))
+        for l1 in l1s:
+            lines.append(f"{f'l1={l1}':<24} " + " ".join(f"{np.mean(grid[name, l1, lr]):>7.2f}x" for lr in lrs))
     return "\n".join(lines)
 
 
@@ -223,7 +239,7 @@ def main():
     ap.add_argument("--group", type=int, default=8, help="rollouts per prompt (G)")
     ap.add_argument("--prior-k", type=int, default=8, help="rollouts per prompt in the difficulty pass")
     ap.add_argument("--lr", type=float, default=0.25, help="logit step per effective group trained on")
-    ap.add_argument("--sweep", action="store_true", help="also print vade/uniform over l1 x --lr values")
+    ap.add_argument("--sweep", action="store_true", help="also print vade/uniform and mixed/uniform over l1 x --lr values")
     args = ap.parse_args()
     assert args.batch <= args.prompts, "--batch must not exceed --prompts"
 

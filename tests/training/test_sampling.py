@@ -1,4 +1,4 @@
-"""Value-level tests for training/sampling.py (numpy only, well under a second each)."""
+"""Value-level tests for training/sampling/ (numpy only, well under a second each); mixed: test_sampling_mixed.py."""
 
 import json
 import math
@@ -154,7 +154,8 @@ def test_self_bleu_diversity_values():
 
 # ---------------------------------------------------------------- all samplers
 
-SAMPLER_KW = [("uniform", {}), ("vade", {}), ("vas", {"refresh_every": 2})]
+SAMPLER_KW = [("uniform", {}), ("vade", {}), ("vas", {"refresh_every": 2}), ("mixed", {}),
+              ("mixed", {"score": "thompson"})]
 
 
 @pytest.mark.parametrize("name,kw", SAMPLER_KW)
@@ -253,7 +254,7 @@ def test_effective_group_ratio():
 
 
 @pytest.mark.parametrize("name,ids,kw,match", [
-    ("thompson", IDS, {}, "known samplers: uniform, vade, vas"),
+    ("thompson", IDS, {}, "known samplers: mixed, uniform, vade, vas"),
     ("vade", IDS, {"l1": 0.0}, r"l1 must be in \(0.0, 1.0\]"),
     ("vade", IDS, {"l1": 1.5}, "l1 must be in"),
     ("vade", IDS, {"l2": -0.1}, "l2 must be in"),
