@@ -44,19 +44,19 @@ def fail(s: dict, message: str) -> SightlineError:
 # ---------------------------------------------------------------- files
 
 
-def _is_glob(path: str) -> bool:
+def is_glob(path: str) -> bool:
     return any(c in path for c in "*?[")
 
 
 def glob_root(pattern: str) -> Path:
     """The folder a glob's matches are named relative to: its part before the first wildcard."""
     parts = Path(pattern).expanduser().parts
-    fixed = [p for p in parts[:next(i for i, p in enumerate(parts) if _is_glob(p))]]
+    fixed = [p for p in parts[:next(i for i, p in enumerate(parts) if is_glob(p))]]
     return Path(*fixed) if fixed else Path(".")
 
 
 def path_exists(path: str) -> bool:
-    if _is_glob(path):
+    if is_glob(path):
         return any(Path(p).is_file() for p in glob.iglob(str(Path(path).expanduser()), recursive=True))
     return Path(path).expanduser().exists()
 
@@ -73,8 +73,9 @@ def find_files(s: dict) -> tuple[list[Path], Path | None]:
     """The source's files in sorted order, and the folder their names are relative to
     (None for a single file: its rows need no file name)."""
     path = s["path"]
-    if _is_glob(path):
-        files = sorted(Path(p) for p in glob.glob(str(Path(path).expanduser()), recursive=True) if Path(p).is_file())
+    if is_glob(path):
+        matches = glob.glob(str(Path(path).expanduser()), recursive=True)
+        files = sorted(Path(p) for p in matches if Path(p).is_file())
         if not files:
             raise fail(s, f"no files match {path}")
         return files, glob_root(path)
@@ -85,7 +86,8 @@ def find_files(s: dict) -> tuple[list[Path], Path | None]:
     files = sorted(f for f in p.rglob("*") if f.suffix.lower() in ext and _visible(f, p))
     if not files:
         found = sorted({f.suffix for f in p.rglob("*") if f.is_file() and f.suffix})[:8]
-        raise fail(s, f"no {'/'.join(ext)} files under {p}" + (f" (found {', '.join(found)})" if found else ""))
+        seen = f" (found {', '.join(found)})" if found else ""
+        raise fail(s, f"no {'/'.join(ext)} files under {p}{seen}")
     return files, p
 
 
@@ -96,7 +98,7 @@ def relative_name(file: Path, root: Path | None) -> str:
 def detect_type(path: str) -> str:
     """``jsonl | json | parquet | hf_disk`` for ``type: auto``, or a SightlineError saying why not."""
     p = Path(path).expanduser()
-    if not _is_glob(path) and p.is_dir():
+    if not is_glob(path) and p.is_dir():
         if is_hf_folder(p):
             return "hf_disk"
         counts = {t: sum(1 for f in p.rglob("*") if f.suffix.lower() in ext and _visible(f, p))
@@ -107,7 +109,7 @@ def detect_type(path: str) -> str:
                     f for f in sorted(p.rglob("*.json")) if _visible(f, p)))
         raise SightlineError(f"cannot tell the type of {path}: no save_to_disk markers, .parquet, .jsonl or "
                              ".json files in it; set 'type'")
-    files = [p] if not _is_glob(path) else sorted(Path(f) for f in glob.glob(str(p), recursive=True)
+    files = [p] if not is_glob(path) else sorted(Path(f) for f in glob.glob(str(p), recursive=True)
                                                   if Path(f).is_file())
     if not files:
         raise SightlineError(f"no files match {path}")
@@ -239,8 +241,8 @@ def json_items(file: Path, prefix: str, records: str | None) -> Iterator[Item]:
             if isinstance(obj, dict):
                 yield "record", f"{prefix}{i}", obj, file
             else:
-                yield "reject", f"{prefix}{i}", ("bad_json", f"element {i} is a {type(obj).__name__}, "
-                                                 "not an object"), file
+                why = f"element {i} is a {type(obj).__name__}, not an object"
+                yield "reject", f"{prefix}{i}", ("bad_json", why), file
     elif is_keyed(doc):
         for key, obj in doc.items():
             yield "record", f"{prefix}{key}", (obj if KEY_FIELD in obj else {**obj, KEY_FIELD: key}), file
@@ -304,7 +306,8 @@ def hf_items(s: dict) -> Iterator[Item]:
     path = Path(s["path"])
     index = 0
     # Arrow format: image structs stay bytes, never decoded into PIL here.
-    for table in ds.select_columns(_wanted(s, ds.column_names)).with_format("arrow").iter(batch_size=s["batch_size"]):
+    tables = ds.select_columns(_wanted(s, ds.column_names)).with_format("arrow")
+    for table in tables.iter(batch_size=s["batch_size"]):
         for row in table.to_pylist():
             yield "record", str(index), row, path
             index += 1

@@ -13,7 +13,8 @@ MAX_DETAIL = 160
 _SUGGESTION = re.compile(r"no '([^']+)' \((question|answer|image)\) in the row; did you mean '([^']+)'")
 _NULL = re.compile(r"'([^']+)' is null")
 _HINTS = {
-    "bad_text_encoding": "not UTF-8 text: a binary file? check 'path' and 'type' (type: auto detects the format)",
+    "bad_text_encoding": "not UTF-8 text: a binary file? check 'path' and 'type' "
+                         "(type: auto detects the format)",
     "bad_file": "check 'path' and 'type' (type: auto detects the format)",
     "line_too_long": "lines over 16 MiB: a JSON document or a binary file? use type: json or type: auto",
     "image_missing": "relative image paths resolve against the folder of the file they come from: "

@@ -7,12 +7,13 @@ a new user can write the recipe in one try. ``format_inspection`` prints that fo
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 from curation.errors import SightlineError
 from curation.sources import formats
-from curation.sources.paths import MISSING, flatten, is_image_like, parse_path, resolve
+from curation.sources.paths import MISSING, flatten, is_image_like, parse_path
 
 SAMPLE_ROWS = 50
 NAMES = {  # our column -> their common names, most specific first
@@ -49,8 +50,8 @@ def inspect_source(spec_or_path: dict | str | Path, n: int = 3) -> dict[str, Any
     mapping = {**{k: v for k, v in guessed.items() if k not in given}, **given}
     required = [c for c in REQUIRED if c != "answer" or s["require_answer"]]
     missing = [c for c in required if c not in mapping]
-    entry = {k: v for k, v in spec.items() if k not in ("columns",)}
-    entry["type"] = s["type"]
+    entry = {"type": s["type"], "name": s["name"], "path": spec["path"],
+             **{k: v for k, v in spec.items() if k not in ("type", "name", "path", "columns")}}
     entry["columns"] = {k: mapping[k] for k in sorted(mapping, key=_order)}
     result: dict[str, Any] = {
         "name": s["name"], "path": s["path"], "type": s["type"], "n_files": len(files) or 1,
@@ -63,8 +64,11 @@ def inspect_source(spec_or_path: dict | str | Path, n: int = 3) -> dict[str, Any
         return result
     try:
         for kind, row in read_source(entry, limit=n):
-            result["rows"].append(_row_summary(row) if kind == "example" else
-                                  {"source_id": row["source_id"], "reject": row["reason"], "detail": row["detail"]})
+            if kind == "example":
+                result["rows"].append(_row_summary(row))
+            else:
+                result["rows"].append({"source_id": row["source_id"], "reject": row["reason"],
+                                       "detail": row["detail"]})
     except SightlineError as e:
         result["error"] = str(e)
     return result
@@ -207,8 +211,19 @@ def _chat_turn(rows: list[dict], ours: str) -> str | None:
 # ---------------------------------------------------------------- printing
 
 
+def _image_size(data: bytes) -> str:
+    """``24x20`` from the image header (nothing is decoded), or "" when PIL cannot tell."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return f"{im.width}x{im.height}, "
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return ""
+
+
 def _row_summary(row: dict) -> dict:
-    images = [f"{image_format(im['bytes'])}, {len(im['bytes'])} bytes"
+    images = [f"{image_format(im['bytes'])}, {_image_size(im['bytes'])}{len(im['bytes'])} bytes"
               + (f", {im['path']}" if im.get("path") else "") for im in row["images"]]
     return {"source_id": row["source_id"], "question": row["question"], "choices": row["choices"],
             "answer": row["answer"], "answer_type": row["answer_type"], "task": row["task"], "images": images}
@@ -238,7 +253,8 @@ def format_inspection(info: dict) -> str:
         lines.append(f"row {row['source_id']}:")
         for key in ("question", "choices", "answer", "answer_type", "task", "images"):
             if row.get(key) not in (None, []):
-                lines.append(f"  {key}: {row[key]!r}" if key != "images" else f"  images: {'; '.join(row[key])}")
+                shown = "; ".join(row[key]) if key == "images" else repr(row[key])
+                lines.append(f"  {key}: {shown}")
     return "\n".join(lines)
 
 

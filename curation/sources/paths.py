@@ -47,8 +47,8 @@ def parse_path(text: str) -> tuple[Step, ...]:
             raise ValueError(f"bad column path {text!r} at character {pos}")
         steps.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
         pos = m.end()
-    if not isinstance(steps[0], str):
-        raise ValueError(f"bad column path {text!r}: it starts with a column name, not a position")
+    if isinstance(steps[0], int):  # a malformed path, not a wrong type: ValueError like the others
+        raise ValueError(f"bad column path {text!r}: it starts with a position")  # noqa: TRY004
     return tuple(steps)
 
 
@@ -84,7 +84,8 @@ def _is_leaf_list(value: list) -> bool:
     return not all(isinstance(v, dict) and not is_image_like(v) for v in value)
 
 
-def flatten(value: Any, prefix: str = "", out: dict[str, Any] | None = None, depth: int = 0) -> dict[str, Any]:
+def flatten(value: Any, prefix: str = "", out: dict[str, Any] | None = None,
+            depth: int = 0) -> dict[str, Any]:
     """``{dotted path: value}`` of the leaves of one row: scalars, bytes, image structs, and lists
     of those; lists of objects are opened at their first positions and at ``[-1]``."""
     out = {} if out is None else out
@@ -117,7 +118,7 @@ def flatten_type(name: str, arrow_type, out: dict[str, str] | None = None, depth
             return out
     if (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)) and depth < MAX_DEPTH:
         inner = arrow_type.value_type
-        if pa.types.is_struct(inner) and not {inner.field(i).name for i in range(inner.num_fields)} <= IMAGE_KEYS:
+        if pa.types.is_struct(inner) and not {f.name for f in inner} <= IMAGE_KEYS:
             return flatten_type(f"{name}[0]", inner, out, depth + 1)
     out[name] = str(arrow_type)
     return out

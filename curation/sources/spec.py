@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+
 from curation.errors import SightlineError
 from curation.sources import formats
 from curation.sources.formats import fail
@@ -39,7 +40,8 @@ def _check_options(spec: dict, s: dict) -> None:
     for key, low in (("batch_size", 1), ("max_image_bytes", 1)):
         if isinstance(s[key], bool) or not isinstance(s[key], int) or s[key] < low:
             raise fail(spec, f"{key} must be a positive integer")
-    if s["limit"] is not None and (isinstance(s["limit"], bool) or not isinstance(s["limit"], int) or s["limit"] < 0):
+    limit = s["limit"]
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise fail(spec, "limit must be a non-negative integer")
     fraction = s["max_reject_fraction"]
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
@@ -63,7 +65,8 @@ def validate_spec(spec: dict, *, check_columns: bool = True) -> dict:
         raise SightlineError(f"a source spec is a mapping, got {type(spec).__name__}")
     unknown = sorted(set(spec) - {"type", "name", "path"} - set(DEFAULTS))
     if unknown:
-        raise fail(spec, f"unknown key(s) {', '.join(unknown)}; known: type, name, path, {', '.join(DEFAULTS)}")
+        known = ", ".join(["type", "name", "path", *DEFAULTS])
+        raise fail(spec, f"unknown key(s) {', '.join(unknown)}; known: {known}")
     s = {**DEFAULTS, "type": "auto", **spec}
     if s["type"] not in TYPES:
         raise fail(spec, f"unknown type {s.get('type')!r}; known: {', '.join(TYPES)}")
@@ -72,7 +75,8 @@ def validate_spec(spec: dict, *, check_columns: bool = True) -> dict:
     if not isinstance(s.get("path"), str) or not s["path"]:
         raise fail(spec, "no 'path' given")
     if not formats.path_exists(s["path"]):
-        raise fail(spec, f"path does not exist: {s['path']}")
+        what = "no files match" if formats.is_glob(s["path"]) else "path does not exist:"
+        raise fail(spec, f"{what} {s['path']}")
     s["path"] = str(Path(s["path"]).expanduser())
     if s["type"] == "auto":
         try:
@@ -88,7 +92,8 @@ def validate_spec(spec: dict, *, check_columns: bool = True) -> dict:
     mapped = dict(s["columns"] or {})
     bad = sorted(set(mapped) - set(COLUMNS))
     if bad:
-        raise fail(spec, f"unknown column name(s) {', '.join(bad)} in 'columns'; ours are {', '.join(COLUMNS)}")
+        raise fail(spec, f"unknown column name(s) {', '.join(bad)} in 'columns'; "
+                         f"ours are {', '.join(COLUMNS)}")
     if any(not isinstance(v, str) or not v for v in mapped.values()):
         raise fail(spec, "'columns' maps our names to the source's column names (non-empty strings)")
     for ours, theirs in mapped.items():

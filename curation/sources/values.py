@@ -126,7 +126,7 @@ def _question(value: Any, theirs: str, record: dict) -> str:
     return text
 
 
-def _number_text(value: int | float) -> str | None:
+def _number_text(value: float) -> str | None:
     if isinstance(value, int):
         return str(value)
     if not math.isfinite(value):
@@ -161,7 +161,8 @@ def _answer(value: Any, choices: list[str] | None, is_index: bool, theirs: str, 
     if is_index:
         if choices is None:
             raise Reject("bad_answer", "answer_is_index is set but the row has no choices")
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
+        digits = isinstance(value, str) and value.isdigit()
+        if isinstance(value, bool) or not (isinstance(value, int) or digits):
             raise Reject("bad_answer", f"answer {value!r} is not a choice index")
         if not 0 <= int(value) < len(choices):
             raise Reject("bad_answer", f"answer index {value} outside 0..{len(choices) - 1}")
@@ -205,7 +206,8 @@ def _gold_letters_in_range(answer: str, choices: list[str]) -> bool:
             return False  # "AE" with four choices is more likely text than two options
         last = chr(ord("A") + len(choices) - 1)
         raise Reject("answer_letter_outside_choices",
-                     f"gold {answer!r} names {', '.join(outside)} but the {len(choices)} choices are A-{last}")
+                     f"gold {answer!r} names {', '.join(outside)} "
+                     f"but the {len(choices)} choices are A-{last}")
     return len(set(letters)) > 1
 
 
@@ -234,7 +236,8 @@ def _check_encodable(*texts: str | None) -> None:
 
 def _images(value: Any, base: Path, root: Path, s: dict, theirs: str, record: dict) -> list[dict]:
     if value is MISSING or value is None:
-        raise Reject("missing_image", "no image" if value is None else _absent("image", theirs, value, record))
+        why = "no image" if value is None else _absent("image", theirs, value, record)
+        raise Reject("missing_image", why)
     many = isinstance(value, (list, tuple))
     values = list(value) if many else [value]
     if not values:
@@ -301,7 +304,8 @@ def _read_file(path: str, base: Path, root: Path, s: dict) -> bytes:
         p = Path(os.path.normpath(base / p))
         inside = os.path.commonpath([str(p), os.path.normpath(root)]) == os.path.normpath(root)
         if not inside and not s["allow_outside"]:
-            raise Reject("image_path_outside", f"{path} resolves outside {root} (set image_root or allow_outside)")
+            raise Reject("image_path_outside",
+                         f"{path} resolves outside {root} (set image_root or allow_outside)")
     try:
         st = os.stat(p)
     except (FileNotFoundError, NotADirectoryError):

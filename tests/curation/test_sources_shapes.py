@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from curation.errors import SightlineError
 from curation.sources import read_source, validate_spec
 from schemas import row_id, to_table
 
@@ -144,6 +145,12 @@ def test_verl_easyr1_parquet_nested_columns_and_image_lists(tmp_path):
     assert [im["bytes"] for im in row["images"]] == [png((10, 0, 0)), png((0, 10, 0))]   # every image kept
     assert (row["source_id"], row["task"]) == ("0", "charts")
     assert rejects == {"1": "missing_image"}                            # its second image is empty
+    with pytest.raises(SightlineError, match=r"^source 'verl': column 'reward_model.groundtruth' \(mapped from "
+                                             r"'answer'\) not in verl.parquet; available: .*extra_info.question, .*"
+                                             r"images, prompt\[0\].content, .*did you mean 'reward_model.ground_truth'"):
+        validate_spec({**spec, "columns": {**spec["columns"], "answer": "reward_model.groundtruth"}})
+    with pytest.raises(SightlineError, match=r"column 'images.bytes' \(mapped from 'image'\)"):
+        validate_spec({**spec, "columns": {**spec["columns"], "image": "images.bytes"}})   # a list, not a struct
     other = read({**spec, "columns": {**spec["columns"], "question": "extra_info.question", "image": "images[0]"}})
     assert [len(e["images"]) for e in other[0]] == [1, 1] and other[0][1]["question"].startswith("What is the sum")
 
@@ -218,3 +225,20 @@ def test_parquet_via_pyarrow_nested_struct_column_paths(tmp_path):
     assert [(e["question"], e["answer"], e["choices"]) for e in examples] == [
         ("Is it on?", "yes", ["1.5", "2"]), ("Is it off?", "no", None)]
     assert not rejects
+
+
+def test_docs_recipe_snippets_use_known_keys():
+    """Every `sources:` entry in docs/sources.md names only keys and columns the reader knows."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from curation.sources import COLUMNS, DEFAULTS, TYPES
+
+    text = (Path(__file__).parents[2] / "docs" / "sources.md").read_text()
+    entries = [yaml.safe_load(block)[0] for block in re.findall(r"```yaml\n(  - .*?)```", text, re.DOTALL)]
+    assert len(entries) == 9
+    for entry in entries:
+        assert set(entry) <= {"type", "name", "path", *DEFAULTS}, entry
+        assert entry.get("type", "auto") in TYPES and set(entry.get("columns") or {}) <= set(COLUMNS)
