@@ -91,13 +91,18 @@ QUERIES: dict[str, tuple[str, str]] = {
 
 
 def connect(store: Store, version: int | str | None = "latest"):
-    """In-memory DuckDB with one view per table of the version; no extensions are loaded."""
+    """In-memory DuckDB with one view per table of the version; no extensions are loaded.
+
+    DuckDB reads local Parquet only: on object storage ``Store.local_copy`` first fills a verified cache.
+    """
     import duckdb
 
     con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
                                              "autoload_known_extensions": False})
+    v = store.resolve(version)
+    base, entries = store.local_copy(v), store.manifest(v)["files"]
     for table in SCHEMAS:
-        files = [str(f) for f in store.table_files(table, version)]
+        files = [str(base / e["path"]) for e in entries[table]]
         quoted = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{quoted}])")
     return con

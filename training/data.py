@@ -39,7 +39,8 @@ def load_table(data: str | os.PathLike | Store, table: str, version: int | str |
 
     store = as_store(data)
     v = store.resolve(version)
-    files = [str(f) for f, e in zip(store.table_files(table, v), store.manifest(v)["files"][table]) if e["rows"]]
+    # local_files: the shards themselves on a local root, a verified local cache of them on object storage
+    files = [str(f) for f, e in zip(store.local_files(table, v), store.manifest(v)["files"][table]) if e["rows"]]
     if not files:
         raise SightlineError(f"table {table!r} of {store.root} v{v} is empty")
     progress = datasets.utils.logging.is_progress_bar_enabled()

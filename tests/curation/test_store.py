@@ -6,7 +6,7 @@ import pytest
 
 from curation.errors import SightlineError
 from curation.store import Store
-from schemas import SchemaError
+from schemas import SCHEMAS, SchemaError
 
 
 def test_version_round_trips_every_column(tmp_path, hand_built_tables):
@@ -20,7 +20,9 @@ def test_version_round_trips_every_column(tmp_path, hand_built_tables):
             for k, v in want.items():
                 assert got[k] == v, (name, k)
     m = store.manifest()
-    assert m["tables"] == {"examples": 3, "traces": 4, "sft": 1, "rl": 2, "test": 1, "rejects": 3}
+    assert {t: m["tables"][t] for t in hand_built_tables} == {"examples": 3, "traces": 4, "sft": 1, "rl": 2,
+                                                              "test": 1, "rejects": 3}
+    assert set(m["tables"]) == set(SCHEMAS)  # tables never written are there, empty
     assert m["config"] == {"seed": 1} and m["parent"] is None and m["schema_version"] == 2
     f = m["files"]["rl"][0]
     assert f["rows"] == 2 and len(f["sha256"]) == 64
@@ -36,7 +38,7 @@ def test_crash_between_shards_and_manifest_leaves_no_version(tmp_path, hand_buil
 
     st = store.begin()
     st.write_table("rl", hand_built_tables["rl"])
-    monkeypatch.setattr("curation.store.validate_manifest", boom)
+    monkeypatch.setattr("curation.store_write.validate_manifest", boom)
     with pytest.raises(RuntimeError, match="injected"):
         st.commit(parent=None, config={})
     monkeypatch.undo()
