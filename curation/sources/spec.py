@@ -103,8 +103,10 @@ def validate_spec(spec: dict, *, check_columns: bool = True) -> dict:
             raise fail(spec, f"columns.{ours}: {e}") from None
     s["columns"] = {c: mapped.get(c, c) for c in COLUMNS}
     if check_columns:
+        # Required columns and optional ones mapped to another name must exist; an optional column
+        # under its own name may be absent (so a validated spec, columns filled in, validates again).
         required = [c for c in REQUIRED if c != "answer" or s["require_answer"]]
-        _check_columns(s, [c for c in COLUMNS if c in required or c in mapped])
+        _check_columns(s, [c for c in COLUMNS if c in required or mapped.get(c, c) != c])
     return s
 
 

@@ -114,6 +114,7 @@ def test_spec_mistakes_are_one_line_errors(jsonl_source, tmp_path):
     with pytest.raises(SightlineError, match="unknown column name"):
         validate_spec({**jsonl_source, "columns": {"caption": "c"}})
     s = validate_spec(jsonl_source)
+    assert validate_spec(s) == s                                  # a validated spec validates again, unchanged
     assert s["columns"]["question"] == "question" and s["allow_outside"] is False
     assert "jsonl source 'toy'" in describe_spec({**jsonl_source, "columns": {"question": "q"}})
 
