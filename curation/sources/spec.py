@@ -18,7 +18,7 @@ REQUIRED = ("question", "answer", "image")
 DEFAULTS = {"columns": None, "answer_type": None, "task": None, "allow_outside": False,
             "max_image_bytes": 50_000_000, "batch_size": 64, "split": None, "answer_is_index": False,
             "require_answer": True, "limit": None, "image_root": None, "records": None,
-            "parse_options": True, "max_reject_fraction": 0.5}
+            "parse_options": True, "max_reject_fraction": None}  # None: the recipe's ingest setting
 SCAN_ROWS = 1000   # records of the first JSON / JSONL files read to learn the fields they have
 SCAN_FILES = 50    # ... from at most this many files
 SHOWN_NAMES = 30   # field names listed in an error
@@ -44,7 +44,8 @@ def _check_options(spec: dict, s: dict) -> None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise fail(spec, "limit must be a non-negative integer")
     fraction = s["max_reject_fraction"]
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+    if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, (int, float))
+                                 or not 0 <= fraction <= 1):
         raise fail(spec, "max_reject_fraction must be a number from 0 to 1")
     for key in ("allow_outside", "answer_is_index", "require_answer", "parse_options"):
         if not isinstance(s[key], bool):

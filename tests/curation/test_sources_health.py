@@ -117,3 +117,12 @@ def test_empty_source_and_empty_folder_are_errors(tmp_path):
         validate_spec({"type": "parquet", "name": "e", "path": str(tmp_path / "dir")})
     with pytest.raises(SightlineError, match="no files match"):
         validate_spec({"type": "json", "name": "e", "path": str(tmp_path / "dir" / "*.json")})
+
+
+def test_a_source_may_set_its_own_reject_threshold(tmp_path):
+    (tmp_path / "r.jsonl").write_text(json.dumps(rows(1)[0]) + "\n")
+    spec = {"type": "jsonl", "name": "t", "path": str(tmp_path / "r.jsonl")}
+    assert validate_spec(spec)["max_reject_fraction"] is None          # None: the recipe's setting
+    assert validate_spec({**spec, "max_reject_fraction": 0.2})["max_reject_fraction"] == 0.2
+    with pytest.raises(SightlineError, match="max_reject_fraction must be a number from 0 to 1"):
+        validate_spec({**spec, "max_reject_fraction": 1.5})
