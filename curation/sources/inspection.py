@@ -163,7 +163,8 @@ def guess_mapping(rows: list[dict]) -> dict[str, str]:
                 paths[path] = value
     mapping: dict[str, str] = {}
     for ours, names in NAMES.items():
-        found = _by_name(rows, paths, ours, names)
+        found = _by_name(rows, paths, "image_bytes", names) if ours == "image" else None
+        found = found or _by_name(rows, paths, ours, names)
         if found is None and ours in _CHAT_ROLES:
             found = _chat_turn(rows, ours)
         if found is not None:
@@ -171,9 +172,17 @@ def guess_mapping(rows: list[dict]) -> dict[str, str]:
     return mapping
 
 
+def _holds_bytes(value: Any) -> bool:
+    if isinstance(value, list):
+        return bool(value) and all(_holds_bytes(v) for v in value)
+    return isinstance(value, bytes) or (is_image_like(value) and bool(value.get("bytes")))
+
+
 def _usable(ours: str, value: Any) -> bool:
     if value is None or value is MISSING:
         return False
+    if ours == "image_bytes":   # first choice for images: bytes in the file beat paths to elsewhere
+        return _holds_bytes(value)
     if ours == "image":
         return isinstance(value, (str, bytes, list)) or is_image_like(value)
     if ours == "choices":

@@ -82,3 +82,20 @@ def test_keyed_json_and_rejected_rows_are_shown(tmp_path):
     assert info["rows"] == [{"source_id": "p1", "reject": "image_missing",
                              "detail": f"no file {tmp_path / 'gone.png'}"}]
     assert "row p1: REJECTED image_missing" in format_inspection(info)
+
+
+def test_image_bytes_are_preferred_over_a_path_column(tmp_path):
+    import datasets
+
+    features = datasets.Features({"pid": datasets.Value("string"), "question": datasets.Value("string"),
+                                  "image": datasets.Value("string"), "decoded_image": datasets.Image(),
+                                  "choices": datasets.List(datasets.Value("string")),
+                                  "answer": datasets.Value("string")})
+    datasets.Dataset.from_dict({"pid": ["1"], "question": ["Which is larger?"], "image": ["images/1.jpg"],
+                                "decoded_image": [{"bytes": png(), "path": None}], "choices": [["3", "5"]],
+                                "answer": ["5"]}, features=features).to_parquet(str(tmp_path / "testmini.parquet"))
+    info = inspect_source(str(tmp_path / "testmini.parquet"))
+    assert info["mapping"] == {"question": "question", "answer": "answer", "image": "decoded_image",
+                               "choices": "choices", "id": "pid"}
+    assert [(r["source_id"], r["choices"], r["answer"], r["answer_type"]) for r in info["rows"]] == [
+        ("1", ["3", "5"], "5", "multiple_choice")]
