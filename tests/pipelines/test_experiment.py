@@ -1,0 +1,103 @@
+"""`sightline experiment` end to end on a tiny store: 2 seeds x 3 arms (+ one unknown sampler), a few steps each."""
+import json
+import math
+
+import pytest
+
+from pipelines.cli import main as sightline
+from pipelines.experiment_report import mean_se
+from tests.training.conftest import _datasets_cache, _one_torch_thread, synthetic_tables  # noqa: F401  (fixtures)
+
+ARMS = ["sft", "grpo_uniform", "sft_continued", "grpo_nosuch"]
+
+
+def _store_with_val(root):
+    from curation.store import Store
+
+    tables = synthetic_tables(40, 20, seed=3)
+    tables["val"], tables["test"] = tables["test"][:8], tables["test"][8:]
+    store = Store(root)
+    store.write_version(tables, config={"source": "tests/pipelines/test_experiment.py"})
+    return store
+
+
+def _recipes(tmp_path, store):
+    train = tmp_path / "train.yaml"
+    train.write_text(f"""
+run: {{name: t, data: {store.root}, threads: 1, stages: [sft, grpo, eval]}}
+model: {{path: {tmp_path / 'tiny'}}}
+tiny_model: {{vocab_size: 400, text_hidden: 64, text_layers: 1, vision_depth: 1, vision_hidden: 32}}
+sft: {{max_steps: 4, per_device_train_batch_size: 4, logging_steps: 1, warmup_steps: 0, max_minutes: 2}}
+grpo: {{limit: 8, max_steps: 2, per_device_train_batch_size: 4, num_generations: 2, max_completion_length: 8,
+        max_minutes: 2}}
+eval: {{batch_size: 8, max_new_tokens: 8}}
+""")
+    exp = tmp_path / "experiment.yaml"
+    exp.write_text(f"""
+name: t
+train_config: {train}
+overrides: ["sft.learning_rate=1e-3"]
+seeds: [0, 1]
+arms: {json.dumps(ARMS)}
+grpo_checkpoints: 1
+val_limit: 4
+test_limit: 6
+out_dir: {tmp_path / 'exp'}
+""")
+    return exp
+
+
+def test_mean_and_standard_error():
+    m, se = mean_se([0.2, 0.4, None, 0.6])
+    assert m == pytest.approx(0.4) and se == pytest.approx(0.2 / math.sqrt(3))
+    assert mean_se([0.5]) == (0.5, None) and mean_se([None]) == (None, None)
+
+
+def test_experiment_runs_every_arm_and_seed_writes_results_and_skips_finished_arms(tmp_path, capsys):
+    store = _store_with_val(tmp_path / "data" / "synth")
+    exp = _recipes(tmp_path, store)
+    assert sightline(["experiment", "--config", str(exp)]) == 0
+    out = tmp_path / "exp"
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["arms"]) == ARMS and results["seeds"] == [0, 1] and results["version"] == 1
+    assert results["arms"]["grpo_nosuch"]["status"] == "skipped"
+    assert "unknown to training.sampling.make_sampler" in results["arms"]["grpo_nosuch"]["reason"]
+    for arm in ARMS[:3]:
+        summary = results["arms"][arm]
+        assert summary["status"] == "done" and summary["seeds"] == [0, 1] and summary["n"] == [6, 6]
+        for key in ("overall", "probe/blank", "probe/swapped", "minutes", "rollouts"):
+            assert math.isfinite(summary["mean"][key]), (arm, key)
+        assert math.isfinite(summary["se"]["overall"])
+    grpo = [r for r in results["records"]["grpo_uniform"]]
+    # 2 steps x (4 completions per round): rollouts counted from the sampler state, the same in both seeds
+    assert [r["rollouts"] for r in grpo] == [8, 8]
+    # the val curve: SFT (0 rollouts), the checkpoint at step 1, the final model
+    assert [[p["step"], p["rollouts"], p["val_n"]] for p in grpo[0]["curve"]] == [[0, 0, 4], [1, 4, 4], [2, 8, 4]]
+    cont = results["records"]["sft_continued"]
+    assert all(r["budget_minutes"] == pytest.approx(g["minutes"]) for r, g in zip(cont, grpo))
+    assert all(r["test"]["rollouts"] == 18 for r in cont)  # 6 test rows x (own, blank, swapped image)
+    md = (out / "results.md").read_text()
+    for arm in ARMS[:3]:
+        assert f"| {arm} | 2 |" in md
+    assert "blank img" in md and "majority answer" in md and "`grpo_nosuch`" in md
+    assert (out / "curves.png").stat().st_size > 5000
+
+    before = {p: p.stat().st_mtime_ns for p in out.glob("seed*/arms/*.json")}
+    assert len(before) == 6
+    capsys.readouterr()
+    assert sightline(["experiment", "--config", str(exp)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.glob("seed*/arms/*.json")} == before
+    printed = capsys.readouterr().out
+    seed_lines = [line for line in printed.splitlines() if line.startswith("[experiment] seed")]
+    assert len(seed_lines) == 6 and all(line.endswith("done before, not re-run") for line in seed_lines)
+    assert not any(line.startswith(("sft:", "grpo:")) for line in printed.splitlines())  # what training prints
+
+
+def test_experiment_recipe_mistakes_are_one_line(tmp_path, capsys):
+    store = _store_with_val(tmp_path / "data" / "synth")
+    exp = _recipes(tmp_path, store)
+    assert sightline(["experiment", "--config", str(exp), "--set", "arms=[sft, dpo]"]) == 1
+    assert "arms must be distinct names" in capsys.readouterr().err
+    assert sightline(["experiment", "--config", str(exp), "--set", "overrides=[grpo.max_minutes=null]"]) == 1
+    assert "every arm keeps a wall-clock guard: set grpo.max_minutes" in capsys.readouterr().err
+    assert not (tmp_path / "exp" / "seed0").exists()
