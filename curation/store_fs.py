@@ -139,6 +139,8 @@ class FsPath:
 
     def rename(self, target: FsPath) -> FsPath:
         """Copy then delete: not atomic, so only for folders no reader looks at yet."""
+        if target.path == self.path:
+            return target  # as pathlib: renaming onto itself changes nothing
         self.fs.cp_file(self.path, target.path)
         self.fs.rm_file(self.path)
         return target

@@ -60,6 +60,8 @@ def test_version_written_to_object_store_reads_back_equal(root, hand_built_table
     assert local.is_relative_to(tmp_path / "cache") and json.loads((local / "manifest.json").read_text())["version"] == 1
     assert sorted(str(p.relative_to(local)) for p in local.rglob("*.parquet")) == sorted(
         e["path"] for es in again.manifest()["files"].values() for e in es)
+    (info.path / "rl" / "stray.parquet").write_bytes((info.path / "rl" / "part-00000-of-00001.parquet").read_bytes())
+    assert again.verify() == ["rl/stray.parquet: not listed in the manifest"]
 
 
 def test_spool_writes_locally_and_uploads_at_commit(root, hand_built_tables):
@@ -80,7 +82,7 @@ def test_crash_before_manifest_leaves_nothing_visible(root, hand_built_tables, m
     st = store.begin()  # a writer that dies after its shards, before its manifest
     st.write_table("rl", hand_built_tables["rl"])
     st.write_table("sft", hand_built_tables["sft"])
-    assert st.path.name == "v0001" and (st.path / "rl").is_dir()
+    assert st.path.name == "v0001" and (st.path / "rl").is_dir() and str(st.path).startswith(root.split(":")[0] + "://")
     assert store.versions() == [] and store.latest() is None
     with pytest.raises(SightlineError, match="no complete version"):
         store.resolve("latest")
@@ -221,3 +223,28 @@ def test_training_reads_a_remote_version(root, hand_built_tables, tmp_path):
 def test_unknown_protocol_is_one_clear_line():
     with pytest.raises(SightlineError, match=r"cannot open nope://x/y: .*"):
         Store("nope://x/y")
+
+
+def test_fspath_gives_writers_the_pathlib_calls_they_use(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curation.store_fs import copy_file, parquet_metadata, remove_tree
+
+    registered()
+    d = location(f"sltest://paths-{uuid.uuid4().hex[:8]}/v0001/rl")
+    local = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"x": [1, 2, 3]}), local)
+    copy_file(local, d / "tmp-0.parquet")  # local -> remote
+    assert (d / "tmp-0.parquet").rename(d / "tmp-0.parquet").is_file()  # onto itself: nothing happens
+    moved = (d / "tmp-0.parquet").rename((d / "tmp-0.parquet").with_name("part-00000-of-00001.parquet"))
+    assert [p.name for p in d.glob("*.parquet")] == ["part-00000-of-00001.parquet"]
+    assert parquet_metadata(moved).num_rows == 3 and moved.stat().st_size == local.stat().st_size
+    copy_file(moved, tmp_path / "back.parquet")  # remote -> local
+    assert pq.read_table(tmp_path / "back.parquet").column("x").to_pylist() == [1, 2, 3]
+    moved.unlink()
+    moved.unlink(missing_ok=True)
+    assert not d.exists()
+    (d / "x.parquet").write_bytes(b"1")
+    remove_tree(d.parent)
+    assert not d.parent.exists() and str(d.parent).startswith("sltest://paths-")
