@@ -228,32 +228,24 @@ def _rewrite_rl(src: Path, dst: Path, shard: int, scores: dict[str, dict], rejec
     return t.num_rows, out.num_rows
 
 
-def run(data: str | Path, version: int | str | None = "latest", model: str | Path | None = None, k: int = 8, *,
-        temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 64, batch_size: int = 8,
-        limit: int | None = None, seed: int = 0, workers: int = 1, dtype: str | None = None,
-        device: str | None = "auto") -> int:
-    """Score ``data``'s rl prompts by ``model``'s pass rate over ``k`` rollouts; returns the new version number."""
+def run(data: str | Path, version: int | str | None, cfg: DifficultyConfig) -> int:
+    """Score ``data``'s rl prompts by ``cfg.model``'s pass rate over ``cfg.k`` rollouts; returns the new version."""
     import apache_beam as beam
 
     from curation.store import Store, write_parquet
     from pipelines.curate import _options, _runner
     from schemas import check_table, to_table
 
-    cfg = DifficultyConfig(model=str(model) if model else None, k=k, temperature=temperature, top_p=top_p,
-                           max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit, seed=seed,
-                           workers=workers, dtype=dtype, device=device)
     if not cfg.model:
         raise SightlineError("difficulty needs --model (a policy checkpoint folder)")
     if not (Path(cfg.model) / "config.json").is_file():
         raise SightlineError(f"--model {cfg.model} is not a checkpoint folder (no config.json)")
-    if k < 1 or batch_size < 1 or max_new_tokens < 1 or (limit is not None and limit < 0) or workers < 1:
-        raise SightlineError("k, batch-size, max-new-tokens and workers must be >= 1 (limit >= 0)")
     store = Store(data)
     parent = store.resolve(version)
     manifest = store.manifest(parent)
     base = store.path(parent)
     rl_files = manifest["files"]["rl"]
-    jobs, offset = [], 0
+    jobs, offset, limit = [], 0, cfg.limit
     for i, e in enumerate(rl_files):
         if e["rows"] and (limit is None or offset < limit):
             jobs.append((i, str(base / e["path"]), offset, limit))
@@ -261,13 +253,13 @@ def run(data: str | Path, version: int | str | None = "latest", model: str | Pat
     n_in = offset
     n_scored = n_in if limit is None else min(limit, n_in)
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
-    _log(f"difficulty: {store.root} v{parent:04d}, {n_scored} of {n_in} rl prompts x k={k} rollouts by {cfg.model} "
-         f"(T={temperature}, {max_new_tokens} new tokens, batch {batch_size})")
+    _log(f"difficulty: {store.root} v{parent:04d}, {n_scored} of {n_in} rl prompts x k={cfg.k} rollouts by "
+         f"{cfg.model} (T={cfg.temperature}, {cfg.max_new_tokens} new tokens, batch {cfg.batch_size})")
     t0 = time.perf_counter()
     with store.begin() as st:
         work = st.path / "_work"
         if jobs:
-            pipeline = beam.Pipeline(runner=_runner(), options=_options(workers))
+            pipeline = beam.Pipeline(runner=_runner(), options=_options(cfg.workers))
             build(pipeline, jobs, cfg, cfg.model, work)
             pipeline.run().wait_until_finish()
         scores = {s["_key"]: s for s in _read_jsonl(work, "scores")}
@@ -300,8 +292,8 @@ def run(data: str | Path, version: int | str | None = "latest", model: str | Pat
             by_reason[key] = by_reason.get(key, 0) + 1
         teachers = dict(manifest.get("teachers") or {})
         teachers["policy"] = {"backend": "transformers", "model": f"transformers:{cfg.model}", "stage": STAGE,
-                              "sampling": {"n": k, "temperature": temperature, "top_p": top_p,
-                                           "max_new_tokens": max_new_tokens, "seed": seed}}
+                              "sampling": {"n": cfg.k, "temperature": cfg.temperature, "top_p": cfg.top_p,
+                                           "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed}}
         info = st.commit(parent=parent, config={"stage": STAGE, "data": str(store.root), "parent": parent,
                                                 **asdict(cfg), "parent_config": manifest.get("config", {})},
                          teachers=teachers, stage_counts={**manifest.get("stage_counts", {}), STAGE: counts},
@@ -314,22 +306,19 @@ def run(data: str | Path, version: int | str | None = "latest", model: str | Pat
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dataclasses import fields
+
+    from curation.config import build
+
     ap = argparse.ArgumentParser(prog="sightline difficulty", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="dataset folder data/<name>")
     ap.add_argument("--version", default="latest", help="input version: N, vNNNN or latest (the new one's parent)")
-    ap.add_argument("--model", required=True, help="policy checkpoint folder (e.g. runs/mini/sft/final)")
-    ap.add_argument("--k", type=int, default=8, help="rollouts per prompt (default %(default)s)")
-    ap.add_argument("--temperature", type=float, default=1.0)
-    ap.add_argument("--top-p", type=float, default=1.0)
-    ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--batch-size", type=int, default=8, help="prompts per generate call")
-    ap.add_argument("--limit", type=int, default=None, help="score only the first N prompts")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workers", type=int, default=1, help="local Beam worker processes (1: in-process)")
-    ap.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    ap.add_argument("--dtype", default=None)
-    a = ap.parse_args(argv)
-    run(a.data, a.version, a.model, a.k, temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens,
-        batch_size=a.batch_size, limit=a.limit, seed=a.seed, workers=a.workers, dtype=a.dtype, device=a.device)
+    for f in fields(DifficultyConfig):  # one flag per field; the defaults live in DifficultyConfig only
+        default = f.default if f.default is not None else "none"
+        ap.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None, required=f.name == "model",
+                        help=f"{f.metadata['help']} (default {default})")
+    a = vars(ap.parse_args(argv))
+    data, version = a.pop("data"), a.pop("version")
+    run(data, version, build(DifficultyConfig, {k: v for k, v in a.items() if v is not None}, "difficulty"))
     return 0

@@ -1,74 +1,38 @@
-"""``sightline train``: tiny-model | sft | grpo | all, driven by one YAML recipe.
+"""``sightline train``: tiny-model | sft | grpo | all | show-config, driven by one YAML recipe.
 
     sightline train tiny-model [--out models/tiny]
     sightline train sft  --config configs/train/mini.yaml [--set sft.max_steps=100]
     sightline train grpo --config configs/train/mini.yaml [--set grpo.sampler=vas]
     sightline train all  --config configs/train/mini.yaml
+    sightline train show-config --config configs/train/mini.yaml [--set ...]   the resolved recipe as YAML
 
 ``all`` = build the tiny model if absent -> SFT on ``sft/`` -> difficulty (k rollouts of the SFT
 model on ``rl/``, a new version) -> GRPO on that version (sampler ``grpo.sampler``) -> greedy
 eval of base, SFT and GRPO on ``test/`` -> a summary table, ``runs/<name>/summary.json``,
-``eval.png`` and ``curves.png``. Stages whose module is not installed are skipped with a message.
+``eval.png`` and ``curves.png``. The whole recipe is read and checked first: a mistyped key, value,
+sampler or reward stops the command with one line before any model, data or run folder is touched.
 """
 from __future__ import annotations
 
 import argparse
-import inspect
+import dataclasses
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from curation.config import describe, to_dict
 from curation.errors import SightlineError
-from training.config import ModelConfig, RunConfig, load_config, to_dataclass
+from training.config import TrainRecipe, describe_sections, load_train_recipe
 
 DEFAULT_CONFIG = "configs/train/mini.yaml"
-STAGES = ("sft", "difficulty", "grpo", "eval")
 
 
 def _log(msg: str) -> None:
     print(f"[train] {msg}", flush=True)
 
 
-# ---------------------------------------------------------------------------- recipes from a config
-
-
-def _run_and_model(cfg: dict) -> tuple[RunConfig, ModelConfig]:
-    return to_dataclass(RunConfig, cfg["run"], "run"), to_dataclass(ModelConfig, cfg["model"], "model")
-
-
-def _set_threads(cfg: dict) -> None:
-    run, _ = _run_and_model(cfg)
-    if run.threads:
-        import torch
-
-        torch.set_num_threads(run.threads)
-
-
-def sft_recipe(cfg: dict):
-    from training.sft import SFTRecipe
-
-    run, model = _run_and_model(cfg)
-    return to_dataclass(SFTRecipe, cfg["sft"], "sft", model=model.path, data=run.data, version=run.version,
-                        output_dir=str(run.folder / "sft"), seed=run.seed, dtype=model.dtype,
-                        trust_remote_code=model.trust_remote_code)
-
-
-def grpo_recipe(cfg: dict, *, version: Any = "latest"):
-    from training.grpo import GRPORecipe
-
-    run, model = _run_and_model(cfg)
-    return to_dataclass(GRPORecipe, cfg["grpo"], "grpo", model=str(run.folder / "sft" / "final"), data=run.data,
-                        version=str(version), output_dir=str(run.folder / "grpo"), seed=run.seed, dtype=model.dtype,
-                        trust_remote_code=model.trust_remote_code)
-
-
-def eval_config(cfg: dict):
-    from training.evaluate import EvalConfig
-
-    _, model = _run_and_model(cfg)
-    return to_dataclass(EvalConfig, cfg["eval"], "eval", dtype=model.dtype)
+# ---------------------------------------------------------------------------- the stages' inputs
 
 
 def curated_version(store, version: Any = "latest") -> int:
@@ -79,32 +43,43 @@ def curated_version(store, version: Any = "latest") -> int:
     return v
 
 
-def ensure_model(cfg: dict) -> tuple[str, float]:
+def sft_model(recipe: TrainRecipe) -> str:
+    """Where SFT writes its final checkpoint (GRPO's and difficulty's starting point)."""
+    return str(Path(recipe.sft.output_dir) / "final")
+
+
+def ensure_model(recipe: TrainRecipe) -> tuple[str, float]:
     """The starting checkpoint's path, building the tiny model there first when allowed; seconds spent."""
     from training.tiny_model import build_tiny_model
 
-    run, model = _run_and_model(cfg)
-    path = Path(model.path)
+    path = Path(recipe.model.path)
     if (path / "config.json").is_file():
         return str(path), 0.0
-    if not model.build_tiny:
+    if not recipe.model.build_tiny:
         raise SightlineError(f"no model at {path} (set model.build_tiny=true to build the tiny one there)")
     t0 = time.monotonic()
     _log(f"building the tiny model at {path}")
-    build_tiny_model(path, seed=run.seed, **cfg["tiny_model"])
+    build_tiny_model(path, recipe.tiny_model)
     return str(path), time.monotonic() - t0
+
+
+def score_difficulty(recipe: TrainRecipe, version: int, model: str) -> int:
+    """The difficulty pass of ``model`` (unless the recipe names its own policy) over ``version``: the new version."""
+    from pipelines import difficulty
+
+    cfg = recipe.difficulty if recipe.difficulty.model else dataclasses.replace(recipe.difficulty, model=model)
+    return difficulty.run(recipe.run.data, version, cfg)
 
 
 # ---------------------------------------------------------------------------- commands
 
 
-def cmd_tiny_model(cfg: dict, out: str | None) -> int:
+def cmd_tiny_model(recipe: TrainRecipe, out: str | None) -> int:
     from training.tiny_model import TINY_INFO, build_tiny_model
 
-    run, model = _run_and_model(cfg)
-    path = Path(out or model.path)
+    path = Path(out or recipe.model.path)
     t0 = time.monotonic()
-    build_tiny_model(path, seed=run.seed, **cfg["tiny_model"])
+    build_tiny_model(path, recipe.tiny_model)
     info = json.loads((path / TINY_INFO).read_text())
     print(f"wrote {path}: tiny Qwen2-VL, {info['parameters']:,} parameters, vocabulary {info['vocab_size']}, "
           f"{info['image_size']}px images -> {(info['image_size'] // 28) ** 2} image tokens "
@@ -112,117 +87,103 @@ def cmd_tiny_model(cfg: dict, out: str | None) -> int:
     return 0
 
 
-def cmd_sft(cfg: dict) -> int:
+def cmd_sft(recipe: TrainRecipe) -> int:
     from training.sft import run
 
-    ensure_model(cfg)
-    run(sft_recipe(cfg))
+    ensure_model(recipe)
+    run(recipe.sft, recipe.model, recipe.run.data, recipe.run.version)
     return 0
 
 
-def cmd_grpo(cfg: dict) -> int:
-    try:
-        from training.grpo import run
-    except ImportError as e:
-        raise SightlineError(f"GRPO is not available here ({e})") from None
-    run(grpo_recipe(cfg, version=cfg["run"].get("version", "latest")))
+def cmd_grpo(recipe: TrainRecipe) -> int:
+    from training.grpo import run
+
+    run(recipe.grpo, dataclasses.replace(recipe.model, path=sft_model(recipe)), recipe.run.data, recipe.run.version)
     return 0
 
 
-def _difficulty(cfg: dict, store, version: int, model: str) -> int | None:
-    try:
-        from pipelines import difficulty
-    except ImportError as e:
-        _log(f"difficulty pipeline not available ({e}); skipping it")
-        return None
-    run, model_cfg = _run_and_model(cfg)
-    dc = to_dataclass(difficulty.DifficultyConfig, cfg["difficulty"], "difficulty", model=model, seed=run.seed,
-                      dtype=model_cfg.dtype)
-    kwargs = {k: v for k, v in asdict(dc).items() if k not in ("model", "k")}
-    accepted = inspect.signature(difficulty.run).parameters
-    return difficulty.run(str(store.root), version, dc.model, dc.k,
-                          **{k: v for k, v in kwargs.items() if k in accepted})
+def cmd_show_config(recipe: TrainRecipe) -> int:
+    import yaml
+
+    print(yaml.safe_dump(to_dict(recipe), sort_keys=False, width=110), end="")
+    return 0
 
 
-def cmd_all(cfg: dict) -> int:
+def cmd_all(recipe: TrainRecipe) -> int:
     from curation.store import Store
-    from training.evaluate import bar_chart, evaluate, majority_baseline, table
+    from training.grpo import run as run_grpo
     from training.sft import run as run_sft
 
     t_start = time.monotonic()
-    run, model_cfg = _run_and_model(cfg)
-    stages = run.stages
+    run = recipe.run
     store = Store(run.data)
     version = curated_version(store, run.version)
     folder = run.folder
     folder.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
-    summary: dict[str, Any] = {"name": run.name, "data": run.data, "version": version, "config": cfg}
+    summary: dict[str, Any] = {"name": run.name, "data": run.data, "version": version, "config": to_dict(recipe)}
     _log(f"run {run.name}: data {store.root} v{version:04d}, outputs in {folder}")
 
-    base, seconds["tiny_model"] = ensure_model(cfg)
+    base, seconds["tiny_model"] = ensure_model(recipe)
     summary["model"] = {"path": base, **_model_info(base)}
     checkpoints = {"base": base}
 
     t0 = time.monotonic()
-    sft = run_sft(sft_recipe(cfg))
+    sft = run_sft(recipe.sft, recipe.model, run.data, version)
     seconds["sft"] = time.monotonic() - t0
     summary["sft"] = sft
     checkpoints["sft"] = sft["model"]
 
     rl_version = version
-    if "difficulty" in stages:
+    if "difficulty" in run.stages:
         t0 = time.monotonic()
-        scored = _difficulty(cfg, store, version, sft["model"])
-        if scored is not None:
-            seconds["difficulty"] = time.monotonic() - t0
-            rl_version = scored
-            summary["difficulty_version"] = scored
-            summary["difficulty"] = store.manifest(scored).get("stage_counts", {}).get("difficulty")
-    if "grpo" in stages:
-        try:
-            from training.grpo import run as run_grpo
-        except ImportError as e:
-            _log(f"GRPO not available ({e}); stopping after SFT and eval")
-        else:
-            t0 = time.monotonic()
-            grpo = run_grpo(grpo_recipe(cfg, version=rl_version))
-            seconds["grpo"] = time.monotonic() - t0
-            summary["grpo"] = grpo
-            checkpoints["grpo"] = grpo["model"]
-
-    results = []
-    if "eval" in stages:
-        ec = eval_config(cfg)
+        rl_version = score_difficulty(recipe, version, sft["model"])
+        seconds["difficulty"] = time.monotonic() - t0
+        summary["difficulty_version"] = rl_version
+        summary["difficulty"] = store.manifest(rl_version).get("stage_counts", {}).get("difficulty")
+    if "grpo" in run.stages:
         t0 = time.monotonic()
-        for name, path in checkpoints.items():
-            r = evaluate(path, store, version, ec.limit, ec.batch_size, max_new_tokens=ec.max_new_tokens,
-                         dtype=ec.dtype, device=ec.device, samples=ec.samples,
-                         trust_remote_code=model_cfg.trust_remote_code)
-            _log(f"eval {name}: {100 * r['accuracy']:.1f}% of {r['n']} test rows ({r['seconds']:.0f} s)")
-            results.append(r)
+        grpo = run_grpo(recipe.grpo, dataclasses.replace(recipe.model, path=sft["model"]), run.data, rl_version)
+        seconds["grpo"] = time.monotonic() - t0
+        summary["grpo"] = grpo
+        checkpoints["grpo"] = grpo["model"]
+    if "eval" in run.stages:
+        t0 = time.monotonic()
+        summary["eval"] = evaluate_checkpoints(recipe, store, version, checkpoints)
         seconds["eval"] = time.monotonic() - t0
-        results.append(majority_baseline(store, version, ec.limit))  # the answer prior, no image needed
-        names = [*checkpoints, "majority"]
-        (folder / "eval.json").write_text(json.dumps(dict(zip(names, results)), indent=2) + "\n")
-        bar_chart(results, folder / "eval.png", labels=names,
-                  title=f"{run.name}: held-out greedy accuracy ({results[0]['n']} rows of {store.name} v{version})")
-        summary["eval"] = {name: {k: r[k] for k in ("model", "n", "accuracy", "format_ok")} |
-                           {"per_task": {t: v["accuracy"] for t, v in r["per_task"].items()}}
-                           for name, r in zip(names, results)}
     curves = plot_run_curves(folder)
     seconds["total"] = time.monotonic() - t_start
     summary["minutes"] = {k: round(v / 60, 2) for k, v in seconds.items()}
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-
-    print()
-    if results:
-        print(table(results, labels=names))
-        print()
     print("minutes: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in seconds.items()))
-    written = [folder / "summary.json"] + ([folder / "eval.png"] if results else []) + ([curves] if curves else [])
+    written = [folder / "summary.json"] + ([folder / "eval.png"] if "eval" in summary else []) + ([curves] if curves else [])
     print("wrote " + ", ".join(map(str, written)))
     return 0
+
+
+def evaluate_checkpoints(recipe: TrainRecipe, store, version: int, checkpoints: dict[str, str]) -> dict:
+    """Greedy held-out accuracy of each checkpoint and of the answer prior: ``eval.json``, ``eval.png``, a table."""
+    from training.evaluate import bar_chart, evaluate, majority_baseline, probe_table, table
+
+    folder, cfg = recipe.run.folder, recipe.eval
+    results = []
+    for name, path in checkpoints.items():
+        r = evaluate(path, store, version, cfg, trust_remote_code=recipe.model.trust_remote_code)
+        _log(f"eval {name}: {100 * r['accuracy']:.1f}% of {r['n']} {cfg.table} rows ({r['seconds']:.0f} s)")
+        results.append(r)
+    results.append(majority_baseline(store, version, cfg.limit, table=cfg.table))  # the answer prior, no image
+    names = [*checkpoints, "majority"]
+    (folder / "eval.json").write_text(json.dumps(dict(zip(names, results)), indent=2) + "\n")
+    bar_chart(results, folder / "eval.png", labels=names,
+              title=f"{recipe.run.name}: held-out greedy accuracy ({results[0]['n']} rows of {store.name} v{version})")
+    print()
+    print(table(results, labels=names))
+    probes = probe_table(results[:-1], labels=names[:-1])
+    print(f"\n{probes}\n" if probes else "")
+    return {name: {k: r[k] for k in ("model", "n", "accuracy", "format_ok")} |
+            {"per_task": {t: v["accuracy"] for t, v in r["per_task"].items()}} |
+            ({"probes": {p: q["accuracy"] for p, q in r["probes"].items()}} if r.get("probes") else {})
+            for name, r in zip(names, results)}
 
 
 def _model_info(path: str) -> dict:
@@ -271,25 +232,71 @@ def plot_run_curves(folder: Path) -> Path | None:
 
 # ---------------------------------------------------------------------------- entry point
 
+COMMANDS = {  # name -> (help, the recipe sections it reads)
+    "tiny-model": ("build the tiny local Qwen2-VL (model + tokenizer + processor)", ("model", "tiny_model")),
+    "sft": ("SFT cold start on the sft table", ("run", "model", "tiny_model", "sft")),
+    "grpo": ("GRPO on the rl table with a prompt sampler, from the run's SFT checkpoint", ("run", "model", "grpo")),
+    "all": ("tiny model -> SFT -> difficulty -> GRPO -> eval -> summary",
+            ("run", "model", "tiny_model", "sft", "difficulty", "grpo", "eval")),
+    "show-config": ("print the resolved recipe (file + --set + the run's defaults) as YAML", ()),
+}
+
+
+def _section_keys(sections: tuple[str, ...]) -> str:
+    """The keys a subcommand reads: every field of Sightline's sections, Sightline's own fields of TRL's."""
+    import typing
+
+    from trl import GRPOConfig, SFTConfig
+
+    trl_base = {"sft": SFTConfig, "grpo": GRPOConfig}
+    classes = typing.get_type_hints(TrainRecipe)
+    lines = []
+    for name in sections:
+        if name in trl_base:
+            changed = ", ".join(f"{k}={v!r}" for k, v in _changed_defaults(classes[name], trl_base[name]).items())
+            lines.append(f"  {name}.* = any trl.{trl_base[name].__name__} field, by TRL's name; defaults changed "
+                         f"here: {changed}; Sightline adds:")
+            lines.append(describe(classes[name], name, own_only=trl_base[name]))
+        else:
+            lines.append(describe(classes[name], name))
+    return "\n".join(lines)
+
+
+def _changed_defaults(cls: type, base: type) -> dict:
+    """The fields whose default ``cls`` changes from TRL's ``base`` (output_dir and seed come from the run)."""
+    def default(f):
+        return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+    theirs = {f.name: f for f in dataclasses.fields(base)}
+    return {f.name: default(f) for f in dataclasses.fields(cls)
+            if f.name in theirs and default(f) != default(theirs[f.name])}
+
+
+def _parser(argv: list[str] | None) -> argparse.ArgumentParser:
+    epilog = (__doc__.split("\n\n", 1)[1] + "\nrecipe sections (sightline train show-config prints every value):\n"
+              + describe_sections())
+    ap = argparse.ArgumentParser(prog="sightline train", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
+    sub = ap.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
+    wants_help = any(a in ("-h", "--help") for a in argv or [])
+    for name, (h, sections) in COMMANDS.items():
+        keys = _section_keys(sections) if wants_help and sections and name in (argv or []) else ""
+        p = sub.add_parser(name, help=h, description=h, formatter_class=argparse.RawDescriptionHelpFormatter,
+                           epilog=f"recipe sections read: {', '.join(sections)}\n{keys}" if sections else None)
+        p.add_argument("--config", default=None, help=f"YAML recipe (default {DEFAULT_CONFIG} when present)")
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override one recipe value (repeatable), e.g. --set sft.max_steps=50")
+        if name == "tiny-model":
+            p.add_argument("--out", default=None, help="folder to write (default: the recipe's model.path)")
+    return ap
+
 
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
     # transformers 5.23 warns about its own deprecated name once per GRPO step; it says nothing to users
     warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
-    ap = argparse.ArgumentParser(prog="sightline train", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    sub = ap.add_subparsers(dest="command", metavar="{tiny-model,sft,grpo,all}")
-    helps = {"tiny-model": "build the tiny local Qwen2-VL (model + tokenizer + processor)",
-             "sft": "SFT cold start on the sft table", "grpo": "GRPO on the rl table with a prompt sampler",
-             "all": "tiny model -> SFT -> difficulty -> GRPO -> eval -> summary"}
-    for name, h in helps.items():
-        p = sub.add_parser(name, help=h, description=h)
-        p.add_argument("--config", default=None, help=f"YAML recipe (default {DEFAULT_CONFIG} when present)")
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override one recipe value (repeatable), e.g. --set sft.max_steps=50")
-        if name == "tiny-model":
-            p.add_argument("--out", default=None, help="folder to write (default: the recipe's model.path)")
+    ap = _parser(argv)
     args = ap.parse_args(argv)
     if not args.command:
         ap.print_help()
@@ -297,15 +304,20 @@ def main(argv: list[str] | None = None) -> int:
     config = args.config
     if config is None and Path(DEFAULT_CONFIG).is_file():
         config = DEFAULT_CONFIG
-    cfg = load_config(config, args.overrides)
-    _set_threads(cfg)
+    recipe = load_train_recipe(config, args.overrides)  # every key and value checked: nothing touched yet
+    if args.command == "show-config":
+        return cmd_show_config(recipe)
+    if recipe.run.threads:
+        import torch
+
+        torch.set_num_threads(recipe.run.threads)
     if args.command == "tiny-model":
-        return cmd_tiny_model(cfg, args.out)
+        return cmd_tiny_model(recipe, args.out)
     if args.command == "sft":
-        return cmd_sft(cfg)
+        return cmd_sft(recipe)
     if args.command == "grpo":
-        return cmd_grpo(cfg)
-    return cmd_all(cfg)
+        return cmd_grpo(recipe)
+    return cmd_all(recipe)
 
 
 if __name__ == "__main__":  # `accelerate launch -m pipelines.train_cmd sft ...`: errors print as one line

@@ -1,5 +1,9 @@
 """The difficulty pass's settings: k rollouts of a policy per rl prompt -> pass rate (the Beam graph is
-``pipelines.difficulty``; rollouts use ``curation.models.generate_texts``, as evaluation does)."""
+``pipelines.difficulty``; rollouts use ``curation.models.generate_texts``, as evaluation does).
+
+The one place its defaults are written: the recipe's ``difficulty`` section, ``sightline difficulty``'s
+flags and ``pipelines.difficulty.run`` all go through this class, which refuses a bad value when built.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,3 +24,11 @@ class DifficultyConfig:
     workers: int = field(default=1, metadata={"help": "local Beam worker processes (1: in-process)"})
     dtype: str | None = field(default=None, metadata={"help": "weights dtype: None (float32), auto, bfloat16"})
     device: str | None = field(default="auto", metadata={"help": "cpu, cuda or auto"})
+
+    def __post_init__(self):
+        if min(self.k, self.batch_size, self.max_new_tokens, self.workers) < 1:
+            raise ValueError("k, batch_size, max_new_tokens and workers must be >= 1")
+        if self.limit is not None and self.limit < 0:
+            raise ValueError(f"limit must be >= 0 (or None for all), got {self.limit}")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ValueError(f"temperature must be >= 0 and top_p in (0, 1], got {self.temperature}, {self.top_p}")

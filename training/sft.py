@@ -9,6 +9,8 @@ before RL so the policy already writes ``<think>..</think><answer>..</answer>``.
   ``{% generation %}`` markers cover the assistant content and its ``<|im_end|>``, so the
   prompt, the system turn and the image tokens carry no labels.
 - A wall-clock budget (``max_minutes``) guards the CPU recipe's 30-minute total.
+- The stage's config is TRL's own ``SFTConfig`` (``SFTStageConfig`` subclasses it): recipes use
+  TRL's field names, and only ``limit`` and ``max_minutes`` are Sightline's.
 
 One CPU (the mini recipe, a tiny Qwen2-VL):
     sightline train sft --config configs/train/mini.yaml
@@ -20,120 +22,80 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-# ---------------------------------------------------------------------------- recipe
+from trl import SFTConfig
+
+from curation.config import to_dict
+from training.run_config import ModelConfig
+from training.trl_defaults import CpuFriendlyDefaults
+
+# ---------------------------------------------------------------------------- config
 
 
 @dataclass
-class SFTRecipe:
-    model: str = field(default="models/tiny", metadata={"help": "checkpoint folder to start from (tiny or a real Qwen2(.5)-VL)"})
-    data: str = field(default="data/mini", metadata={"help": "dataset folder data/<name> (the versioned store)"})
-    version: str = field(default="latest", metadata={"help": "dataset version: N, vNNNN or latest"})
-    output_dir: str = field(default="runs/mini/sft", metadata={"help": "run folder: checkpoints, metrics.jsonl, tensorboard/, final/"})
+class SFTStageConfig(CpuFriendlyDefaults, SFTConfig):
+    """TRL's ``SFTConfig``, every field under TRL's name, plus Sightline's ``limit`` and ``max_minutes``.
+
+    ``output_dir`` is the stage folder (``runs/<name>/sft``, filled from the run): checkpoints,
+    ``metrics.jsonl``, ``tensorboard/`` and ``final/`` go there. Defaults changed from TRL's: those of
+    ``CpuFriendlyDefaults``, the assistant-only loss and no intermediate checkpoints.
+    """
+
+    assistant_only_loss: bool = field(default=True, metadata={
+        "help": "labels on the assistant turn only: the prompt, system turn and image tokens carry none"})
+    save_strategy: str = field(default="no", metadata={
+        "help": "no: only final/ is saved (set steps and save_steps for intermediate checkpoints)"})
     limit: int | None = field(default=None, metadata={"help": "use at most this many sft rows (None: all)"})
-    epochs: float = field(default=1.0, metadata={"help": "passes over the sft rows (ignored when max_steps > 0)"})
-    max_steps: int = field(default=-1, metadata={"help": "optimizer steps; > 0 overrides epochs"})
-    batch_size: int = field(default=32, metadata={"help": "rows per device per step"})
-    grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
-    learning_rate: float = field(default=1e-3, metadata={"help": "peak learning rate (AdamW)"})
-    lr_scheduler: str = field(default="cosine", metadata={"help": "transformers scheduler name: cosine, linear, constant_with_warmup, ..."})
-    warmup_steps: int = field(default=50, metadata={"help": "linear warm-up steps"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
-    max_length: int | None = field(default=1024, metadata={"help": "truncate rendered samples to this many tokens (keep_start)"})
-    assistant_only_loss: bool = field(default=True, metadata={"help": "labels on the assistant turn only (prompt and image tokens masked)"})
-    dtype: str | None = field(default=None, metadata={"help": "weights dtype on load: None (float32), auto, bfloat16"})
-    bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision (GPU); on CPU it is slower, keep False"})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory (real models on GPU)"})
-    use_cpu: bool | None = field(default=None, metadata={"help": "force CPU; None: CPU exactly when no GPU is present"})
-    trust_remote_code: bool = field(default=False, metadata={"help": "allow code shipped in the checkpoint folder"})
-    seed: int = field(default=0, metadata={"help": "seed for weights init order, shuffling and dropout"})
-    logging_steps: int = field(default=10, metadata={"help": "log loss / lr / grad norm every N steps"})
-    save_steps: int = field(default=0, metadata={"help": "save a checkpoint every N steps (0: only the final model)"})
-    max_minutes: float | None = field(default=None, metadata={"help": "stop training after this many minutes of wall time"})
-    num_workers: int = field(default=0, metadata={"help": "dataloader worker processes (image decoding)"})
-    trainer: dict = field(default_factory=dict, metadata={"help": "any other SFTConfig field, passed as is (deepspeed, fsdp, optim, ...)"})
+    max_minutes: float | None = field(default=None, metadata={
+        "help": "stop training after this many minutes of wall time (the schedule still follows max_steps)"})
 
 
 # ---------------------------------------------------------------------------- setup
 
 
-def sft_config(recipe: SFTRecipe):
-    """The TRL ``SFTConfig`` a recipe stands for."""
-    import torch
-    from trl import SFTConfig
-
-    out = Path(recipe.output_dir)
-    use_cpu = (not torch.cuda.is_available()) if recipe.use_cpu is None else recipe.use_cpu
-    kwargs: dict[str, Any] = {
-        "output_dir": str(out / "checkpoints"),
-        "num_train_epochs": recipe.epochs,
-        "max_steps": recipe.max_steps,
-        "per_device_train_batch_size": recipe.batch_size,
-        "gradient_accumulation_steps": recipe.grad_accum,
-        "learning_rate": recipe.learning_rate,
-        "lr_scheduler_type": recipe.lr_scheduler,
-        "warmup_steps": recipe.warmup_steps,
-        "weight_decay": recipe.weight_decay,
-        "max_grad_norm": recipe.max_grad_norm,
-        "max_length": recipe.max_length,
-        "assistant_only_loss": recipe.assistant_only_loss,
-        "bf16": recipe.bf16,
-        "use_cpu": use_cpu,
-        "activation_checkpointing": recipe.gradient_checkpointing,  # TRL's default would turn it on
-        "seed": recipe.seed,
-        "logging_steps": recipe.logging_steps,
-        "save_strategy": "steps" if recipe.save_steps else "no",
-        "save_steps": recipe.save_steps or 500,
-        "report_to": "none",  # TensorBoard through our callback, into <run>/tensorboard
-        "dataloader_num_workers": recipe.num_workers,
-        "remove_unused_columns": False,
-    }
-    kwargs.update(recipe.trainer)
-    return SFTConfig(**kwargs)
-
-
-def build_trainer(recipe: SFTRecipe, *, model=None, processor=None, train_dataset=None):
-    """An ``SFTTrainer`` for ``recipe`` (model, processor and data loaded unless passed in)."""
+def build_trainer(cfg: SFTStageConfig, model: ModelConfig, data: str | Path, version: str | int = "latest", *,
+                  train_dataset=None):
+    """An ``SFTTrainer`` training ``model`` on ``data``'s sft table (loaded here unless passed in)."""
     from trl import SFTTrainer
 
+    from curation.models import load_model_and_processor
     from training.callbacks import JsonlMetrics, TimeBudget, tensorboard_callback
     from training.data import sft_dataset
-    from curation.models import load_model_and_processor
 
-    out = Path(recipe.output_dir)
-    if model is None or processor is None:
-        model, processor = load_model_and_processor(recipe.model, dtype=recipe.dtype, for_training=True,
-                                                     trust_remote_code=recipe.trust_remote_code)
+    out = Path(cfg.output_dir)
+    policy, processor = load_model_and_processor(model.path, dtype=model.dtype, for_training=True,
+                                                 trust_remote_code=model.trust_remote_code)
     if train_dataset is None:
-        train_dataset = sft_dataset(recipe.data, recipe.version, limit=recipe.limit)
-    callbacks = [JsonlMetrics(out / "metrics.jsonl"), TimeBudget(recipe.max_minutes),
+        train_dataset = sft_dataset(data, version, limit=cfg.limit)
+    callbacks = [JsonlMetrics(out / "metrics.jsonl"), TimeBudget(cfg.max_minutes),
                  tensorboard_callback(out / "tensorboard")]
-    return SFTTrainer(model=model, args=sft_config(recipe), train_dataset=train_dataset,
-                      processing_class=processor, callbacks=callbacks)
+    return SFTTrainer(model=policy, args=cfg, train_dataset=train_dataset, processing_class=processor,
+                      callbacks=callbacks)
 
 
 # ---------------------------------------------------------------------------- run
 
 
-def run(recipe: SFTRecipe) -> dict:
+def run(cfg: SFTStageConfig, model: ModelConfig, data: str | Path, version: str | int = "latest") -> dict:
     """Train, save ``<output_dir>/final`` (model + processor), return and write ``sft_result.json``."""
-    out = Path(recipe.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.jsonl").unlink(missing_ok=True)  # a re-run starts a fresh curve
-    (out / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2, default=str) + "\n")
-    t0 = time.monotonic()
-    trainer = build_trainer(recipe)
-    n_rows = len(trainer.train_dataset)
-    print(f"sft: {recipe.model} on {recipe.data} ({n_rows} rows), {trainer.args.max_steps if trainer.args.max_steps > 0 else f'{recipe.epochs} epoch(s)'}"
-          f" x batch {recipe.batch_size * recipe.grad_accum}, lr {recipe.learning_rate}", flush=True)
-    train_out = trainer.train()
-    final = out / "final"
     from curation.models import clear_saved_truncation
 
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.jsonl").unlink(missing_ok=True)  # a re-run starts a fresh curve
+    (out / "recipe.json").write_text(json.dumps({"model": to_dict(model), "data": str(data), "version": str(version),
+                                                 "sft": to_dict(cfg)}, indent=2, default=str) + "\n")
+    t0 = time.monotonic()
+    trainer = build_trainer(cfg, model, data, version)
+    n_rows = len(trainer.train_dataset)
+    per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * max(1, cfg.world_size)
+    length = f"{cfg.max_steps} steps" if cfg.max_steps > 0 else f"{cfg.num_train_epochs} epoch(s)"
+    print(f"sft: {model.path} on {data} ({n_rows} rows), {length} x batch {per_step}, lr {cfg.learning_rate}",
+          flush=True)
+    train_out = trainer.train()
+    final = out / "final"
     clear_saved_truncation(trainer.processing_class.tokenizer)
     trainer.save_model(str(final))
     trainer.processing_class.save_pretrained(str(final))
@@ -141,12 +103,12 @@ def run(recipe: SFTRecipe) -> dict:
     losses = [h["loss"] for h in state.log_history if "loss" in h]
     result = {
         "model": str(final),
-        "base_model": recipe.model,
-        "data": recipe.data,
-        "version": recipe.version,
+        "base_model": model.path,
+        "data": str(data),
+        "version": str(version),
         "rows": n_rows,
         "steps": state.global_step,
-        "examples_seen": state.global_step * recipe.batch_size * recipe.grad_accum * max(1, trainer.args.world_size),
+        "examples_seen": state.global_step * per_step,
         "first_loss": losses[0] if losses else None,
         "final_loss": losses[-1] if losses else None,
         "train_loss": train_out.training_loss,

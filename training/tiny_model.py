@@ -10,9 +10,11 @@ processor. Loading it is then the same ``from_pretrained(path)`` path a real che
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -90,16 +92,41 @@ def _mrope_section(head_dim: int) -> list[int]:
     return [half - 2 * hw, hw, hw]
 
 
-def build_tiny_model(out_dir: str | Path, *, texts: Iterable[str] | None = None, vocab_size: int = 512,
-                     text_hidden: int = 128, text_layers: int = 2, vision_depth: int = 2, vision_hidden: int = 64,
-                     image_size: int = 112, seed: int = 0) -> Path:
+@dataclass
+class TinyModelConfig:
+    """The ``tiny_model`` recipe section: ``build_tiny_model``'s keyword arguments (``texts`` aside).
+
+    Mirrors the builder's signature field for field, defaults included (a test holds the two in
+    step): add a keyword there, add it here.
+    """
+    vocab_size: int = field(default=512, metadata={"help": "tokens, added ones included (the BPE may stop short on a "
+                                                           "small corpus; the model matches the tokenizer)"})
+    text_hidden: int = field(default=128, metadata={"help": "text decoder width (a multiple of 32: head size 32)"})
+    text_layers: int = field(default=2, metadata={"help": "text decoder layers"})
+    vision_depth: int = field(default=2, metadata={"help": "vision tower blocks"})
+    vision_hidden: int = field(default=64, metadata={"help": "vision tower width (a multiple of 16: head size 16)"})
+    image_size: int = field(default=112, metadata={"help": "square image side kept at full resolution: "
+                                                           "(image_size/28)^2 image tokens"})
+    seed: int = field(default=0, metadata={"help": "weights init seed (default: run.seed)"})
+
+    def __post_init__(self):
+        if self.text_hidden % 32 or self.vision_hidden % 16:
+            raise ValueError("text_hidden must be a multiple of 32 and vision_hidden of 16 (head sizes 32 and 16)")
+
+
+def build_tiny_model(out_dir: str | Path, config: TinyModelConfig | None = None, *, texts: Iterable[str] | None = None,
+                     vocab_size: int = 512, text_hidden: int = 128, text_layers: int = 2, vision_depth: int = 2,
+                     vision_hidden: int = 64, image_size: int = 112, seed: int = 0) -> Path:
     """Build and save a randomly initialised tiny Qwen2-VL (model, tokenizer, processor) at ``out_dir``.
 
+    ``config`` (a recipe's ``tiny_model`` section), when given, supplies every size keyword.
     ``texts`` trains the BPE (default: ``curation.synthetic.corpus``); ``vocab_size`` counts the
     added tokens too (the BPE may stop short on a small corpus; the model matches the tokenizer).
     The image processor keeps an ``image_size`` square at full resolution: (image_size/28)^2
     image tokens, 16 for 112x112.
     """
+    if config is not None:
+        return build_tiny_model(out_dir, texts=texts, **dataclasses.asdict(config))
     from transformers import GenerationConfig, Qwen2VLConfig, Qwen2VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
     from trl.chat_template_utils import qwen2_5_vl_chat_template  # byte-identical to Qwen2-VL's own

@@ -16,6 +16,7 @@ def scored(tmp_path_factory):
     import curation.verify
     from curation.synthetic import corpus
     from pipelines import difficulty
+    from training.difficulty import DifficultyConfig
     from training.tiny_model import build_tiny_model
 
     root = tmp_path_factory.mktemp("difficulty")
@@ -42,7 +43,8 @@ def scored(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp:  # the in-process runner calls it in this process
         mp.setattr(curation.verify, "verify", verify)
-        version = difficulty.run(store.root, 1, model, K, max_new_tokens=8, batch_size=4, seed=0, device="cpu")
+        cfg = DifficultyConfig(model=str(model), k=K, max_new_tokens=8, batch_size=4, seed=0, device="cpu")
+        version = difficulty.run(store.root, 1, cfg)
     return store, version, tables
 
 
@@ -94,6 +96,7 @@ def test_manifest_accounts_for_every_prompt(scored):
     assert c["correct"] == sum(r["n_correct"] for r in store.read_table("rl", version).to_pylist())
     assert m["stage_counts"]["validate"] == {"in": 10, "out": 9, "rejected": 1}  # the parent's, carried
     assert m["teachers"]["policy"]["sampling"]["n"] == K
+    assert (m["config"]["k"], m["config"]["max_new_tokens"], m["config"]["batch_size"]) == (K, 8, 4)  # the config, whole
     assert m["rejects_by_reason"] == {"difficulty/rollout_error": 1}
 
 
@@ -102,3 +105,16 @@ def test_cli_refuses_a_missing_model(tmp_path, capsys):
 
     assert main(["difficulty", "--data", str(tmp_path), "--model", str(tmp_path / "nope")]) == 1
     assert "no config.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--k", "0"], "difficulty: k, batch_size, max_new_tokens and workers must be >= 1"),
+    (["--top-p", "1.5"], "difficulty: temperature must be >= 0 and top_p in"),
+    (["--k", "many"], "difficulty.k: expected an integer"),
+])
+def test_cli_flags_are_checked_by_the_config_before_the_model(tmp_path, capsys, flags, message):
+    from pipelines.cli import main
+
+    assert main(["difficulty", "--data", str(tmp_path), "--model", str(tmp_path / "nope"), *flags]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == err.splitlines()[0] and message in err and not (tmp_path / "nope").exists()

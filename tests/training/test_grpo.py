@@ -14,9 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from training import grpo
-from training.grpo import SAMPLER_STATE, GRPORecipe, PromptRoundSampler, build_trainer
+from curation.config import build
+from training.grpo import train as grpo_train
+from training.grpo.config import GRPOStageConfig
+from training.grpo.resume import SAMPLER_STATE, latest_checkpoint
+from training.grpo.train import build_trainer, prior_counts
+from training.grpo.trainer_hook import PromptRoundSampler
 from training.rewards import accuracy_reward, completion_text
+from training.run_config import ModelConfig
 from training.sampling import CORRECT_THRESHOLD
 
 
@@ -25,11 +30,16 @@ def parity_reward(completions, **kwargs):
     return [float(len(completion_text(c)) % 2) for c in completions]
 
 
-def _recipe(model, store, out, **kw) -> GRPORecipe:
-    base = {"model": str(model), "data": str(store.root), "output_dir": str(out), "max_steps": 2,
-            "prompts_per_step": 4, "num_generations": 4, "max_completion_length": 12, "learning_rate": 1e-2,
-            "save_steps": 0, "seed": 0}
-    return GRPORecipe(**{**base, **kw})
+def _values(out, **kw) -> dict:
+    """A recipe's ``grpo`` section: 4 prompts x 4 completions per step (TRL's field names)."""
+    base = {"output_dir": str(out), "max_steps": 2, "per_device_train_batch_size": 16, "num_generations": 4,
+            "max_completion_length": 12, "learning_rate": 1e-2, "save_strategy": "no", "seed": 0,
+            "reward_weights": None}
+    return {**base, **kw}
+
+
+def _config(out, **kw) -> GRPOStageConfig:
+    return build(GRPOStageConfig, _values(out, **kw), "grpo")
 
 
 def _spy_updates(trainer) -> list[dict]:
@@ -88,8 +98,10 @@ def test_index_stream_draws_lazily_and_replays_pending_rounds():
 
 @pytest.mark.parametrize("sampler", ["uniform", "vade", "vas"])
 def test_samplers_drive_grpo_and_learn_from_its_rewards(sampler, tiny_model_dir, synthetic_store, tmp_path):
-    recipe = _recipe(tiny_model_dir, synthetic_store, tmp_path / sampler, sampler=sampler)
-    trainer = build_trainer(recipe, reward_funcs=[accuracy_reward, parity_reward])
+    cfg = _config(tmp_path / sampler, sampler=sampler, beta=0.04)
+    assert cfg.prompts_per_round == 4
+    trainer = build_trainer(cfg, ModelConfig(path=str(tiny_model_dir)), synthetic_store.root,
+                            reward_funcs=[accuracy_reward, parity_reward])
     assert trainer.processing_class.tokenizer.padding_side == "left"  # else image-token types misalign
     fresh = copy.deepcopy(trainer.prompt_sampler)  # before the spy goes in
     calls = _spy_updates(trainer)
@@ -106,6 +118,8 @@ def test_samplers_drive_grpo_and_learn_from_its_rewards(sampler, tiny_model_dir,
         assert 0.0 <= r["rewards/accuracy_reward/mean"] <= 1.0 and 0.0 <= r["rewards/parity_reward/mean"] <= 1.0
         assert 0.0 <= r["sampler/effective_group_ratio"] <= 1.0 and 0.0 <= r["sampler/pass_rate"] <= 1.0
         assert r["sampler/selection_entropy"] > 0
+        # TRL's per-step diagnostics reach metrics.jsonl: KL to the reference (beta > 0), entropy, clipping
+        assert r["kl"] >= 0 and r["entropy"] > 0 and 0.0 <= r["clip_ratio/region_mean"] <= 1.0
 
     # one update per generation round, for exactly the ids the sampler drew for it, G rewards each
     assert len(calls) == 2
@@ -157,9 +171,9 @@ def test_prior_counts_from_the_difficulty_columns(tiny_model_dir, synthetic_stor
     ids = list(ds["id"])
     scored = ds.map(lambda r, i: {"n_rollouts": 8 if i < 5 else None, "n_correct": i if i < 5 else None},
                     with_indices=True)
-    assert grpo.prior_counts(scored) == {ids[i]: (i, 8) for i in range(5)}
-    trainer = build_trainer(_recipe(tiny_model_dir, synthetic_store, tmp_path, sampler="vade"),
-                            train_dataset=scored, reward_funcs=[parity_reward])
+    assert prior_counts(scored) == {ids[i]: (i, 8) for i in range(5)}
+    trainer = build_trainer(_config(tmp_path, sampler="vade"), ModelConfig(path=str(tiny_model_dir)),
+                            synthetic_store.root, train_dataset=scored, reward_funcs=[parity_reward])
     a = trainer.prompt_sampler.a
     assert [a[trainer.prompt_sampler.ids.index(ids[i])] for i in range(5)] == [0, 1, 2, 3, 4]
 
@@ -171,17 +185,18 @@ def test_prior_counts_from_the_difficulty_columns(tiny_model_dir, synthetic_stor
 def test_resume_after_kill_restores_sampler_and_continues_metrics(tiny_model_dir, synthetic_store, tmp_path,
                                                                   monkeypatch):
     out = tmp_path / "run"
-    recipe = _recipe(tiny_model_dir, synthetic_store, out, sampler="vade", max_steps=10, save_steps=1,
-                     max_completion_length=16)
-    code = ("import json, sys; from training.grpo import GRPORecipe, run; "
-            "run(GRPORecipe(**json.loads(sys.argv[1])))")
-    from dataclasses import asdict
-
-    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(asdict(recipe))], cwd=Path.cwd(),
+    values = _values(out, sampler="vade", max_steps=10, save_strategy="steps", save_steps=1, max_completion_length=16)
+    model = ModelConfig(path=str(tiny_model_dir))
+    code = ("import json, sys; from curation.config import build; from training.grpo import run; "
+            "from training.grpo.config import GRPOStageConfig; from training.run_config import ModelConfig; "
+            "a = json.loads(sys.argv[1]); "
+            "run(build(GRPOStageConfig, a['grpo'], 'grpo'), ModelConfig(path=a['model']), a['data'])")
+    args = {"grpo": values, "model": model.path, "data": str(synthetic_store.root)}
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(args)], cwd=Path.cwd(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
     try:
         deadline = time.monotonic() + 240
-        while not (out / "checkpoints" / "checkpoint-2" / SAMPLER_STATE).is_file():
+        while not (out / "checkpoint-2" / SAMPLER_STATE).is_file():
             assert proc.poll() is None, "the GRPO run ended before its second checkpoint"
             assert time.monotonic() < deadline, "no checkpoint within 4 minutes"
             time.sleep(0.05)
@@ -190,26 +205,27 @@ def test_resume_after_kill_restores_sampler_and_continues_metrics(tiny_model_dir
     finally:
         if proc.poll() is None:
             proc.kill()
-    ckpt = grpo.latest_checkpoint(out / "checkpoints")
+    ckpt = latest_checkpoint(out)
     step = int(ckpt.name.split("-")[1])
     assert 2 <= step < 10
     saved = json.loads((ckpt / SAMPLER_STATE).read_text())
     assert saved["global_step"] == step and saved["rounds_generated"] == step and len(saved["pending"]) == 1
 
     seen = {}
-    real_build = grpo.build_trainer
+    real_build = grpo_train.build_trainer
 
-    def capture(recipe, **kw):
-        trainer = real_build(recipe, **kw)
+    def capture(*args, **kw):
+        trainer = real_build(*args, **kw)
         seen["resume_from"], seen["state"] = kw.get("resume_from"), copy.deepcopy(trainer.prompt_sampler.state_dict())
         seen["updates"] = _spy_updates(trainer)
         return trainer
 
-    monkeypatch.setattr(grpo, "build_trainer", capture)
-    result = grpo.run(recipe)
+    monkeypatch.setattr(grpo_train, "build_trainer", capture)
+    result = grpo_train.run(build(GRPOStageConfig, values, "grpo"), model, synthetic_store.root)
     assert seen["resume_from"] == ckpt and result["resumed_from"] == str(ckpt)
     assert seen["state"] == saved["sampler"]  # the sampler starts exactly where the checkpoint left it
     assert sorted(seen["updates"][0]["results"]) == sorted(saved["pending"][0])  # the round drawn before the kill
     assert len(seen["updates"]) == 10 - step and result["steps"] == 10
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "reward" in r] == list(range(1, 11))  # continued, no step twice
+    assert (out / "curves.png").stat().st_size > 1000

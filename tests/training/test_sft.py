@@ -2,14 +2,17 @@ import json
 
 import torch
 
+from curation.config import build
 from training.callbacks import read_jsonl
-from training.sft import SFTRecipe, build_trainer, run
+from training.run_config import ModelConfig
+from training.sft import SFTStageConfig, build_trainer, run
 
 
-def _recipe(tiny_model_dir, synthetic_store, tmp_path, **kw):
-    base = {"model": str(tiny_model_dir), "data": str(synthetic_store.root), "output_dir": str(tmp_path / "sft"),
-                "batch_size": 8, "warmup_steps": 0, "lr_scheduler": "constant", "logging_steps": 1, "seed": 0}
-    return SFTRecipe(**{**base, **kw})
+def _config(tmp_path, **kw) -> SFTStageConfig:
+    """The stage config as a recipe's ``sft`` section builds it (TRL's field names)."""
+    base = {"output_dir": str(tmp_path / "sft"), "per_device_train_batch_size": 8, "warmup_steps": 0,
+            "lr_scheduler_type": "constant", "logging_steps": 1, "seed": 0}
+    return build(SFTStageConfig, {**base, **kw}, "sft")
 
 
 def _loss(model, batch) -> float:
@@ -21,7 +24,7 @@ def _loss(model, batch) -> float:
 
 
 def test_only_the_assistant_turn_carries_labels(tiny_model_dir, synthetic_store, tmp_path):
-    trainer = build_trainer(_recipe(tiny_model_dir, synthetic_store, tmp_path))
+    trainer = build_trainer(_config(tmp_path), ModelConfig(path=str(tiny_model_dir)), synthetic_store.root)
     rows = [trainer.train_dataset[i] for i in range(3)]
     batch = trainer.data_collator([dict(r) for r in rows])
     tok = trainer.processing_class.tokenizer
@@ -36,8 +39,8 @@ def test_only_the_assistant_turn_carries_labels(tiny_model_dir, synthetic_store,
 
 def test_sft_lowers_the_loss_on_a_fixed_batch(tiny_model_dir, synthetic_store, tmp_path):
     torch.manual_seed(0)
-    recipe = _recipe(tiny_model_dir, synthetic_store, tmp_path, max_steps=12, learning_rate=3e-3, limit=16)
-    trainer = build_trainer(recipe)
+    cfg = _config(tmp_path, max_steps=12, learning_rate=3e-3, limit=16)
+    trainer = build_trainer(cfg, ModelConfig(path=str(tiny_model_dir)), synthetic_store.root)
     batch = trainer.data_collator([dict(trainer.train_dataset[i]) for i in range(8)])
     before = _loss(trainer.model, batch)
     trainer.train()
@@ -49,9 +52,10 @@ def test_sft_lowers_the_loss_on_a_fixed_batch(tiny_model_dir, synthetic_store, t
 def test_run_saves_a_loadable_model_and_metrics(tiny_model_dir, synthetic_store, tmp_path):
     from curation.models import load_model_and_processor
 
-    result = run(_recipe(tiny_model_dir, synthetic_store, tmp_path, max_steps=3, limit=16))
+    result = run(_config(tmp_path, max_steps=3, limit=16), ModelConfig(path=str(tiny_model_dir)), synthetic_store.root)
     out = tmp_path / "sft"
     assert result["steps"] == 3 and result["examples_seen"] == 24 and result["rows"] == 16
+    assert not list(out.glob("checkpoint-*"))  # save_strategy "no": only final/
     assert json.loads((out / "sft_result.json").read_text()) == result
     metrics = read_jsonl(out / "metrics.jsonl")
     assert [m["step"] for m in metrics if "loss" in m] == [1, 2, 3]
