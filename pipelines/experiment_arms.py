@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from curation.errors import SightlineError
-
 
 def _log(msg: str) -> None:
     print(f"[experiment] {msg}", flush=True)
+
 
 # ---------------------------------------------------------------------------- the training stages (their modules' API)
 
@@ -33,16 +32,10 @@ def train_recipe(exp, seed: int, extra: list[str] = ()):
 
 
 def _base_model(recipe) -> str:
-    """The starting checkpoint, the tiny model built there first when absent and allowed."""
-    from training.tiny_model import build_tiny_model
+    """The starting checkpoint (the tiny model is built there first when absent and allowed)."""
+    from pipelines.train_cmd import ensure_model
 
-    path = Path(recipe.model.path)
-    if not (path / "config.json").is_file():
-        if not recipe.model.build_tiny:
-            raise SightlineError(f"no model at {path} (set model.build_tiny=true to build the tiny one there)")
-        _log(f"building the tiny model at {path}")
-        build_tiny_model(path, recipe.tiny_model)
-    return str(path)
+    return ensure_model(recipe)[0]
 
 
 def _train_sft(recipe, model_path: str, version: int) -> dict:
@@ -58,12 +51,9 @@ def _train_grpo(recipe, model_path: str, version: int) -> dict:
 
 
 def _score_difficulty(recipe, version: int, model_path: str) -> int:
-    from pipelines import difficulty
+    from pipelines.train_cmd import score_difficulty
 
-    dc = recipe.difficulty
-    return difficulty.run(recipe.run.data, version, model_path, dc.k, temperature=dc.temperature, top_p=dc.top_p,
-                          max_new_tokens=dc.max_new_tokens, batch_size=dc.batch_size, limit=dc.limit,
-                          seed=recipe.run.seed, workers=dc.workers, dtype=recipe.model.dtype, device=dc.device)
+    return score_difficulty(recipe, version, model_path)
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -120,7 +110,7 @@ class Seed:
         base = _base_model(self.recipe)
         _log(f"seed {self.seed}: SFT")
         result = _train_sft(self.recipe, base, self.version)
-        state = {"result": result, "model": result["model"], "minutes": result["seconds"] / 60,
+        state = {"result": result, "model": result["model"], "minutes": _train_minutes(result, self.dir / "sft"),
                  "val": self.val_point(result["model"], step=0, rollouts=0, minutes=0.0)}
         done.write_text(json.dumps(state, indent=2, default=str) + "\n")
         return state
@@ -186,14 +176,15 @@ def _grpo(s: Seed, sampler: str) -> dict:
     charged = sampler != "uniform" and getattr(recipe.grpo, "use_prior", True) and diff["rollouts"] > 0
     extra_r, extra_m = (diff["rollouts"], diff["minutes"]) if charged else (0, 0.0)
     per_round = _completions_per_round(recipe.grpo)
-    curve = [p for p in [sft["val"]] if p]
+    # the start is the SFT model, after the difficulty pass's rollouts for the arms charged with them
+    curve = [{**sft["val"], "rollouts": extra_r, "minutes": extra_m}] if sft["val"] else []
     for step, ckpt in _checkpoints(out, result["steps"]):
         point = s.val_point(str(ckpt), step=step, rollouts=extra_r + _rounds(ckpt, step, recipe.grpo) * per_round,
                             minutes=extra_m + _minutes_at(out / "metrics.jsonl", step))
         curve += [point] if point else []
     rollouts = extra_r + int(result.get("rollouts") or _rounds(Path(result["model"]), result["steps"], recipe.grpo)
                              * per_round)
-    minutes = extra_m + result["seconds"] / 60
+    minutes = extra_m + _train_minutes(result, out)
     end = s.val_point(result["model"], step=result["steps"], rollouts=rollouts, minutes=minutes)
     test = _eval(recipe, result["model"], s.version, "test", s.exp.test_limit, probes=True)
     return s.record(arm, kind="grpo", sampler=sampler, test=test, rollouts=rollouts, minutes=minutes,
@@ -209,14 +200,13 @@ def _sft_continued(s: Seed) -> dict:
                 "reason": "no GRPO arm finished for this seed: nothing to match the minutes of"}
     budget = sum(minutes) / len(minutes)
     sft = s.sft()
-    # SFT's own pace (training time only, from its metrics), so the schedule ends when the budget does
-    train_minutes = _minutes_at(s.dir / "sft" / "metrics.jsonl", sft["result"]["steps"]) or sft["minutes"]
-    steps = max(1, round(sft["result"]["steps"] / max(train_minutes, 1e-6) * budget))
+    # at SFT's own pace, so the schedule ends when the budget does
+    steps = max(1, round(sft["result"]["steps"] / max(sft["minutes"], 1e-6) * budget))
     recipe = train_recipe(s.exp, s.seed, [f"sft.output_dir={s.dir / 'sft_continued'}", f"sft.max_steps={steps}",
                                           f"sft.max_minutes={budget}"])
     _log(f"seed {s.seed}: SFT continued for {budget:.2f} min (~{steps} steps)")
     result = _train_sft(recipe, sft["model"], s.version)
-    spent = result["seconds"] / 60
+    spent = _train_minutes(result, s.dir / "sft_continued")
     end = s.val_point(result["model"], step=result["steps"], rollouts=0, minutes=spent)
     test = _eval(recipe, result["model"], s.version, "test", s.exp.test_limit, probes=True)
     return s.record("sft_continued", kind="sft_continued", test=test, rollouts=0, minutes=spent, budget_minutes=budget,
@@ -243,6 +233,12 @@ def _checkpoints(folder: Path, final_step: int) -> list[tuple[int, Path]]:
         if tail.isdigit() and 0 < int(tail) < final_step and (p / "config.json").is_file():
             found.append((int(tail), p))
     return sorted(found)
+
+
+def _train_minutes(result: dict, stage_dir: Path) -> float:
+    """Minutes of the training loop (the metrics file's clock, which ``TimeBudget`` also reads), not the loading
+    and saving around it; the stage's whole run time when it logged nothing."""
+    return _minutes_at(stage_dir / "metrics.jsonl", result["steps"]) or result["seconds"] / 60
 
 
 def _minutes_at(metrics: Path, step: int) -> float:

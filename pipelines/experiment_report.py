@@ -92,7 +92,8 @@ def markdown(results: dict) -> str:
              f"seeds {', '.join(map(str, results['seeds']))}. Accuracy in percent, mean ± standard error over "
              "seeds; *blank img* / *other img*: the same rows answered with a white image / another row's image. "
              "*rollouts*: completions generated in training (the difficulty pass charged to the arms whose "
-             "sampler reads it); *minutes*: training time beyond the shared SFT checkpoint."), "",
+             "sampler reads it); *minutes*: training-loop time beyond the shared SFT checkpoint (loading and saving "
+              "aside; the difficulty pass charged as for rollouts)."), "",
              "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for arm, s in done.items():
         m, e = s["mean"], s["se"]

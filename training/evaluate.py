@@ -25,7 +25,7 @@ import json
 import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -146,34 +146,19 @@ def eval_rows(store, version: int, table: str, limit: int | None):
     if table not in TABLES:
         raise SightlineError(f"evaluation reads a held-out table ({', '.join(TABLES)}), not {table!r}")
     if not sum(e["rows"] for e in store.manifest(version).get("files", {}).get(table, [])):
-        raise SightlineError(f"{store.root} v{version:04d} has no {table!r} rows (the curate pipeline writes "
-                             f"val since the val split landed): curate a new version")
+        raise SightlineError(f"{store.root} v{version:04d} has no {table!r} rows: curate a new version "
+                             f"(the curate pipeline writes val and test)")
     return load_table(store, table, version, columns=RL_COLUMNS, limit=limit)
 
 
-def _as_config(cfg, legacy: tuple, loose: dict) -> EvalConfig:
-    """The EvalConfig of a call. The old loose form ``evaluate(m, store, v, limit, batch_size, device=...)``
-    still works (callers written before EvalConfig was passed whole) with EvalConfig's defaults."""
-    if not legacy and not loose:
-        if cfg is not None and not isinstance(cfg, EvalConfig):  # evaluate(m, store, v, limit)
-            return EvalConfig(limit=cfg)
-        return cfg or EvalConfig()
-    if isinstance(cfg, EvalConfig):
-        raise TypeError("evaluate takes an EvalConfig or loose keyword arguments, not both")
-    unknown = sorted(set(loose) - {f.name for f in fields(EvalConfig)})
-    if unknown or len(legacy) > 1:
-        raise TypeError(f"evaluate: unexpected arguments {unknown or list(legacy[1:])}")
-    return EvalConfig(limit=cfg, **({"batch_size": legacy[0]} if legacy else {}), **loose)
-
-
-def evaluate(model_path: str | Path, store, version: int | str | None = "latest", cfg: EvalConfig | None = None,
-             *legacy, progress: bool = True, trust_remote_code: bool = False, **loose) -> dict:
+def evaluate(model_path: str | Path, store, version: int | str | None = "latest", cfg: EvalConfig | None = None, *,
+             progress: bool = True, trust_remote_code: bool = False) -> dict:
     """Greedy accuracy of the checkpoint at ``model_path`` on ``store``'s ``cfg.table`` (``Store`` or its path),
     with the image probes under ``probes`` and the number of generated completions under ``rollouts``."""
     from curation import models
     from training.data import as_store
 
-    cfg = _as_config(cfg, legacy, loose)
+    cfg = cfg or EvalConfig()
     store = as_store(store)
     v = store.resolve(version)
     ds = eval_rows(store, v, cfg.table, cfg.limit)

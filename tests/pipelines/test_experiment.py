@@ -8,7 +8,7 @@ from pipelines.cli import main as sightline
 from pipelines.experiment_report import mean_se
 from tests.training.conftest import _datasets_cache, _one_torch_thread, synthetic_tables  # noqa: F401  (fixtures)
 
-ARMS = ["sft", "grpo_uniform", "sft_continued", "grpo_nosuch"]
+ARMS = ["sft", "grpo_vade", "sft_continued", "grpo_nosuch"]
 
 
 def _store_with_val(root):
@@ -24,12 +24,13 @@ def _store_with_val(root):
 def _recipes(tmp_path, store):
     train = tmp_path / "train.yaml"
     train.write_text(f"""
-run: {{name: t, data: {store.root}, threads: 1, stages: [sft, grpo, eval]}}
+run: {{name: t, data: {store.root}, threads: 1, stages: [sft, difficulty, grpo, eval]}}
 model: {{path: {tmp_path / 'tiny'}}}
 tiny_model: {{vocab_size: 400, text_hidden: 64, text_layers: 1, vision_depth: 1, vision_hidden: 32}}
 sft: {{max_steps: 4, per_device_train_batch_size: 4, logging_steps: 1, warmup_steps: 0, max_minutes: 2}}
 grpo: {{limit: 8, max_steps: 2, per_device_train_batch_size: 4, num_generations: 2, max_completion_length: 8,
         max_minutes: 2}}
+difficulty: {{k: 2, limit: 8, max_new_tokens: 8, batch_size: 8}}
 eval: {{batch_size: 8, max_new_tokens: 8}}
 """)
     exp = tmp_path / "experiment.yaml"
@@ -68,11 +69,14 @@ def test_experiment_runs_every_arm_and_seed_writes_results_and_skips_finished_ar
         for key in ("overall", "probe/blank", "probe/swapped", "minutes", "rollouts"):
             assert math.isfinite(summary["mean"][key]), (arm, key)
         assert math.isfinite(summary["se"]["overall"])
-    grpo = [r for r in results["records"]["grpo_uniform"]]
-    # 2 steps x (4 completions per round): rollouts counted from the sampler state, the same in both seeds
-    assert [r["rollouts"] for r in grpo] == [8, 8]
-    # the val curve: SFT (0 rollouts), the checkpoint at step 1, the final model
-    assert [[p["step"], p["rollouts"], p["val_n"]] for p in grpo[0]["curve"]] == [[0, 0, 4], [1, 4, 4], [2, 8, 4]]
+    grpo = results["records"]["grpo_vade"]
+    # the difficulty pass (8 prompts x k=2, one new version per seed's SFT policy) is charged to vade,
+    # then 2 GRPO steps x 4 completions per round, counted from the sampler state
+    assert [json.loads((out / f"seed{k}" / "difficulty.json").read_text())["version"] for k in (0, 1)] == [2, 3]
+    assert [r["rollouts"] for r in grpo] == [16 + 8, 16 + 8] and all(r["difficulty_charged"] for r in grpo)
+    # the val curve: SFT (after the difficulty pass), the checkpoint at step 1, the final model
+    assert [[p["step"], p["rollouts"], p["val_n"]] for p in grpo[0]["curve"]] == [[0, 16, 4], [1, 20, 4], [2, 24, 4]]
+    assert grpo[0]["curve"][0]["val_accuracy"] == results["records"]["sft"][0]["curve"][0]["val_accuracy"]
     cont = results["records"]["sft_continued"]
     assert all(r["budget_minutes"] == pytest.approx(g["minutes"]) for r, g in zip(cont, grpo))
     assert all(r["test"]["rollouts"] == 18 for r in cont)  # 6 test rows x (own, blank, swapped image)

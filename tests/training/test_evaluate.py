@@ -113,14 +113,6 @@ def test_probes_feed_the_model_blank_and_donor_images(tiny_model_dir, synthetic_
     assert result["probes"]["blank"]["n"] == 6 and 0.0 <= result["probes"]["swapped"]["donor_same_task"] <= 1.0
 
 
-def test_legacy_loose_arguments_still_work(tiny_model_dir, synthetic_store):
-    r = evaluate(tiny_model_dir, synthetic_store, "latest", 3, 3, max_new_tokens=4, device="cpu",
-                 image_probes=False, progress=False)
-    assert (r["n"], r["rollouts"], r["max_new_tokens"]) == (3, 3, 4)
-    with pytest.raises(TypeError):
-        evaluate(tiny_model_dir, synthetic_store, "latest", NO_PROBES, max_new_tokens=4)
-
-
 # ---------------------------------------------------------------------------- a scripted model that reads images
 
 
