@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from curation.errors import SightlineError
-from pipelines.experiment_arms import Seed, has_rows, run_arm, train_recipe
+from pipelines.experiment_arms import Seed, grpo_recipe, has_rows, run_arm, train_recipe
 
 DEFAULT_CONFIG = "configs/experiment/mini.yaml"
 FIXED_ARMS = ("base", "sft", "sft_continued")
@@ -67,37 +67,60 @@ class ExperimentRecipe:
     def folder(self) -> Path:
         return Path(self.out_dir or f"runs/experiments/{self.name}")
 
+
 def _log(msg: str) -> None:
     print(f"[experiment] {msg}", flush=True)
+
 
 # ---------------------------------------------------------------------------- the experiment
 
 
-def pin_version(exp: ExperimentRecipe) -> tuple[int, dict]:
-    """The curated version every arm uses: resolved once, then read back from ``experiment.json``."""
+def pin_version(exp: ExperimentRecipe) -> int:
+    """The curated version every arm uses: resolved at the first run, then read back from ``experiment.json``
+    (a later curate must not slip a new version under half-finished seeds)."""
     from curation.store import Store
     from pipelines.train_cmd import curated_version
 
-    recipe = train_recipe(exp, exp.seeds[0])
+    run = train_recipe(exp, exp.seeds[0]).run
+    store = Store(run.data)
     state_file = exp.folder / "experiment.json"
     if state_file.is_file():
         state = json.loads(state_file.read_text())
-        if state["data"] == recipe.run.data:
-            return int(state["version"]), state
-    store = Store(recipe.run.data)
-    state = {"data": recipe.run.data, "version": curated_version(store, recipe.run.version)}
+        asked = None if run.version == "latest" else curated_version(store, run.version)
+        if state["data"] != str(store.root) or asked not in (None, state["version"]):
+            raise SightlineError(f"{exp.folder} holds arms trained on {state['data']} v{state['version']}; the recipe "
+                                 f"names {store.root} v{run.version}: use another name or out_dir")
+        return int(state["version"])
+    state = {"data": str(store.root), "version": curated_version(store, run.version)}
     exp.folder.mkdir(parents=True, exist_ok=True)
     state_file.write_text(json.dumps(state, indent=2) + "\n")
-    return state["version"], state
+    return state["version"]
 
 
-def check_guards(exp: ExperimentRecipe) -> None:
-    """Refuse to start an experiment whose training arms lack a wall-clock guard (before anything runs)."""
+def check(exp: ExperimentRecipe) -> list[str]:
+    """Load every arm's train recipe (a key, value, sampler-parameter or guard mistake fails here, before any
+    run); return the plan, one line per arm."""
+    from training.sampling import SAMPLERS
+
     recipe = train_recipe(exp, exp.seeds[0])
     needed = {"sft": any(a != "base" for a in exp.arms), "grpo": any(a.startswith("grpo_") for a in exp.arms)}
     missing = [f"{k}.max_minutes" for k, used in needed.items() if used and getattr(recipe, k).max_minutes is None]
     if missing:
         raise SightlineError(f"every arm keeps a wall-clock guard: set {', '.join(missing)} in the train recipe")
+    plan = []
+    for arm in exp.arms:
+        sampler = arm.removeprefix("grpo_") if arm.startswith("grpo_") else None
+        if sampler is None:
+            plan.append(f"{arm}: " + {"base": f"{recipe.model.path} as is",
+                                      "sft": f"SFT, {recipe.sft.max_steps} steps, guard {recipe.sft.max_minutes} min",
+                                      "sft_continued": "SFT resumed for the GRPO arms' mean minutes"}[arm])
+        elif sampler not in SAMPLERS:
+            plan.append(f"{arm}: skipped (sampler {sampler!r} unknown; known: {', '.join(SAMPLERS)})")
+        else:
+            g = grpo_recipe(exp, exp.seeds[0], sampler).grpo
+            plan.append(f"{arm}: GRPO from SFT, {g.max_steps} steps x {g.generation_batch_size} completions, "
+                        f"checkpoint every {g.save_steps:g} steps, guard {g.max_minutes} min")
+    return plan
 
 
 def run_experiment(exp: ExperimentRecipe, command: str = "") -> dict:
@@ -107,8 +130,9 @@ def run_experiment(exp: ExperimentRecipe, command: str = "") -> dict:
     from pipelines import experiment_report as report
     from training.evaluate import majority_baseline
 
-    check_guards(exp)
-    version, _ = pin_version(exp)
+    for line in check(exp):
+        _log(line)
+    version = pin_version(exp)
     data = train_recipe(exp, exp.seeds[0]).run.data
     store = Store(data)
     val = has_rows(store, version, "val")
@@ -165,8 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default=DEFAULT_CONFIG, help="experiment recipe (default %(default)s)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override one experiment recipe value (repeatable), e.g. --set seeds=[0]")
+    ap.add_argument("--check", action="store_true", help="load and check every arm's recipe, print the plan, run nothing")
     args = ap.parse_args(argv)
     exp = load_experiment(args.config, args.overrides)
+    if args.check:
+        print(f"{exp.name}: seeds {exp.seeds}, outputs in {exp.folder}")
+        print("\n".join(f"  {line}" for line in check(exp)))
+        return 0
     command = "sightline experiment " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     t0 = time.monotonic()
     results = run_experiment(exp, command.strip())

@@ -31,6 +31,16 @@ def train_recipe(exp, seed: int, extra: list[str] = ()):
                                                 *extra])
 
 
+def grpo_recipe(exp, seed: int, sampler: str):
+    """The train recipe of one GRPO arm: its sampler, its own folder, and a checkpoint at each val curve point."""
+    base = train_recipe(exp, seed)
+    every = max(1, int(base.grpo.max_steps) // (exp.grpo_checkpoints + 1)) if exp.grpo_checkpoints else 0
+    # every checkpoint kept: each is a point of the val curve (and the newest one is GRPO's resume point)
+    saves = [f"grpo.save_steps={every or base.grpo.max_steps}", "grpo.save_total_limit=null"]
+    out = exp.folder / f"seed{seed}" / f"grpo_{sampler}"
+    return train_recipe(exp, seed, [f"grpo.sampler={sampler}", f"grpo.output_dir={out}", *saves])
+
+
 def _base_model(recipe) -> str:
     """The starting checkpoint (the tiny model is built there first when absent and allowed)."""
     from pipelines.train_cmd import ensure_model
@@ -166,11 +176,8 @@ def _grpo(s: Seed, sampler: str) -> dict:
                 "reason": f"sampler {sampler!r} unknown to training.sampling.make_sampler (known: {', '.join(SAMPLERS)})"}
     sft = s.sft()
     diff = s.difficulty()
-    out = s.dir / arm
-    every = max(1, int(s.recipe.grpo.max_steps) // (s.exp.grpo_checkpoints + 1)) if s.exp.grpo_checkpoints else 0
-    # every checkpoint kept: each is a point of the val curve (and the newest one is GRPO's resume point)
-    saves = [f"grpo.save_steps={every or s.recipe.grpo.max_steps}", "grpo.save_total_limit=null"]
-    recipe = train_recipe(s.exp, s.seed, [f"grpo.sampler={sampler}", f"grpo.output_dir={out}", *saves])
+    recipe = grpo_recipe(s.exp, s.seed, sampler)
+    out = Path(recipe.grpo.output_dir)
     _log(f"seed {s.seed}: GRPO with the {sampler} sampler")
     result = _train_grpo(recipe, sft["model"], diff["version"])
     charged = sampler != "uniform" and getattr(recipe.grpo, "use_prior", True) and diff["rollouts"] > 0

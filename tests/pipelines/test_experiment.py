@@ -105,3 +105,12 @@ def test_experiment_recipe_mistakes_are_one_line(tmp_path, capsys):
     assert sightline(["experiment", "--config", str(exp), "--set", "overrides=[grpo.max_minutes=null]"]) == 1
     assert "every arm keeps a wall-clock guard: set grpo.max_minutes" in capsys.readouterr().err
     assert not (tmp_path / "exp" / "seed0").exists()
+    capsys.readouterr()
+    assert sightline(["experiment", "--config", str(exp), "--check"]) == 0
+    plan = capsys.readouterr().out
+    assert "grpo_vade: GRPO from SFT, 2 steps x 4 completions, checkpoint every 1 steps" in plan
+    assert "grpo_nosuch: skipped (sampler 'nosuch' unknown" in plan and not (tmp_path / "exp" / "seed0").exists()
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "experiment.json").write_text(json.dumps({"data": "data/other", "version": 4}))
+    assert sightline(["experiment", "--config", str(exp)]) == 1
+    assert "holds arms trained on data/other v4" in capsys.readouterr().err
