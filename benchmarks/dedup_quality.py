@@ -27,7 +27,7 @@ from collections import defaultdict
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-from curation import dedup
+from curation import dedup, near_copy
 
 ALTERATIONS = ("resize", "jpeg70", "crop5", "bright10", "rotate3")
 THRESHOLDS = range(17)
@@ -166,13 +166,206 @@ def evaluate(dist_orig: np.ndarray, dist_copy: dict[str, np.ndarray], kinds: np.
     }
 
 
+# ---------------------------------------------------------------- confirmation (the default rule)
+# Diagram puzzles whose distinct members differ in one colour or one digit: the case where
+# perceptual hashes collide. Pairs of close colours, the last one as close as the issue's
+# orange/yellow grids (0.17 in one channel).
+CLOSE_COLOURS = (((245, 130, 20), (230, 190, 20)),    # curation.synthetic orange / yellow
+                 ((255, 165, 0), (255, 215, 0)),      # orange / gold
+                 ((255, 160, 50), (255, 204, 50)))    # orange / yellow, 0.17 apart in G
+OTHER_COLOURS = ((220, 40, 40), (40, 160, 60), (40, 90, 220), (140, 60, 190), (128, 128, 128))
+CHANGES = ("colour", "digit")
+FONT_RANGE = (20, 65)       # digit font size in px on 512 px puzzles: 4% to 13% of the image height
+SMALL_FONT = 28             # digit changes below it are reported apart (and kept out of the done-when set)
+THUMB = {"size": 256}       # --thumb-size
+
+
+def puzzle_scene(rng: np.random.Generator, fonts: tuple[int, int] = FONT_RANGE) -> dict:
+    """A grid of outlined circles/squares, some with a digit, as a dict a variant can edit."""
+    n = int(rng.integers(3, 7))
+    pair = int(rng.integers(len(CLOSE_COLOURS)))
+    palette = [*CLOSE_COLOURS[pair], *OTHER_COLOURS]
+    cells = [{"shape": int(rng.integers(2)), "colour": palette[int(rng.integers(len(palette)))],
+              "digit": int(rng.integers(10)) if rng.random() < 0.5 else None} for _ in range(n * n)]
+    cells[int(rng.integers(n * n))]["colour"] = CLOSE_COLOURS[pair][0]   # one recolourable cell at least
+    cells[int(rng.integers(n * n))]["digit"] = int(rng.integers(10))     # one digit at least
+    return {"n": n, "pair": pair, "cells": cells, "font": int(rng.integers(*fonts))}
+
+
+def puzzle_variant(scene: dict, change: str, rng: np.random.Generator) -> dict:
+    """The same puzzle with one cell's colour swapped for its close partner, or one digit changed."""
+    cells = [dict(c) for c in scene["cells"]]
+    a, b = CLOSE_COLOURS[scene["pair"]]
+    if change == "colour":
+        i = int(rng.choice([k for k, c in enumerate(cells) if c["colour"] in (a, b)]))
+        cells[i]["colour"] = b if cells[i]["colour"] == a else a
+    else:
+        i = int(rng.choice([k for k, c in enumerate(cells) if c["digit"] is not None]))
+        cells[i]["digit"] = (cells[i]["digit"] + int(rng.integers(1, 10))) % 10
+    return dict(scene, cells=cells)
+
+
+def render_puzzle(scene: dict, size: int = 512) -> Image.Image:
+    from PIL import ImageFont
+
+    img = Image.new("RGB", (size, size), (255, 255, 255))
+    draw, n = ImageDraw.Draw(img), scene["n"]
+    step = size / n
+    font = ImageFont.load_default(size=scene["font"])
+    for k, cell in enumerate(scene["cells"]):
+        cx, cy, r = (k % n + 0.5) * step, (k // n + 0.5) * step, step * 0.36
+        shape = draw.ellipse if cell["shape"] == 0 else draw.rectangle
+        shape((cx - r, cy - r, cx + r, cy + r), fill=cell["colour"], outline=(0, 0, 0), width=3)
+        if cell["digit"] is not None:
+            draw.text((cx, cy), str(cell["digit"]), fill=(0, 0, 0), font=font, anchor="mm")
+    return img
+
+
+def synthetic_variant_pairs(n: int, seed: int, rng: np.random.Generator) -> list[tuple[str, Image.Image, Image.Image]]:
+    """curation.synthetic scenes (112 px) and a copy with one object recoloured or one number changed."""
+    import copy
+
+    from curation.synthetic import render, scenes
+
+    swap = {"orange": "yellow", "yellow": "orange", "red": "orange", "purple": "blue", "blue": "purple",
+            "green": "yellow"}
+    out = []
+    for scene in scenes(n, seed=seed, families=["counting", "spatial", "chart", "arithmetic"]):
+        other = copy.deepcopy(scene)
+        if scene["family"] == "arithmetic":
+            item = other["numbers"][int(rng.integers(len(other["numbers"])))]
+            item["value"] += 1 if item["value"] % 10 != 9 else -1
+        else:
+            items = other["bars"] if scene["family"] == "chart" else other["objects"]
+            item = items[int(rng.integers(len(items)))]
+            item["color"] = swap[item["color"]]
+        out.append((f"synthetic112-{scene['family']}", render(scene), render(other)))
+    return out
+
+
+def thumb(img: Image.Image):
+    return dedup.thumbnail(img, THUMB["size"])
+
+
+def candidates_of(images: list[Image.Image], question: str, prefix: str) -> list:
+    """dedup.Candidate rows for images that all carry one question (keys sort in list order)."""
+    rows = []
+    for i, img in enumerate(images):
+        data = io.BytesIO()
+        img.save(data, "PNG")
+        rows.append(dedup.Candidate(f"{prefix}{i:05d}", dedup.image_sha256(data.getvalue()), dedup.phash64(img),
+                                    question, dedup.thumbnail_bytes(thumb(img))))
+    return rows
+
+
+def confirm_report(n: int, seed: int) -> None:
+    """Pair verdicts, then the issue's done-when targets, then speed."""
+    rng = np.random.default_rng(seed + 1)
+    puzzles = [puzzle_scene(rng) for _ in range(n)]
+    distinct = []
+    for s in puzzles:
+        size = "small" if s["font"] < SMALL_FONT else "large"
+        distinct.append(("puzzle512-colour", render_puzzle(s), render_puzzle(puzzle_variant(s, "colour", rng))))
+        distinct.append((f"puzzle512-digit-{size}", render_puzzle(s), render_puzzle(puzzle_variant(s, "digit", rng))))
+    synthetic = synthetic_variant_pairs(n, seed, rng)
+    originals = {"puzzle512": [render_puzzle(s) for s in puzzles], "synthetic112": [a for _, a, _ in synthetic],
+                 "shapes112": [render_shapes(rng) for _ in range(n // 2)],
+                 "photo256": [render_photo(rng) for _ in range(n // 2)]}
+    t = dedup.DEFAULT_THRESHOLD
+    print(f"\nconfirmation: near_copy.same_image on {THUMB['size']} px thumbnails ({near_copy.MIN_PIXELS}rd-largest "
+          f"smoothed colour difference <= {near_copy.TAU}); hash candidates at phash t={t}")
+    print(f"digit fonts {FONT_RANGE[0]}-{FONT_RANGE[1] - 1} px on 512 px; 'small' = under {SMALL_FONT} px")
+    print(f"{'distinct pair (must stay apart)':32s} {'pairs':>6s} {'hash cand.':>10s} {'merged':>7s} {'min score':>10s}")
+    by_kind = defaultdict(list)
+    for kind, a, b in distinct + synthetic:
+        by_kind[kind].append((dedup.hamming(dedup.phash64(a), dedup.phash64(b)), *dedup.same_image(thumb(a), thumb(b))))
+    for kind, v in sorted(by_kind.items()):
+        d, same, score = (np.array(x) for x in zip(*v))
+        print(f"{kind:32s} {len(v):6d} {np.mean(d <= t):10.3f} {np.mean(same):7.3f} {score.min():10.3f}")
+    print(f"\n{'copy of (must be found)':20s} {'alteration':>10s} {'n':>5s} {'same_image':>10s} {'and hash':>9s} "
+          f"{'max score':>10s}")
+    recall = defaultdict(list)
+    for group, imgs in originals.items():
+        for how in ALTERATIONS:
+            res = []
+            for img in imgs:
+                other = alter(img, how, rng)
+                same, score = dedup.same_image(thumb(img), thumb(other))
+                res.append((same, same and dedup.hamming(dedup.phash64(img), dedup.phash64(other)) <= t, score))
+            s, both, score = (np.array(x) for x in zip(*res))
+            recall[how] += list(both)
+            print(f"{group:20s} {how:>10s} {len(res):5d} {s.mean():10.3f} {both.mean():9.3f} {score.max():10.3f}")
+    print("recall of copies (hash candidate and confirmed), all groups: "
+          + ", ".join(f"{a} {np.mean(r):.3f}" for a, r in recall.items()))
+    done_when(rng, originals)
+    speed(originals)
+
+
+def done_when(rng: np.random.Generator, originals: dict) -> None:
+    """The issue's targets through dedup.find_duplicates (bands x question, then confirmation)."""
+    q = "Which cell differs from the others?"
+    family, seen = [], set()
+    for _ in range(20):  # 20 puzzles x (itself + 4 one-change variants) = 100 distinct images
+        scene = puzzle_scene(rng, (SMALL_FONT, FONT_RANGE[1]))
+        images, attempt = [render_puzzle(scene)], 0
+        while len(images) < 5:  # two variants may flip the same cell: keep only new images
+            attempt += 1
+            img = render_puzzle(puzzle_variant(scene, CHANGES[attempt % 2], rng))
+            if img.tobytes() not in seen:
+                seen.add(img.tobytes())
+                images.append(img)
+        family += images
+    rows = candidates_of(family, q, "p")
+    assert len({r.image_sha256 for r in rows}) == len(rows) == 100
+    cand = sum(1 for i, a in enumerate(rows) for b in rows[:i] if dedup.hamming(a.phash, b.phash) <= dedup.DEFAULT_THRESHOLD)
+    dropped = dedup.find_duplicates(rows)
+    print(f"\ndone-when: {len(rows)} puzzles one colour or one digit apart (fonts >= {SMALL_FONT} px), one question:"
+          f" {cand} hash-candidate pairs, {len(dropped)} dropped (target 0)")
+    origs = [img for imgs in originals.values() for img in imgs]
+    base = candidates_of(origs, q, "a")
+    for how in ALTERATIONS:
+        copies = [alter(img, how, rng) for img in origs]
+        drops = dedup.find_duplicates(base + candidates_of(copies, q, "b"))
+        found = [d for k, d in drops.items() if k.startswith("b") and d.kept == "a" + k[1:]]
+        false = sum(1 for k in drops if k.startswith("a"))
+        kinds = sorted({d.kind for d in found})
+        print(f"done-when: {how:8s} copies, same question: recall {len(found) / len(copies):.3f} "
+              f"({len(found)}/{len(copies)}, kind {kinds}); distinct originals dropped {false}/{len(origs)}")
+
+
+def speed(originals: dict) -> None:
+    """Rows/s of what each candidate row costs (one thumbnail) and pairs/s of the verdict."""
+    imgs = [img for group in ("puzzle512", "photo256") for img in originals[group]]
+    t0 = time.perf_counter()
+    blobs = [dedup.thumbnail_bytes(thumb(img)) for img in imgs]
+    t1 = time.perf_counter()
+    for a, b in zip(blobs, blobs[1:] + blobs[:1]):
+        dedup.same_image(a, b)
+    t2 = time.perf_counter()
+    kb = np.mean([len(b) for b in blobs]) / 1024
+    print(f"\nspeed (one process, decoded 512/256 px images): thumbnail + bytes {len(imgs) / (t1 - t0):,.0f} rows/s "
+          f"({kb:.1f} KiB each); same_image from bytes {len(imgs) / (t2 - t1):,.0f} pairs/s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=500, help="distinct images (half of each kind)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--use-synthetic", action="store_true",
                     help="draw the synthetic half with curation.synthetic.generate")
+    ap.add_argument("--part", choices=("all", "hash", "confirm"), default="all",
+                    help="hash thresholds, the confirmation rule, or both")
+    ap.add_argument("--n-puzzles", type=int, default=100, help="puzzles per diagram set in the confirm part")
+    ap.add_argument("--thumb-size", type=int, default=near_copy.THUMB_SIZE, help="thumbnail longer side")
     args = ap.parse_args()
+    THUMB["size"] = args.thumb_size
+    if args.part in ("all", "hash"):
+        hash_report(args)
+    if args.part in ("all", "confirm"):
+        confirm_report(args.n_puzzles, args.seed)
+
+
+def hash_report(args) -> None:
 
     # ------------------------------------------------------------ images
     rng = np.random.default_rng(args.seed)
