@@ -150,6 +150,8 @@ def run_experiment(exp: ExperimentRecipe, command: str = "") -> dict:
         done = [r for r in recs if r.get("status") != "skipped"]
         arms[arm] = ({"status": "done", **report.summarize_arm(done)} if done else
                      {"status": "skipped", "reason": recs[0].get("reason") if recs else "no seeds"})
+        if done and "sft" in records:
+            arms[arm]["vs_sft"] = report.paired_delta(done, records["sft"])
     majority = majority_baseline(store, version, exp.test_limit)
     results = {"name": exp.name, "recipe": to_dict(exp), "data": data, "version": version, "seeds": exp.seeds,
                "val": val, "test_rows": majority["n"], "command": command, "plot": str(exp.folder / "curves.png"),

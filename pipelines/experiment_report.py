@@ -58,6 +58,15 @@ def summarize_arm(records: list[dict]) -> dict:
             "curve": mean_curve([r.get("curve") or [] for r in records])}
 
 
+def paired_delta(records: list[dict], reference: list[dict]) -> dict:
+    """Overall test accuracy minus the reference arm's, seed by seed (paired: the seed's SFT checkpoint and
+    data are shared, so this is tighter than comparing two means): mean, SE and the seeds that paired."""
+    ref = {r["seed"]: r["test"]["accuracy"] for r in reference if r.get("test")}
+    diffs = [r["test"]["accuracy"] - ref[r["seed"]] for r in records if r.get("test") and r["seed"] in ref]
+    m, se = mean_se(diffs)
+    return {"mean": m, "se": se, "n": len(diffs)}
+
+
 def mean_curve(curves: list[list[dict]]) -> list[dict]:
     """Point-by-point mean over seeds (points aligned by index; a point counts the seeds that reached it)."""
     out = []
@@ -85,34 +94,56 @@ def markdown(results: dict) -> str:
     done = {a: s for a, s in arms.items() if s.get("status") == "done"}
     tasks = sorted({k.split("/", 1)[1] for s in done.values() for k in s["mean"] if k.startswith("task/")})
     probes = [p for p in PROBE_LABELS if any(f"probe/{p}" in s["mean"] for s in done.values())]
-    head = (["arm", "seeds", "overall"] + [PROBE_LABELS[p] for p in probes] + tasks
+    head = (["arm", "seeds", "overall", "vs sft"] + [PROBE_LABELS[p] for p in probes] + tasks
             + ["rollouts", "minutes"])
     lines = [f"# Experiment {results['name']}", "",
              (f"Data {results['data']} v{results['version']}, test rows per seed: {results.get('test_rows')}; "
              f"seeds {', '.join(map(str, results['seeds']))}. Accuracy in percent, mean ± standard error over "
-             "seeds; *blank img* / *other img*: the same rows answered with a white image / another row's image. "
+             "seeds; *vs sft*: the difference to the sft arm, paired by seed; *blank img* / *other img*: the "
+             "same rows answered with a white image / another row's image (per family below). "
              "*rollouts*: completions generated in training (the difficulty pass charged to the arms whose "
              "sampler reads it); *minutes*: training-loop time beyond the shared SFT checkpoint (loading and saving "
               "aside; the difficulty pass charged as for rollouts)."), "",
              "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for arm, s in done.items():
         m, e = s["mean"], s["se"]
-        row = [arm, str(len(s["seeds"])), _cell(m.get("overall"), e.get("overall"))]
+        delta = s.get("vs_sft") or {}
+        row = [arm, str(len(s["seeds"])), _cell(m.get("overall"), e.get("overall")),
+               _cell(delta.get("mean"), delta.get("se")) if arm != "sft" else "-"]
         row += [_cell(m.get(f"probe/{p}"), e.get(f"probe/{p}")) for p in probes]
         row += [_cell(m.get(f"task/{t}"), e.get(f"task/{t}")) for t in tasks]
         row += [_cell(m.get("rollouts"), e.get("rollouts"), 1.0, 0), _cell(m.get("minutes"), e.get("minutes"), 1.0, 2)]
         lines.append("| " + " | ".join(row) + " |")
     majority = results.get("majority")
     if majority:
-        row = ["majority answer", "-", _cell(majority["accuracy"], None)] + ["-"] * len(probes)
+        row = ["majority answer", "-", _cell(majority["accuracy"], None), "-"] + ["-"] * len(probes)
         row += [_cell(majority["per_task"].get(t, {}).get("accuracy"), None) for t in tasks] + ["0", "0"]
         lines.append("| " + " | ".join(row) + " |")
+    lines += probe_lines(done, tasks, probes)
     skipped = {a: s for a, s in arms.items() if s.get("status") != "done"}
     if skipped:
         lines += ["", "Skipped arms:", ""] + [f"- `{a}`: {s.get('reason')}" for a, s in skipped.items()]
     lines += ["", f"Curves: {Path(results.get('plot') or 'curves.png').name} (validation accuracy along the "
               "GRPO runs, final test accuracy as markers). Command: `" + results.get("command", "") + "`", ""]
     return "\n".join(lines)
+
+
+def probe_lines(done: dict, tasks: list[str], probes: list[str]) -> list[str]:
+    """The image probes per family: own / blank / another row's image, means over seeds in percent."""
+    if not probes:
+        return []
+    lines = ["", "Image probes per family (test accuracy with the row's own image / " +
+             " / ".join(PROBE_LABELS[p].replace(" img", " image") for p in probes) + ", mean over seeds, %):", "",
+             "| arm | " + " | ".join(["overall", *tasks]) + " |", "|---|" + "---:|" * (len(tasks) + 1)]
+    for arm, s in done.items():
+        m = s["mean"]
+        cells = []
+        for key in ["", *(f"/{t}" for t in tasks)]:
+            own = m.get("overall" if not key else f"task{key}")
+            vals = [own] + [m.get(f"probe/{p}{key}") for p in probes]
+            cells.append(" / ".join("-" if v is None else f"{100 * v:.0f}" for v in vals))
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return lines
 
 
 # ---------------------------------------------------------------------------- plot

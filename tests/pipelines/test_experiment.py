@@ -54,6 +54,33 @@ def test_mean_and_standard_error():
     assert mean_se([0.5]) == (0.5, None) and mean_se([None]) == (None, None)
 
 
+def _record(arm, seed, acc, blank, chart, rollouts=0, minutes=0.0):
+    return {"arm": arm, "seed": seed, "rollouts": rollouts, "minutes": minutes, "curve": [],
+            "test": {"n": 10, "accuracy": acc, "format_ok": 1.0, "rollouts": 30,
+                     "per_task": {"chart": {"accuracy": chart}},
+                     "probes": {"blank": {"accuracy": blank, "per_task": {"chart": {"accuracy": blank}}}}}}
+
+
+def test_report_pairs_seeds_against_sft_and_tabulates_probes_per_family(tmp_path):
+    from pipelines import experiment_report as report
+
+    sft = [_record("sft", 0, 0.30, 0.10, 0.2), _record("sft", 1, 0.40, 0.20, 0.4)]
+    grpo = [_record("grpo_vade", 0, 0.36, 0.10, 0.3, 64, 2.0), _record("grpo_vade", 1, 0.44, 0.30, 0.5, 64, 3.0)]
+    delta = report.paired_delta(grpo, sft)  # +6 and +4 points
+    assert delta["n"] == 2 and delta["mean"] == pytest.approx(0.05) and delta["se"] == pytest.approx(0.01)
+    arms = {"sft": {"status": "done", **report.summarize_arm(sft)},
+            "grpo_vade": {"status": "done", **report.summarize_arm(grpo), "vs_sft": delta},
+            "grpo_mixed": {"status": "skipped", "reason": "sampler 'mixed' unknown"}}
+    results = {"name": "x", "data": "d", "version": 1, "seeds": [0, 1], "test_rows": 10, "arms": arms,
+               "majority": {"accuracy": 0.25, "per_task": {"chart": {"accuracy": 0.1}}}}
+    md = report.markdown(results)
+    assert "| sft | 2 | 35.0 ± 5.0 | - | 15.0 ± 5.0 | 30.0 ± 10.0 | 0 ± 0 | 0.00 ± 0.00 |" in md
+    assert "| grpo_vade | 2 | 40.0 ± 4.0 | 5.0 ± 1.0 | 20.0 ± 10.0 | 40.0 ± 10.0 | 64 ± 0 | 2.50 ± 0.50 |" in md
+    assert "| majority answer | - | 25.0 | - | - | 10.0 | 0 | 0 |" in md
+    assert "| grpo_vade | 40 / 20 | 40 / 20 |" in md and "- `grpo_mixed`: sampler 'mixed' unknown" in md
+    assert report.plot(results, tmp_path / "c.png").stat().st_size > 5000
+
+
 def test_experiment_runs_every_arm_and_seed_writes_results_and_skips_finished_arms(tmp_path, capsys):
     store = _store_with_val(tmp_path / "data" / "synth")
     exp = _recipes(tmp_path, store)
