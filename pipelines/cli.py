@@ -12,7 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("pipelines.report", "PNG charts of a version (funnel, rejects, lengths, pass rates, task mix)"),
     "difficulty": ("pipelines.difficulty", "score rl prompts by a policy's pass rate over k rollouts -> new version"),
     "train": ("pipelines.train_cmd", "tiny-model | sft | grpo | all: train on a dataset version"),
-    "eval": ("training.evaluate", "greedy held-out accuracy: overall, per family, with blank / swapped images"),
+    "eval": ("training.evaluate", "held-out accuracy: overall, per family, with blank / swapped images"),
     "experiment": ("pipelines.experiment", "base, SFT, SFT+GRPO per sampler, SFT continued, over seeds"),
 }
 

@@ -40,24 +40,30 @@ FIXED_ARMS = ("base", "sft", "sft_continued")
 
 @dataclass
 class ExperimentRecipe:
-    name: str = field(default="mini", metadata={"help": "experiment name: outputs under runs/experiments/<name>"})
-    train_config: str = field(default="configs/train/mini.yaml", metadata={"help": "the train recipe every arm uses"})
+    name: str = field(default="mini", metadata={
+        "help": "experiment name: outputs under runs/experiments/<name>"})
+    train_config: str = field(default="configs/train/mini.yaml", metadata={
+        "help": "the train recipe every arm uses"})
     overrides: list[str] = field(default_factory=list, metadata={
         "help": "--set strings applied to the train recipe (section.key=value), before the arm's own"})
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "run.seed of each repetition"})
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={
+        "help": "run.seed of each repetition"})
     arms: list[str] = field(default_factory=lambda: ["base", "sft", "grpo_uniform", "grpo_vade", "grpo_mixed",
                                                      "sft_continued"],
                             metadata={"help": "base, sft, grpo_<sampler>, sft_continued"})
     grpo_checkpoints: int = field(default=3, metadata={
         "help": "GRPO checkpoints scored on val along the way (besides the start and the end)"})
     val_limit: int | None = field(default=300, metadata={"help": "val rows per curve point (None: all)"})
-    test_limit: int | None = field(default=None, metadata={"help": "test rows for each arm's final score (None: all)"})
-    out_dir: str | None = field(default=None, metadata={"help": "output folder (None: runs/experiments/<name>)"})
+    test_limit: int | None = field(default=None, metadata={
+        "help": "test rows for each arm's final score (None: all)"})
+    out_dir: str | None = field(default=None, metadata={
+        "help": "output folder (None: runs/experiments/<name>)"})
 
     def __post_init__(self):
         bad = [a for a in self.arms if a not in FIXED_ARMS and not (a.startswith("grpo_") and len(a) > 5)]
         if bad or len(set(self.arms)) != len(self.arms):
-            raise ValueError(f"arms must be distinct names among base, sft, sft_continued, grpo_<sampler>; got {bad or self.arms}")
+            raise ValueError("arms must be distinct names among base, sft, sft_continued, grpo_<sampler>; "
+                             f"got {bad or self.arms}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")
         if self.grpo_checkpoints < 0:
@@ -88,8 +94,8 @@ def pin_version(exp: ExperimentRecipe) -> int:
         state = json.loads(state_file.read_text())
         asked = None if run.version == "latest" else curated_version(store, run.version)
         if state["data"] != str(store.root) or asked not in (None, state["version"]):
-            raise SightlineError(f"{exp.folder} holds arms trained on {state['data']} v{state['version']}; the recipe "
-                                 f"names {store.root} v{run.version}: use another name or out_dir")
+            raise SightlineError(f"{exp.folder} holds arms trained on {state['data']} v{state['version']}; "
+                                 f"the recipe names {store.root} v{run.version}: use another name or out_dir")
         return int(state["version"])
     state = {"data": str(store.root), "version": curated_version(store, run.version)}
     exp.folder.mkdir(parents=True, exist_ok=True)
@@ -104,15 +110,18 @@ def check(exp: ExperimentRecipe) -> list[str]:
 
     recipe = train_recipe(exp, exp.seeds[0])
     needed = {"sft": any(a != "base" for a in exp.arms), "grpo": any(a.startswith("grpo_") for a in exp.arms)}
-    missing = [f"{k}.max_minutes" for k, used in needed.items() if used and getattr(recipe, k).max_minutes is None]
+    missing = [f"{k}.max_minutes" for k, used in needed.items()
+               if used and getattr(recipe, k).max_minutes is None]
     if missing:
-        raise SightlineError(f"every arm keeps a wall-clock guard: set {', '.join(missing)} in the train recipe")
+        raise SightlineError(f"every arm keeps a wall-clock guard: set {', '.join(missing)} "
+                             "in the train recipe")
     plan = []
     for arm in exp.arms:
         sampler = arm.removeprefix("grpo_") if arm.startswith("grpo_") else None
         if sampler is None:
+            sft = recipe.sft
             plan.append(f"{arm}: " + {"base": f"{recipe.model.path} as is",
-                                      "sft": f"SFT, {recipe.sft.max_steps} steps, guard {recipe.sft.max_minutes} min",
+                                      "sft": f"SFT, {sft.max_steps} steps, guard {sft.max_minutes} min",
                                       "sft_continued": "SFT resumed for the GRPO arms' mean minutes"}[arm])
         elif sampler not in SAMPLERS:
             plan.append(f"{arm}: skipped (sampler {sampler!r} unknown; known: {', '.join(SAMPLERS)})")
@@ -137,7 +146,8 @@ def run_experiment(exp: ExperimentRecipe, command: str = "") -> dict:
     store = Store(data)
     val = has_rows(store, version, "val")
     if not val:
-        _log(f"{data} v{version} has no val rows: no accuracy along the way, only each arm's final test score")
+        _log(f"{data} v{version} has no val rows: no accuracy along the way, only each arm's final test "
+             "score")
     _log(f"{exp.name}: {data} v{version}, seeds {exp.seeds}, arms {exp.arms}, outputs in {exp.folder}")
     records: dict[str, list[dict]] = {a: [] for a in exp.arms}
     for seed in exp.seeds:
@@ -154,7 +164,8 @@ def run_experiment(exp: ExperimentRecipe, command: str = "") -> dict:
             arms[arm]["vs_sft"] = report.paired_delta(done, records["sft"])
     majority = majority_baseline(store, version, exp.test_limit)
     results = {"name": exp.name, "recipe": to_dict(exp), "data": data, "version": version, "seeds": exp.seeds,
-               "val": val, "test_rows": majority["n"], "command": command, "plot": str(exp.folder / "curves.png"),
+               "val": val, "test_rows": majority["n"], "command": command,
+               "plot": str(exp.folder / "curves.png"),
                "arms": arms, "majority": majority,
                "records": {a: [_slim(r) for r in recs] for a, recs in records.items()}}
     (exp.folder / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
@@ -179,7 +190,7 @@ def _set_threads(recipe) -> None:
 
 
 def load_experiment(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentRecipe:
-    """The experiment recipe at ``path`` with ``key=value`` overrides, checked (the train recipe too) before any run."""
+    """The experiment recipe at ``path`` with ``key=value`` overrides, checked before any run."""
     from curation.config import load
 
     return load(ExperimentRecipe, path, overrides)
@@ -187,22 +198,26 @@ def load_experiment(path: str | Path | None, overrides: list[str] | None = None)
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="sightline experiment", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--config", default=DEFAULT_CONFIG, help="experiment recipe (default %(default)s)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override one experiment recipe value (repeatable), e.g. --set seeds=[0]")
-    ap.add_argument("--check", action="store_true", help="load and check every arm's recipe, print the plan, run nothing")
+    ap.add_argument("--check", action="store_true",
+                    help="load and check every arm's recipe, print the plan, run nothing")
     args = ap.parse_args(argv)
     exp = load_experiment(args.config, args.overrides)
     if args.check:
         print(f"{exp.name}: seeds {exp.seeds}, outputs in {exp.folder}")
         print("\n".join(f"  {line}" for line in check(exp)))
         return 0
-    command = "sightline experiment " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    given = sys.argv[1:] if argv is None else argv
+    command = "sightline experiment " + " ".join(shlex.quote(a) for a in given)
     t0 = time.monotonic()
     results = run_experiment(exp, command.strip())
     print()
     print((exp.folder / "results.md").read_text())
-    _log(f"{(time.monotonic() - t0) / 60:.1f} min; wrote {exp.folder / 'results.json'}, {exp.folder / 'results.md'}, "
+    _log(f"{(time.monotonic() - t0) / 60:.1f} min; wrote {exp.folder / 'results.json'}, "
+         f"{exp.folder / 'results.md'}, "
          f"{results['plot']}")
     return 0

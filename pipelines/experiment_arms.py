@@ -19,11 +19,11 @@ def _log(msg: str) -> None:
     print(f"[experiment] {msg}", flush=True)
 
 
-# ---------------------------------------------------------------------------- the training stages (their modules' API)
+# ---------------------------------------------------------------------------- the training stages' own API
 
 
 def train_recipe(exp, seed: int, extra: list[str] = ()):
-    """The train recipe of one seed: the file, the experiment's overrides, the seed's folder, then ``extra``."""
+    """One seed's train recipe: the file, the experiment's overrides, the seed's folder, then ``extra``."""
     from training.config import load_train_recipe
 
     seed_dir = exp.folder / f"seed{seed}"
@@ -32,7 +32,7 @@ def train_recipe(exp, seed: int, extra: list[str] = ()):
 
 
 def grpo_recipe(exp, seed: int, sampler: str):
-    """The train recipe of one GRPO arm: its sampler, its own folder, and a checkpoint at each val curve point."""
+    """One GRPO arm's train recipe: its sampler, its own folder, a checkpoint at each val curve point."""
     base = train_recipe(exp, seed)
     every = max(1, int(base.grpo.max_steps) // (exp.grpo_checkpoints + 1)) if exp.grpo_checkpoints else 0
     # every checkpoint kept: each is a point of the val curve (and the newest one is GRPO's resume point)
@@ -72,7 +72,8 @@ def _score_difficulty(recipe, version: int, model_path: str) -> int:
 def _eval(recipe, path: str, version: int, table: str, limit: int | None, probes: bool) -> dict:
     from training.evaluate import evaluate
 
-    cfg = dataclasses.replace(recipe.eval, table=table, limit=limit, image_probes=probes and recipe.eval.image_probes)
+    cfg = dataclasses.replace(recipe.eval, table=table, limit=limit,
+                              image_probes=probes and recipe.eval.image_probes)
     r = evaluate(path, recipe.run.data, version, cfg, progress=False,
                  trust_remote_code=recipe.model.trust_remote_code)
     r.pop("samples", None)
@@ -120,7 +121,8 @@ class Seed:
         base = _base_model(self.recipe)
         _log(f"seed {self.seed}: SFT")
         result = _train_sft(self.recipe, base, self.version)
-        state = {"result": result, "model": result["model"], "minutes": _train_minutes(result, self.dir / "sft"),
+        state = {"result": result, "model": result["model"],
+                 "minutes": _train_minutes(result, self.dir / "sft"),
                  "val": self.val_point(result["model"], step=0, rollouts=0, minutes=0.0)}
         done.write_text(json.dumps(state, indent=2, default=str) + "\n")
         return state
@@ -163,7 +165,8 @@ def run_arm(s: Seed, arm: str) -> dict:
         rec = _grpo(s, arm.removeprefix("grpo_"))
     if rec.get("status") != "skipped":
         _log(f"seed {s.seed} {arm}: test {100 * rec['test']['accuracy']:.1f}% of {rec['test']['n']}, "
-             f"{rec['rollouts']} rollouts, {rec['minutes']:.1f} training min ({(time.monotonic() - t0) / 60:.1f} min)")
+             f"{rec['rollouts']} rollouts, {rec['minutes']:.1f} training min "
+             f"({(time.monotonic() - t0) / 60:.1f} min)")
     return rec
 
 
@@ -173,7 +176,8 @@ def _grpo(s: Seed, sampler: str) -> dict:
     arm = f"grpo_{sampler}"
     if sampler not in SAMPLERS:
         return {"arm": arm, "seed": s.seed, "status": "skipped",
-                "reason": f"sampler {sampler!r} unknown to training.sampling.make_sampler (known: {', '.join(SAMPLERS)})"}
+                "reason": f"sampler {sampler!r} unknown to training.sampling.make_sampler "
+                          f"(known: {', '.join(SAMPLERS)})"}
     sft = s.sft()
     diff = s.difficulty()
     recipe = grpo_recipe(s.exp, s.seed, sampler)
@@ -186,17 +190,18 @@ def _grpo(s: Seed, sampler: str) -> dict:
     # the start is the SFT model, after the difficulty pass's rollouts for the arms charged with them
     curve = [{**sft["val"], "rollouts": extra_r, "minutes": extra_m}] if sft["val"] else []
     for step, ckpt in _checkpoints(out, result["steps"]):
-        point = s.val_point(str(ckpt), step=step, rollouts=extra_r + _rounds(ckpt, step, recipe.grpo) * per_round,
+        point = s.val_point(str(ckpt), step=step,
+                            rollouts=extra_r + _rounds(ckpt, step, recipe.grpo) * per_round,
                             minutes=extra_m + _minutes_at(out / "metrics.jsonl", step))
         curve += [point] if point else []
-    rollouts = extra_r + int(result.get("rollouts") or _rounds(Path(result["model"]), result["steps"], recipe.grpo)
-                             * per_round)
+    rounds = _rounds(Path(result["model"]), result["steps"], recipe.grpo)
+    rollouts = extra_r + int(result.get("rollouts") or rounds * per_round)
     minutes = extra_m + _train_minutes(result, out)
     end = s.val_point(result["model"], step=result["steps"], rollouts=rollouts, minutes=minutes)
     test = _eval(recipe, result["model"], s.version, "test", s.exp.test_limit, probes=True)
     return s.record(arm, kind="grpo", sampler=sampler, test=test, rollouts=rollouts, minutes=minutes,
-                    sft_minutes=sft["minutes"], difficulty_charged=bool(charged), curve=curve + ([end] if end else []),
-                    train=result)
+                    sft_minutes=sft["minutes"], difficulty_charged=bool(charged),
+                    curve=curve + ([end] if end else []), train=result)
 
 
 def _sft_continued(s: Seed) -> dict:
@@ -209,24 +214,25 @@ def _sft_continued(s: Seed) -> dict:
     sft = s.sft()
     # at SFT's own pace, so the schedule ends when the budget does
     steps = max(1, round(sft["result"]["steps"] / max(sft["minutes"], 1e-6) * budget))
-    recipe = train_recipe(s.exp, s.seed, [f"sft.output_dir={s.dir / 'sft_continued'}", f"sft.max_steps={steps}",
-                                          f"sft.max_minutes={budget}"])
+    recipe = train_recipe(s.exp, s.seed, [f"sft.output_dir={s.dir / 'sft_continued'}",
+                                          f"sft.max_steps={steps}", f"sft.max_minutes={budget}"])
     _log(f"seed {s.seed}: SFT continued for {budget:.2f} min (~{steps} steps)")
     result = _train_sft(recipe, sft["model"], s.version)
     spent = _train_minutes(result, s.dir / "sft_continued")
     end = s.val_point(result["model"], step=result["steps"], rollouts=0, minutes=spent)
     test = _eval(recipe, result["model"], s.version, "test", s.exp.test_limit, probes=True)
-    return s.record("sft_continued", kind="sft_continued", test=test, rollouts=0, minutes=spent, budget_minutes=budget,
-                    sft_minutes=sft["minutes"], curve=[p for p in [sft["val"], end] if p], train=result)
+    return s.record("sft_continued", kind="sft_continued", test=test, rollouts=0, minutes=spent,
+                    budget_minutes=budget, sft_minutes=sft["minutes"],
+                    curve=[p for p in [sft["val"], end] if p], train=result)
 
 
 def _completions_per_round(grpo_cfg) -> int:
-    """Completions generated per generation round (TRL's ``generation_batch_size``, all processes together)."""
+    """Completions per generation round (TRL's ``generation_batch_size``, all processes together)."""
     return int(grpo_cfg.generation_batch_size)
 
 
 def _rounds(folder: Path, step: int, grpo_cfg) -> int:
-    """Generation rounds behind a checkpoint: the sampler state's count, else one per ``num_iterations`` steps."""
+    """Generation rounds behind a checkpoint: the sampler state's count, else one per num_iterations steps."""
     state = folder / "sampler_state.json"
     if state.is_file():
         return int(json.loads(state.read_text())["rounds_generated"])
@@ -243,8 +249,8 @@ def _checkpoints(folder: Path, final_step: int) -> list[tuple[int, Path]]:
 
 
 def _train_minutes(result: dict, stage_dir: Path) -> float:
-    """Minutes of the training loop (the metrics file's clock, which ``TimeBudget`` also reads), not the loading
-    and saving around it; the stage's whole run time when it logged nothing."""
+    """Minutes of the training loop (the metrics file's clock, which ``TimeBudget`` also reads), not the
+    loading and saving around it; the stage's whole run time when it logged nothing."""
     return _minutes_at(stage_dir / "metrics.jsonl", result["steps"]) or result["seconds"] / 60
 
 

@@ -96,14 +96,16 @@ def markdown(results: dict) -> str:
     probes = [p for p in PROBE_LABELS if any(f"probe/{p}" in s["mean"] for s in done.values())]
     head = (["arm", "seeds", "overall", "vs sft"] + [PROBE_LABELS[p] for p in probes] + tasks
             + ["rollouts", "minutes"])
-    lines = [f"# Experiment {results['name']}", "",
-             (f"Data {results['data']} v{results['version']}, test rows per seed: {results.get('test_rows')}; "
-             f"seeds {', '.join(map(str, results['seeds']))}. Accuracy in percent, mean ± standard error over "
-             "seeds; *vs sft*: the difference to the sft arm, paired by seed; *blank img* / *other img*: the "
-             "same rows answered with a white image / another row's image (per family below). "
-             "*rollouts*: completions generated in training (the difficulty pass charged to the arms whose "
-             "sampler reads it); *minutes*: training-loop time beyond the shared SFT checkpoint (loading and saving "
-              "aside; the difficulty pass charged as for rollouts)."), "",
+    intro = " ".join([
+        f"Data {results['data']} v{results['version']}, test rows per seed: {results.get('test_rows')};",
+        f"seeds {', '.join(map(str, results['seeds']))}.",
+        "Accuracy in percent, mean ± standard error over seeds;",
+        "*vs sft*: the difference to the sft arm, paired by seed;",
+        "*blank img* / *other img*: the same rows answered with a white image / another row's image",
+        "(per family below). *rollouts*: completions generated in training (the difficulty pass charged",
+        "to the arms whose sampler reads it); *minutes*: training-loop time beyond the shared SFT checkpoint",
+        "(loading and saving aside; the difficulty pass charged as for rollouts)."])
+    lines = [f"# Experiment {results['name']}", "", intro, "",
              "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for arm, s in done.items():
         m, e = s["mean"], s["se"]
@@ -112,7 +114,8 @@ def markdown(results: dict) -> str:
                _cell(delta.get("mean"), delta.get("se")) if arm != "sft" else "-"]
         row += [_cell(m.get(f"probe/{p}"), e.get(f"probe/{p}")) for p in probes]
         row += [_cell(m.get(f"task/{t}"), e.get(f"task/{t}")) for t in tasks]
-        row += [_cell(m.get("rollouts"), e.get("rollouts"), 1.0, 0), _cell(m.get("minutes"), e.get("minutes"), 1.0, 2)]
+        row += [_cell(m.get("rollouts"), e.get("rollouts"), 1.0, 0),
+                _cell(m.get("minutes"), e.get("minutes"), 1.0, 2)]
         lines.append("| " + " | ".join(row) + " |")
     majority = results.get("majority")
     if majority:
@@ -132,8 +135,9 @@ def probe_lines(done: dict, tasks: list[str], probes: list[str]) -> list[str]:
     """The image probes per family: own / blank / another row's image, means over seeds in percent."""
     if not probes:
         return []
-    lines = ["", "Image probes per family (test accuracy with the row's own image / " +
-             " / ".join(PROBE_LABELS[p].replace(" img", " image") for p in probes) + ", mean over seeds, %):", "",
+    names = " / ".join(PROBE_LABELS[p].replace(" img", " image") for p in probes)
+    title = f"Image probes per family (test accuracy with the row's own image / {names}, mean over seeds, %):"
+    lines = ["", title, "",
              "| arm | " + " | ".join(["overall", *tasks]) + " |", "|---|" + "---:|" * (len(tasks) + 1)]
     for arm, s in done.items():
         m = s["mean"]
@@ -189,7 +193,8 @@ def _plot_arm(ax, s: dict, x: str, arm: str, color: str) -> None:
         ys = [100 * p["val_accuracy"] for p in curve]
         se = [100 * (p.get("val_se") or 0.0) for p in curve]
         ax.plot(xs, ys, color=color, ls="--", marker="o", ms=3, label=f"{arm} (val)")
-        ax.fill_between(xs, [y - e for y, e in zip(ys, se)], [y + e for y, e in zip(ys, se)], color=color, alpha=0.15)
+        ax.fill_between(xs, [y - e for y, e in zip(ys, se)], [y + e for y, e in zip(ys, se)], color=color,
+                        alpha=0.15)
     m, e = s["mean"], s["se"]
     if m.get("overall") is not None:
         ax.errorbar([m.get(x) or 0.0], [100 * m["overall"]], yerr=[100 * (e.get("overall") or 0.0)],

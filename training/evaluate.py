@@ -40,9 +40,11 @@ class EvalConfig:
     limit: int | None = field(default=None, metadata={"help": "score at most this many rows (None: all)"})
     batch_size: int = field(default=32, metadata={"help": "prompts per generate call"})
     max_new_tokens: int = field(default=160, metadata={"help": "generation budget per answer (greedy)"})
-    dtype: str | None = field(default=None, metadata={"help": "weights dtype: None (float32), auto, bfloat16"})
+    dtype: str | None = field(default=None, metadata={
+        "help": "weights dtype: None (float32), auto, bfloat16"})
     device: str | None = field(default="auto", metadata={"help": "cpu, cuda, or auto (cuda when present)"})
-    samples: int = field(default=8, metadata={"help": "keep this many generated answers in the JSON, for reading"})
+    samples: int = field(default=8, metadata={
+        "help": "keep this many generated answers in the JSON, for reading"})
     table: Literal["test", "val"] = field(default="test", metadata={
         "help": "held-out table: val for choices made during training, test only for final numbers"})
     image_probes: bool = field(default=True, metadata={
@@ -151,10 +153,11 @@ def eval_rows(store, version: int, table: str, limit: int | None):
     return load_table(store, table, version, columns=RL_COLUMNS, limit=limit)
 
 
-def evaluate(model_path: str | Path, store, version: int | str | None = "latest", cfg: EvalConfig | None = None, *,
-             progress: bool = True, trust_remote_code: bool = False) -> dict:
-    """Greedy accuracy of the checkpoint at ``model_path`` on ``store``'s ``cfg.table`` (``Store`` or its path),
-    with the image probes under ``probes`` and the number of generated completions under ``rollouts``."""
+def evaluate(model_path: str | Path, store, version: int | str | None = "latest",
+             cfg: EvalConfig | None = None, *, progress: bool = True,
+             trust_remote_code: bool = False) -> dict:
+    """Greedy accuracy of the checkpoint at ``model_path`` on ``store``'s ``cfg.table`` (``Store`` or its
+    path), the image probes under ``probes``, the number of generated completions under ``rollouts``."""
     from curation import models
     from training.data import as_store
 
@@ -191,7 +194,8 @@ def evaluate(model_path: str | Path, store, version: int | str | None = "latest"
                for i, s in enumerate(verdicts[:cfg.samples])]
     return {"model": str(model_path), "data": str(store.root), "version": v, "table": cfg.table, **result,
             "probes": probes, "rollouts": sum(len(r) for r in responses.values()),
-            "max_new_tokens": cfg.max_new_tokens, "seconds": round(time.monotonic() - t0, 1), "samples": samples}
+            "max_new_tokens": cfg.max_new_tokens, "seconds": round(time.monotonic() - t0, 1),
+            "samples": samples}
 
 
 def _probe_images(condition: str, ds, images: list[list], donors: list[int], start: int) -> list[list]:
@@ -232,7 +236,8 @@ def majority_baseline(store, version: int | str | None = "latest", limit: int | 
     responses = [f"<think></think><answer>{guess.get(r['task'], '')}</answer>" for r in rows]
     result = score(responses, rows)
     result.pop("verdicts")
-    return {"model": "majority answer per task", "data": str(store.root), "version": v, "table": table, **result,
+    return {"model": "majority answer per task", "data": str(store.root), "version": v, "table": table,
+            **result,
             "rollouts": 0, "answers": dict(sorted(guess.items()))}
 
 
@@ -256,19 +261,20 @@ def table(results: list[dict], labels: list[str] | None = None) -> str:
     tasks = sorted({t for r in results for t in r["per_task"]})
     probes = [p for p in PROBES if any(p in r.get("probes", {}) for r in results)]
     w = max(10, *(len(x) for x in labels))
-    head = (f"{'model'.ljust(w)}  {'n':>5}  {'overall':>7}  {'format':>6}  " + "".join(f"{p:>8}  " for p in probes)
-            + "  ".join(f"{t[:10]:>10}" for t in tasks))
+    head = (f"{'model'.ljust(w)}  {'n':>5}  {'overall':>7}  {'format':>6}  "
+            + "".join(f"{p:>8}  " for p in probes) + "  ".join(f"{t[:10]:>10}" for t in tasks))
     lines = [head, "-" * len(head)]
     for name, r in zip(labels, results):
         probe_cells = "".join(_pct(r.get("probes", {}).get(p, {}).get("accuracy"), 8) + "  " for p in probes)
-        cells = [_pct(r["per_task"][t]["accuracy"], 10) if t in r["per_task"] else f"{'-':>10}" for t in tasks]
+        cells = [_pct(r["per_task"][t]["accuracy"], 10) if t in r["per_task"] else f"{'-':>10}"
+                 for t in tasks]
         lines.append(f"{name.ljust(w)}  {r['n']:>5}  {_pct(r['accuracy'], 7)}  {_pct(r['format_ok'], 6)}  "
                      + probe_cells + "  ".join(cells))
     return "\n".join(lines)
 
 
 def probe_table(results: list[dict], labels: list[str] | None = None) -> str:
-    """Per family: accuracy with the real / a blank / another row's image, ``real/blank/swapped`` in percent."""
+    """Per family: accuracy with the real / a blank / another row's image (``real/blank/swapped``, %)."""
     labels = labels or [label(r["model"]) for r in results]
     kept = [(n, r) for n, r in zip(labels, results) if r.get("probes")]
     if not kept:
@@ -292,7 +298,8 @@ def _triple(r: dict, task: str | None) -> str:
     return "/".join([acc(r)] + [acc(r["probes"][p]) if p in r["probes"] else "-" for p in PROBES])
 
 
-def bar_chart(results: list[dict], path: str | Path, labels: list[str] | None = None, title: str | None = None) -> Path:
+def bar_chart(results: list[dict], path: str | Path, labels: list[str] | None = None,
+              title: str | None = None) -> Path:
     """Grouped bars (overall + each task family), one colour per checkpoint, as a PNG; with the image
     probes, a second panel shows overall accuracy with real, blank and swapped images."""
     import matplotlib
@@ -305,8 +312,9 @@ def bar_chart(results: list[dict], path: str | Path, labels: list[str] | None = 
     groups = ["overall", *tasks]
     probed = [(n, r) for n, r in zip(labels, results) if r.get("probes")]
     width = 0.8 / max(1, len(results))
-    fig, axes = plt.subplots(1, 2 if probed else 1, figsize=(max(6, 1.3 * len(groups) + 2) + (4 if probed else 0), 4),
-                             gridspec_kw={"width_ratios": [3, 1]} if probed else None, squeeze=False)
+    width_in = max(6, 1.3 * len(groups) + 2) + (4 if probed else 0)
+    fig, axes = plt.subplots(1, 2 if probed else 1, figsize=(width_in, 4), squeeze=False,
+                             gridspec_kw={"width_ratios": [3, 1]} if probed else None)
     ax = axes[0][0]
     for k, (name, r) in enumerate(zip(labels, results)):
         vals = [100 * r["accuracy"]] + [100 * r["per_task"].get(t, {}).get("accuracy", 0.0) for t in tasks]
@@ -360,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip the blank-image and swapped-image passes (a third of the time)")
     ap.add_argument("--device", default="auto", help="cpu, cuda or auto")
     ap.add_argument("--dtype", default=None, help="auto, bfloat16, float32 (default float32)")
-    ap.add_argument("--out", default=None, help="JSON file (default runs/eval/<data>-v<N>.json); a .png chart goes next to it")
+    ap.add_argument("--out", default=None,
+                    help="JSON file (default runs/eval/<data>-v<N>.json); a .png chart goes next to it")
     ap.add_argument("--threads", type=int, default=None,
                     help="CPU threads for torch (1 is fastest on a busy 2-core machine)")
     ap.add_argument("--trust-remote-code", action="store_true")
@@ -384,11 +393,13 @@ def main(argv: list[str] | None = None) -> int:
     for m in args.model:
         r = evaluate(m, store, v, cfg, trust_remote_code=args.trust_remote_code)
         probes = ", ".join(f"{p} {100 * q['accuracy']:.1f}%" for p, q in r["probes"].items())
-        print(f"{m}: {100 * r['accuracy']:.1f}% of {r['n']} {cfg.table} rows" + (f" ({probes})" if probes else "")
-              + f", {r['rollouts']} rollouts, {r['seconds']:.0f} s", flush=True)
+        print(f"{m}: {100 * r['accuracy']:.1f}% of {r['n']} {cfg.table} rows"
+              + (f" ({probes})" if probes else "") + f", {r['rollouts']} rollouts, {r['seconds']:.0f} s",
+              flush=True)
         results.append(r)
     baseline = majority_baseline(store, v, args.limit, table=cfg.table)
-    out = Path(args.out or f"runs/eval/{store.name}-v{v:04d}{'' if cfg.table == 'test' else '-' + cfg.table}.json")
+    suffix = "" if cfg.table == "test" else f"-{cfg.table}"
+    out = Path(args.out or f"runs/eval/{store.name}-v{v:04d}{suffix}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"data": str(store.root), "version": v, "table": cfg.table, "results": results,
                                "majority": baseline}, indent=2) + "\n")
