@@ -106,24 +106,32 @@ class TinyModelConfig:
     vision_depth: int = field(default=2, metadata={"help": "vision tower blocks"})
     vision_hidden: int = field(default=64, metadata={"help": "vision tower width (a multiple of 16: head size 16)"})
     image_size: int = field(default=112, metadata={"help": "square image side kept at full resolution: "
-                                                           "(image_size/28)^2 image tokens"})
+                                                           "(image_size / (patch_size x merge_size))^2 image tokens"})
+    patch_size: int = field(default=PATCH_SIZE, metadata={"help": "vision patch side in pixels (Qwen2-VL: 14); 8 on "
+                                                                  "112 px gives 49 image tokens instead of 16"})
+    merge_size: int = field(default=MERGE_SIZE, metadata={"help": "patches merged per side into one image token (Qwen2-VL: 2)"})
     seed: int = field(default=0, metadata={"help": "weights init seed (default: run.seed)"})
 
     def __post_init__(self):
         if self.text_hidden % 32 or self.vision_hidden % 16:
             raise ValueError("text_hidden must be a multiple of 32 and vision_hidden of 16 (head sizes 32 and 16)")
+        if self.patch_size < 2 or self.merge_size < 1:
+            raise ValueError(f"patch_size must be >= 2 and merge_size >= 1, got {self.patch_size} and {self.merge_size}")
 
 
 def build_tiny_model(out_dir: str | Path, config: TinyModelConfig | None = None, *, texts: Iterable[str] | None = None,
                      vocab_size: int = 512, text_hidden: int = 128, text_layers: int = 2, vision_depth: int = 2,
-                     vision_hidden: int = 64, image_size: int = 112, seed: int = 0) -> Path:
+                     vision_hidden: int = 64, image_size: int = 112, patch_size: int = PATCH_SIZE,
+                     merge_size: int = MERGE_SIZE, seed: int = 0) -> Path:
     """Build and save a randomly initialised tiny Qwen2-VL (model, tokenizer, processor) at ``out_dir``.
 
     ``config`` (a recipe's ``tiny_model`` section), when given, supplies every size keyword.
     ``texts`` trains the BPE (default: ``curation.synthetic.corpus``); ``vocab_size`` counts the
     added tokens too (the BPE may stop short on a small corpus; the model matches the tokenizer).
-    The image processor keeps an ``image_size`` square at full resolution: (image_size/28)^2
-    image tokens, 16 for 112x112.
+    The image processor keeps an ``image_size`` square at full resolution (it never upscales):
+    (image_size / (patch_size * merge_size))^2 image tokens, 16 for 112x112 with Qwen2-VL's 14 x 2,
+    49 with ``patch_size=8``. Smaller patches are the cheap way to more image tokens: the vision
+    tower's cost grows with patches, the decoder's only with merged tokens.
     """
     if config is not None:
         return build_tiny_model(out_dir, texts=texts, **dataclasses.asdict(config))
@@ -138,10 +146,10 @@ def build_tiny_model(out_dir: str | Path, config: TinyModelConfig | None = None,
 
     tokenizer = _train_tokenizer(_tokenizer_corpus(texts, seed), vocab_size)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    factor = PATCH_SIZE * MERGE_SIZE
+    factor = patch_size * merge_size
     image_processor = Qwen2VLImageProcessorPil(
         min_pixels=factor * factor, max_pixels=max(factor * factor, image_size * image_size),
-        patch_size=PATCH_SIZE, merge_size=MERGE_SIZE, temporal_patch_size=TEMPORAL_PATCH_SIZE)
+        patch_size=patch_size, merge_size=merge_size, temporal_patch_size=TEMPORAL_PATCH_SIZE)
     tokenizer.chat_template = qwen2_5_vl_chat_template
     processor = qwen_classes("qwen2_vl")[1](image_processor=image_processor, tokenizer=tokenizer,
                                              chat_template=qwen2_5_vl_chat_template)
@@ -156,7 +164,7 @@ def build_tiny_model(out_dir: str | Path, config: TinyModelConfig | None = None,
             "bos_token_id": None, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"]},
         vision_config={
             "depth": vision_depth, "embed_dim": vision_hidden, "hidden_size": text_hidden, "num_heads": vision_hidden // 16,
-            "mlp_ratio": 4, "patch_size": PATCH_SIZE, "spatial_merge_size": MERGE_SIZE,
+            "mlp_ratio": 4, "patch_size": patch_size, "spatial_merge_size": merge_size,
             "temporal_patch_size": TEMPORAL_PATCH_SIZE},
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
@@ -172,7 +180,8 @@ def build_tiny_model(out_dir: str | Path, config: TinyModelConfig | None = None,
     image_processor.save_pretrained(out)  # preprocessor_config.json, as real checkpoints ship it
     info = {"builder": "training.tiny_model.build_tiny_model", "vocab_size": len(tokenizer),
             "text_hidden": text_hidden, "text_layers": text_layers, "vision_depth": vision_depth,
-            "vision_hidden": vision_hidden, "image_size": image_size, "seed": seed,
+            "vision_hidden": vision_hidden, "image_size": image_size, "patch_size": patch_size,
+            "merge_size": merge_size, "image_tokens": (image_size // factor) ** 2, "seed": seed,
             "parameters": sum(p.numel() for p in model.parameters())}
     (out / TINY_INFO).write_text(json.dumps(info, indent=2) + "\n")
     return out

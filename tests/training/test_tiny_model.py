@@ -89,3 +89,24 @@ def test_qwen2_5_vl_folder_loads_with_its_own_classes(tiny_model_dir, tmp_path):
         assert torch.isfinite(model(**enc).logits).all()
         out = model.generate(**enc, max_new_tokens=3, do_sample=False)
     assert out.shape[0] == 1 and enc["input_ids"].shape[1] < out.shape[1] <= enc["input_ids"].shape[1] + 3
+
+
+def test_smaller_patches_give_more_image_tokens_and_a_working_model(tmp_path):
+    """patch_size=8 on 112 px: 14x14 patches merged 2x2 -> 49 image tokens (16 with Qwen2-VL's 14)."""
+    from curation.synthetic import corpus
+    from training.tiny_model import TinyModelConfig, build_tiny_model
+
+    cfg = TinyModelConfig(vocab_size=400, text_hidden=64, text_layers=1, vision_depth=1, vision_hidden=32,
+                          image_size=112, patch_size=8)
+    path = build_tiny_model(tmp_path / "p8", cfg, texts=list(corpus(200, seed=0)))
+    model, processor = load_model_and_processor(path)
+    text = processor.apply_chat_template(_user(), add_generation_prompt=True, tokenize=False)
+    enc = processor(text=[text], images=[Image.new("RGB", (112, 112), "red")], return_tensors="pt")
+    assert int((enc["input_ids"] == model.config.image_token_id).sum()) == 49
+    assert enc["pixel_values"].shape == (196, 3 * 2 * 8 * 8)  # channels x temporal x patch x patch
+    with torch.no_grad():
+        assert torch.isfinite(model(**enc).logits).all()
+    info = json.loads((path / "sightline_tiny.json").read_text())
+    assert (info["patch_size"], info["merge_size"], info["image_tokens"]) == (8, 2, 49)
+    with pytest.raises(ValueError, match="patch_size"):
+        TinyModelConfig(patch_size=1)
