@@ -47,6 +47,8 @@ HASH_BITS = 64
 # distinct images are dropped. 14 meets "recall >= 0.95 at pairwise FP <= 0.01" but drops 9% of
 # 500 distinct images, a share that grows with N (measured: 25% of 3000 photo-like images).
 # Flat synthetic scenes collide at any threshold: do not near-dedup procedurally distinct data.
+# Under the default rule the threshold only bounds the candidates: same_image decides, and it
+# rejects crops and rotations anyway (benchmarks/dedup_quality.py --part confirm).
 DEFAULT_THRESHOLD = 8
 
 
@@ -97,7 +99,9 @@ def band_keys(h: int, threshold: int) -> list[tuple[int, int]]:
     return keys
 
 
-# ---------------------------------------------------------------- the drop rule
+# ---------------------------------------------------------------- the hash-only drop rule
+# The rule before issue 9 (a hash within the threshold is a verdict). Kept for callers and for
+# benchmarks/dedup_quality.py's hash part; the default rule is at the end of this module.
 
 def duplicates_in_bucket(members: list[tuple[str, int]], threshold: int) -> list[tuple[str, str, int]]:
     """``(dropped_id, kept_id, distance)`` for each member with a smaller-id member within threshold.
@@ -148,10 +152,11 @@ def find_near_duplicates(items: Iterable[tuple[str, int]], threshold: int = DEFA
     return {dropped: min_kept(c)[0] for dropped, c in candidates.items()}
 
 
-# ---------------------------------------------------------------- exact duplicates
+# ---------------------------------------------------------------- hash-keyed groups (hash-only rule)
 
 def exact_key(question: str, image_hash_hex: str, answer: str | None = None) -> str:
-    """Group key of exact duplicates: the normalized question with the image's perceptual hash.
+    """Group key of the hash-only rule's "exact" groups: the normalized question with the image's
+    perceptual hash. Not byte identity: the default rule's ``exact`` compares sha256 (:func:`confirm`).
 
     A perceptual hash is not a content hash: two synthetic bar charts can share one while their
     answers differ. Passing ``answer`` keeps such rows apart (rows with equal keys still agree
@@ -214,7 +219,7 @@ def candidate_keys(phash: int, question: str | None, threshold: int = DEFAULT_TH
 def confirm(a: Candidate, b: Candidate, threshold: int = DEFAULT_THRESHOLD,
             same_question: bool = True) -> tuple[str, int, float] | None:
     """``(kind, hamming, score)`` if ``a`` and ``b`` are copies of one image (with one question), else None."""
-    if same_question and normalize_question(a.question) != normalize_question(b.question):
+    if same_question and a.question != b.question and normalize_question(a.question) != normalize_question(b.question):
         return None
     if a.image_sha256 == b.image_sha256:
         return "exact", 0, 0.0

@@ -7,23 +7,28 @@ image (a rescale, lossy re-encoding, a brightness gain), and calls the pair dist
 pixels still differ clearly. Thumbnails, not images, are what crosses a shuffle, and only for
 rows that are candidates. Constants are measured by ``benchmarks/dedup_quality.py``.
 
-The comparison (in the spirit of image-diff tools such as pixelmatch, which also separate
-rendering noise from content change by local tolerance):
+The comparison, in the spirit of image-diff tools such as pixelmatch (which also tell rendering
+noise from content change by local tolerance) and of JPEG's own split into luminance and chroma:
 
 1. both thumbnails are area-averaged onto the smaller one's grid; when the two *images* had
    different sizes (a rescaled copy), onto half that grid, because resampling shifts thin
    lines by a fraction of a pixel, which at full resolution looks like a changed stroke;
 2. a global brightness gain is undone by matching the 99th percentile of each pixel's
    brightest channel (a white background pins it, so a recoloured object cannot move it);
-3. both are smoothed with a 3x3 binomial kernel, which averages JPEG ringing and chroma
-   subsampling away but keeps a one-pixel stroke at half its contrast;
-4. the score is the ``MIN_PIXELS``-th largest per-pixel difference (max over R, G, B, 0-1):
-   a copy when it is at most ``TAU``.
+3. **luminance** (BT.601 Y) is compared pixel by pixel, unsmoothed: JPEG keeps Y at full
+   resolution, so q70 moves it far less than a changed digit moves its strokes (for rescaled
+   pairs it is smoothed once, see 1);
+4. **colour** (each of R, G, B) is compared after two 3x3 binomial passes: JPEG's 2x2 chroma
+   subsampling smears colour along edges, which the smoothing averages away, while a recoloured
+   object keeps its full difference inside (orange vs yellow: 0.17 in G);
+5. each score is the ``MIN_PIXELS``-th largest difference (0-1) over the grid; the pair is a
+   copy when both are at most ``TAU``.
 """
 from __future__ import annotations
 
 import struct
 import zlib
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -33,7 +38,7 @@ from curation.errors import SightlineError
 THUMB_SIZE = 256          # longer side; 128 loses digits under ~11% of the image height (measured)
 THUMB_MAX_SCALE = 0.5     # a thumbnail is at least 2x smaller than its image: JPEG's 8x8 blocks and
                           # 2x2 chroma subsampling are averaged before anything is compared
-TAU = 0.15                # colour difference (0-1, max over R, G, B) that counts as "clearly different"
+TAU = 0.155               # colour difference (0-1, max over R, G, B) that counts as "clearly different"
 MIN_PIXELS = 3            # ... on at least this many grid pixels (one or two stray pixels are noise)
 MAX_ASPECT_CHANGE = 1.25  # a larger change of width / height is another image (a 5% crop changes it <= 1.06)
 _MAGIC = b"SLT1"
@@ -98,9 +103,13 @@ def thumbnail_from_bytes(data: bytes) -> Thumbnail:
     return Thumbnail(np.frombuffer(raw, dtype=np.uint8).reshape(h, w, 3), width, height)
 
 
+# A row meets several candidates in a bucket: decode its thumbnail once (the pixels are read-only).
+_decoded = lru_cache(maxsize=64)(thumbnail_from_bytes)
+
+
 def _as_thumbnail(t) -> Thumbnail:
     if isinstance(t, (bytes, bytearray, memoryview)):
-        return thumbnail_from_bytes(t)
+        return _decoded(bytes(t))
     if not isinstance(t, Thumbnail):
         raise TypeError(f"expected a Thumbnail or thumbnail_bytes(), got {type(t).__name__}")
     return t
@@ -160,9 +169,10 @@ def same_image(thumb_a, thumb_b, tau: float = TAU, min_pixels: int = MIN_PIXELS)
     """``(same, score)``: is one thumbnail's image a near-copy of the other's (resized, re-encoded,
     brightened), or a distinct image? Symmetric; accepts :class:`Thumbnail` or its bytes.
 
-    ``score`` is the larger of the luminance and the colour difference of the module docstring
-    (each the ``min_pixels``-th largest over the grid, 0-1); ``same`` iff ``score <= tau``.
-    Aspect ratios more than ``MAX_ASPECT_CHANGE`` apart give ``(False, 1.0)``.
+    ``score`` is the larger of the luminance and colour scores of the module docstring (0-1;
+    the luminance score alone when it already exceeds ``tau``: the colour pass is skipped);
+    ``same`` iff ``score <= tau``. Aspect ratios more than ``MAX_ASPECT_CHANGE`` apart give
+    ``(False, 1.0)``.
     """
     a, b = _as_thumbnail(thumb_a), _as_thumbnail(thumb_b)
     (ha, wa), (hb, wb) = a.pixels.shape[:2], b.pixels.shape[:2]
@@ -177,6 +187,8 @@ def same_image(thumb_a, thumb_b, tau: float = TAU, min_pixels: int = MIN_PIXELS)
     luma = diff @ _LUMA
     if rescaled:
         luma = _binomial3(luma[..., None])[..., 0]
-    colour = np.abs(_binomial3(_binomial3(diff)))
-    score = max(_kth_largest(np.abs(luma), min_pixels), _kth_largest(_brightest_channel(colour), min_pixels))
+    score = _kth_largest(np.abs(luma), min_pixels)
+    if score <= tau:  # most distinct pairs end here, before the costlier colour pass
+        colour = np.abs(_binomial3(_binomial3(diff)))
+        score = max(score, _kth_largest(_brightest_channel(colour), min_pixels))
     return score <= tau, round(score, 4)

@@ -323,6 +323,9 @@ def test_near_pairs_without_thumbnails_are_refused_not_guessed():
     with pytest.raises(ValueError, match="needs both thumbnails"):
         decide_duplicates([a, b])
     assert decide_duplicates([a, Candidate("b", "sha-a", 0, "q")]) == [Drop("b", "a", "exact", 0, 0.0)]
+    far = Candidate("c", "sha-c", (1 << 64) - 1, "q")  # hashes 64 bits apart: never a candidate, no thumbnail needed
+    assert decide_duplicates([a, far]) == []
+    assert decide_duplicates([a, Candidate("d", "sha-a", 0, "another question")]) == []
 
 
 def test_near_copy_pairs_join_images_across_questions():
