@@ -216,6 +216,20 @@ def candidate_keys(phash: int, question: str | None, threshold: int = DEFAULT_TH
     return [f"{band}:{value:x}:{q}" for band, value in band_keys(phash, threshold)]
 
 
+def candidate_pairs(members: list[Candidate], threshold: int = DEFAULT_THRESHOLD,
+                    same_question: bool = True) -> list[tuple[str, str]]:
+    """``(smaller key, larger key)`` pairs of one bucket worth a verdict: same question (unless
+    ``same_question=False``), same bytes or hashes within ``threshold``. Needs no thumbnails, so a
+    pipeline can find the candidate rows first and fetch thumbnails for those rows only; then
+    ``confirm`` each pair, ``Drop(larger, smaller, *verdict)``, and :func:`first_drop` per row
+    gives exactly :func:`decide_duplicates`' answer."""
+    rows = sorted({m.key: m for m in members}.values(), key=lambda m: m.key)
+    return [(a.key, b.key) for i, b in enumerate(rows) for a in rows[:i]
+            if (not same_question or a.question == b.question or
+                normalize_question(a.question) == normalize_question(b.question))
+            and (a.image_sha256 == b.image_sha256 or hamming(a.phash, b.phash) <= threshold)]
+
+
 def confirm(a: Candidate, b: Candidate, threshold: int = DEFAULT_THRESHOLD,
             same_question: bool = True) -> tuple[str, int, float] | None:
     """``(kind, hamming, score)`` if ``a`` and ``b`` are copies of one image (with one question), else None."""

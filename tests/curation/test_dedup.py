@@ -12,6 +12,8 @@ from curation.dedup import (
     Drop,
     band_keys,
     candidate_keys,
+    candidate_pairs,
+    confirm,
     decide_duplicates,
     duplicates_in_bucket,
     exact_duplicates,
@@ -315,6 +317,17 @@ def test_decisions_do_not_depend_on_bucket_or_order():
         bucket = decide_duplicates(shuffled)  # one bucket holding everyone: the same drops
         assert sorted((d.dropped, d.kept) for d in bucket) == sorted(expected.items())
     assert first_drop([Drop("x", "k9", "near", 2, 0.1), Drop("x", "k1", "near", 6, 0.12)]).kept == "k1"
+    # Two steps, as a pipeline that ships thumbnails of candidate rows only: pairs, then verdicts.
+    bare = [Candidate(r.key, r.image_sha256, r.phash, r.question) for r in rows]
+    pairs = candidate_pairs(bare)
+    assert ("r0", "r1") in pairs and ("r0", "r2") in pairs
+    by_key = {r.key: r for r in rows}
+    verdicts = [(b, a, confirm(by_key[a], by_key[b])) for a, b in pairs]
+    drops = {}
+    for b, a, v in verdicts:
+        if v is not None:
+            drops.setdefault(b, []).append(Drop(b, a, *v))
+    assert {k: first_drop(d).kept for k, d in drops.items()} == expected
 
 
 def test_near_pairs_without_thumbnails_are_refused_not_guessed():
