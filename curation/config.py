@@ -23,7 +23,6 @@ import yaml
 
 from curation.errors import SightlineError
 
-
 # ---------------------------------------------------------------------------- reading
 
 
@@ -126,7 +125,7 @@ def _join(where: str, key: str) -> str:
 def _hints(cls: type) -> dict:
     try:
         return typing.get_type_hints(cls)
-    except Exception:  # a third-party config with annotations we cannot resolve: no coercion, still checked
+    except (NameError, TypeError, AttributeError):  # unresolvable third-party annotations: no coercion, still checked
         return {}
 
 

@@ -193,8 +193,18 @@ def eval_spec(item: str | Path | dict) -> dict:
     elif path.suffix == ".parquet" or (path.is_dir() and any(path.rglob("*.parquet"))):
         kind = "parquet"
     elif path.suffix in (".jsonl", ".json"):
-        kind = "jsonl"
+        kind = "auto"  # a .json eval set may be a JSON array or an object keyed by id
     else:
         raise SightlineError(f"eval set {path}: not a .jsonl file, Parquet file/folder or save_to_disk "
                              "folder; give a source spec with 'type' instead")
     return {"type": kind, "name": path.stem, "path": str(path), "require_answer": False}
+
+
+def decontam_row(row: dict, index: EvalIndex | None) -> dict:
+    """The row, or a ``Reject`` when its image or question overlaps an evaluation set (no index: kept)."""
+    from curation.rejects import Reject
+
+    if index is None:
+        return row
+    found = index.check(hash_from_hex(row["image_hash"]), row["question"])
+    return Reject(*found) if found else row

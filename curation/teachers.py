@@ -18,8 +18,9 @@ from typing import Any
 
 from curation.errors import SightlineError
 
-ROLES = ("caption", "reason")
-BACKENDS = ("program", "transformers", "vllm")
+ROLES = ("caption", "distill")
+# none: the stage is skipped (no captions / no traces; examples, rl, val and test are still written)
+BACKENDS = ("program", "transformers", "vllm", "none")
 
 
 @dataclass(frozen=True)
@@ -49,23 +50,15 @@ class TeacherSpec:
     trust_remote_code: bool = False
     engine_args: dict = field(default_factory=dict)  # extra vllm.LLM(...) arguments
 
-    @classmethod
-    def from_dict(cls, role: str, d: dict | None) -> "TeacherSpec":
-        d = dict(d or {})
-        known = set(cls.__dataclass_fields__) - {"role"}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise SightlineError(f"{role} teacher: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        spec = cls(role=role, **d)
-        spec.check()
-        return spec
+    def __post_init__(self):
+        self.check()
 
     def check(self) -> None:
         if self.role not in ROLES:
             raise SightlineError(f"teacher role must be one of {ROLES}, got {self.role!r}")
         if self.backend not in BACKENDS:
             raise SightlineError(f"{self.role} teacher: backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.backend != "program" and not self.model:
+        if self.backend not in ("program", "none") and not self.model:
             raise SightlineError(f"{self.role} teacher: backend {self.backend!r} needs `model:` (a local checkpoint path)")
         if self.n < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
             raise SightlineError(f"{self.role} teacher: n, batch_size and max_new_tokens must be >= 1")
@@ -74,6 +67,8 @@ class TeacherSpec:
 
     @property
     def model_id(self) -> str:
+        if self.backend == "none":
+            return "none"
         if self.backend == "program":
             return "program:caption" if self.role == "caption" else f"program:solution(error_rate={self.error_rate:g})"
         return f"{self.backend}:{self.model}"

@@ -1,14 +1,16 @@
-"""The curate pipeline (`make data`): ingest -> validate -> dedup -> decontaminate -> caption ->
+"""The curate pipeline (`make data`): ingest -> validate -> dedup -> split -> decontaminate -> caption ->
 distill -> verify -> select -> versioned Parquet shards + manifest.
 
-Two Beam passes, so memory stays flat with the number of rows: only ids and hashes ever cross a
-shuffle, never image bytes.
-  pass 1 (scan):    ingest, validate, perceptual hash -> work shards of valid rows; dedup keys ->
-                    GroupByKey per hash band (multi-index hashing, no all-pairs) -> decisions.
-  pass 2 (curate):  work shards -> apply decisions, decontaminate, split -> caption (RunInference)
-                    -> distill (RunInference) -> rewrite, verify, select -> tables.
-Both run in-process by default (FnApiRunner named explicitly, so Beam never tries to download its
-Prism runner), or on N local processes with --workers N. See docs/dataflow.md for Dataflow.
+Two Beam passes; only ids, hashes and the thumbnails of candidate near-copies ever cross a shuffle:
+  pass 1 (scan):    ingest, validate -> work shards of valid rows; near-copy images (hash-band
+                    candidates, confirmed on thumbnails) -> split groups; duplicate rows -> decisions.
+  pass 2 (curate):  work shards -> drop duplicates, place each row's split group in train/val/test,
+                    decontaminate -> caption (RunInference) -> distill (RunInference) -> verify, select
+                    -> tables. Rows no caption teacher can serve, and every val/test row, go to the
+                    tables uncaptioned.
+The rules are ``curation`` functions (validate_row, duplicates, assemble, ...); this module only wires
+them. In-process by default (FnApiRunner named explicitly, so Beam never tries to download its Prism
+runner), or on N local processes with --workers N. See docs/dataflow.md for Dataflow.
 
     sightline data --config configs/data/mini.yaml [--set synthetic.n=500] [--workers 2]
 """
@@ -18,299 +20,293 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from curation.errors import SightlineError
-from curation.teachers import TeacherSpec
-from pipelines.recipe import load_recipe
-
-_TEACHER_DEFAULTS = {k: v for k, v in asdict(TeacherSpec(role="caption")).items() if k != "role"}
-
-DEFAULTS: dict = {
-    "name": "mini",
-    "output_root": "data",
-    "seed": 0,
-    "test_fraction": 0.15,
-    "split_salt": "",
-    "synthetic": {"n": 0, "seed": 0, "image_size": 112, "families": None, "level": None, "chunk": 250},
-    "sources": [],          # file sources: JSONL / Parquet / HF dataset dirs (see curation/sources.py)
-    "validate": {"max_pixels": 16_000_000, "min_side": 16, "max_bytes": 50_000_000},
-    "dedup": {"threshold": None, "scope": "image"},   # threshold None: curation.dedup.DEFAULT_THRESHOLD
-    "decontam": {"eval_sets": []},
-    "caption": dict(_TEACHER_DEFAULTS),
-    "distill": dict(_TEACHER_DEFAULTS, n=2),
-    "select": {"max_per_example": 1, "min_chars": 20, "max_chars": 4000, "max_rewrite_edits": 3},
-    "write": {"row_group_bytes": 8 << 20, "record_batch_size": 256},
-    "runner": {"workers": 1},
-}
+from curation.recipe import DataRecipe, load_data_recipe
 
 WORK_ROW_GROUP_BYTES = 1 << 20
-STAGES = ("ingest", "validate", "dedup", "decontam", "caption", "distill")
-
-
-def resolve_config(path: str | None, overrides: list[str]) -> dict:
-    cfg = load_recipe(path, overrides, DEFAULTS)
-    if cfg["dedup"]["threshold"] is None:
-        from curation.dedup import DEFAULT_THRESHOLD
-
-        cfg["dedup"]["threshold"] = DEFAULT_THRESHOLD
-    from pipelines.transforms import DEDUP_SCOPES
-
-    if cfg["dedup"]["scope"] not in DEDUP_SCOPES:
-        raise SightlineError(f"dedup.scope must be one of {', '.join(DEDUP_SCOPES)}")
-    if not 0 <= cfg["test_fraction"] < 1:
-        raise SightlineError("test_fraction must be in [0, 1)")
-    if not cfg["synthetic"]["n"] and not cfg["sources"]:
-        raise SightlineError("no input: set synthetic.n > 0 or list file sources under `sources:`")
-    if not isinstance(cfg["sources"], list):
-        raise SightlineError("`sources:` must be a list of source specs")
-    for spec in cfg["sources"]:
-        from curation.sources import validate_spec
-
-        validate_spec(spec)
-    cfg["caption_spec"] = TeacherSpec.from_dict("caption", cfg["caption"])
-    cfg["distill_spec"] = TeacherSpec.from_dict("reason", cfg["distill"])
-    return cfg
-
-
-def _options(workers: int, beam_args: list[str] | None = None):
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    mode = "multi_processing" if workers > 1 else "in_memory"
-    return PipelineOptions(beam_args or [], direct_running_mode=mode, direct_num_workers=max(1, workers))
-
-
-def _runner(beam_args: list[str] | None = None):
-    """The in-process FnApiRunner, named so Beam never tries to fetch Prism; `-- --runner=X` overrides."""
-    if any(a.startswith("--runner") for a in beam_args or []):
-        return None  # PipelineOptions' --runner decides (e.g. DataflowRunner; see docs/dataflow.md)
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
-    return FnApiRunner()
-
-
-def _write(pcoll, table: str, directory: Path, cfg: dict, prefix: str = "part", *, folder: str | None = None,
-           codec: str = "zstd", row_group_bytes: int | None = None):
-    """Parquet shards of ``table``'s schema into ``directory/(folder or table)/prefix-SSSSS-of-NNNNN.parquet``."""
-    import apache_beam as beam
-
-    from schemas import SCHEMAS
-
-    folder = folder or table
-    return pcoll | f"Write {folder} {prefix}" >> beam.io.WriteToParquet(
-        str(directory / folder / prefix), schema=SCHEMAS[table], codec=codec, file_name_suffix=".parquet",
-        row_group_buffer_size=row_group_bytes or cfg["write"]["row_group_bytes"],
-        record_batch_size=cfg["write"]["record_batch_size"], shard_name_template="-SSSSS-of-NNNNN")
-
-
-def _dead_letters(bad, stage: str, what: str = "errors"):
-    import apache_beam as beam
-
-    from pipelines.transforms import dead_letter_to_reject
-
-    return bad | f"{stage} {what} to rejects" >> beam.Map(dead_letter_to_reject(stage))
-
-
-def _failed_batches(dlq, stage: str):
-    """RunInference's failed (batch, error) pairs -> one reject per row of the batch."""
-    import apache_beam as beam
-
-    rows = dlq.failed_inferences | f"Unbatch {stage} failures" >> beam.FlatMap(
-        lambda batch_err: [(row, batch_err[1]) for row in batch_err[0]])
-    return _dead_letters(rows, stage, "failed batches")
-
-
-def build_scan(p, cfg: dict, staging: Path, work: Path):
-    """Pass 1: ingest, validate, hash; write valid rows to work shards, dedup decisions, rejects."""
-    import apache_beam as beam
-
-    from pipelines import transforms as T
-
-    rows, rejects = [], []
-    syn = cfg["synthetic"]
-    if syn["n"]:
-        params = {k: syn[k] for k in ("seed", "image_size", "families", "level")}
-        ranges = [(s, min(syn["chunk"], syn["n"] - s)) for s in range(0, syn["n"], syn["chunk"])]
-        out = (p | "Synthetic ranges" >> beam.Create(ranges) | "Spread ranges" >> beam.Reshuffle()
-               | "Ingest synthetic" >> beam.ParDo(T.IngestSynthetic(params, "synthetic", cfg["test_fraction"],
-                                                                    cfg["split_salt"]))
-               .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
-        rows.append(out["rows"])
-        rejects.append(_dead_letters(out["bad"], "ingest"))
-    if cfg["sources"]:
-        spec_rows = (p | "Source specs" >> beam.Create(cfg["sources"]) | "Spread specs" >> beam.Reshuffle())
-        out = spec_rows | "Ingest files" >> beam.ParDo(T.IngestFiles(cfg["test_fraction"], cfg["split_salt"])) \
-            .with_exception_handling(main_tag="rows", dead_letter_tag="bad")
-        rows.append(out["rows"])
-        rejects.append(out[T.REJECTS])
-        rejects.append(_dead_letters(out["bad"], "ingest"))
-    if len(rows) > 1:
-        ingested = tuple(rows) | "All sources" >> beam.Flatten()
-    else:
-        ingested = rows[0]
-    v = cfg["validate"]
-    val = (ingested | "Validate" >> beam.ParDo(T.Validate(v["max_pixels"], v["min_side"], v["max_bytes"]))
-           .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
-    valid = val["rows"]
-    rejects += [val[T.REJECTS], _dead_letters(val["bad"], "validate")]
-
-    # Work rows: uncompressed (PNG bytes do not compress) and in ~1 MB row groups, so pass 2 can
-    # split them into many small read ranges for its workers without shuffling the rows.
-    _write(valid | "Work rows" >> beam.Map(lambda r: T.complete("examples", r)), "examples", work, cfg,
-           folder="rows", codec="none", row_group_bytes=WORK_ROW_GROUP_BYTES)
-
-    th, scope = cfg["dedup"]["threshold"], cfg["dedup"]["scope"]
-    near = (valid | "Band keys" >> beam.FlatMap(T.band_entries, th, scope)
-            | "Group bands" >> beam.GroupByKey()
-            | "Near pairs" >> beam.FlatMap(T.near_duplicates, th)
-            | "Smallest kept" >> beam.CombinePerKey(min)
-            | "Near decision" >> beam.Map(lambda kv: {"kind": "near", "key": kv[0], "kept": kv[1][0],
-                                                      "distance": kv[1][1]}))
-    from curation.dedup import exact_key
-
-    exact = (valid
-             | "Exact keys" >> beam.Map(lambda r: (exact_key(r["question"], r["image_hash"], answer=r["answer"]),
-                                                   T.row_key(r)))
-             | "Group exact" >> beam.GroupByKey()
-             | "Exact decision" >> beam.FlatMap(T.exact_duplicates))
-    ((near, exact) | "Decisions" >> beam.Flatten() | "Decision json" >> beam.Map(json.dumps, sort_keys=True)
-     | "Write decisions" >> beam.io.WriteToText(str(work / "dedup" / "decisions"), file_name_suffix=".jsonl"))
-    all_rejects = tuple(rejects) | "Scan rejects" >> beam.Flatten()
-    _write(all_rejects | "Complete scan rejects" >> beam.Map(lambda r: T.complete("rejects", r)),
-           "rejects", staging, cfg, prefix="scan")
-
-
-def build_curate(p, cfg: dict, staging: Path, work: Path, eval_index):
-    """Pass 2: dedup decisions + decontam, split, caption, distill, verify, select, write tables."""
-    import apache_beam as beam
-    from apache_beam.ml.inference.base import RunInference
-
-    from curation.prompts import DISTILL_PROMPT_VERSION
-    from pipelines import transforms as T
-    from pipelines.inference import TeacherHandler
-
-    cap_spec, dis_spec = cfg["caption_spec"], cfg["distill_spec"]
-    rows = (p | "Work row files" >> beam.Create([str(work / "rows" / "*.parquet")])
-            | "Read work rows" >> beam.io.ReadAllFromParquet(desired_bundle_size=WORK_ROW_GROUP_BYTES))
-    kept = (rows | "Dedup+decontam" >> beam.ParDo(T.DedupDecontam(str(work / "dedup"), eval_index))
-            .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
-    rejects = [kept[T.REJECTS], _dead_letters(kept["bad"], "dedup")]
-    train = kept["rows"] | "Train rows" >> beam.Filter(lambda r: r["split"] == "train")
-    test = kept["rows"] | "Test rows" >> beam.Filter(lambda r: r["split"] == "test")
-    held = test | "Held out" >> beam.ParDo(T.HeldOut()).with_outputs("test", main="examples")
-
-    progress = 500 if cap_spec.backend == "program" else 32
-    cap = (train | "Caption" >> RunInference(TeacherHandler(cap_spec, progress_every=progress))
-           .with_exception_handling())
-    captioned = (cap[0] | "After caption" >> beam.ParDo(T.AfterCaption(cap_spec.model_id))
-                 .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
-    rejects += [captioned[T.REJECTS], _dead_letters(captioned["bad"], "caption"),
-                _failed_batches(cap[1], "caption")]
-    teacher = dis_spec.record(DISTILL_PROMPT_VERSION)
-    dis = (captioned["rows"] | "Distill" >> RunInference(TeacherHandler(dis_spec, progress_every=progress))
-           .with_exception_handling())
-    fin = (dis[0] | "Rewrite+verify+select" >> beam.ParDo(T.Finish(teacher, cfg["select"]))
-           .with_exception_handling(main_tag="examples", dead_letter_tag="bad"))
-    rejects += [fin[T.REJECTS], _dead_letters(fin["bad"], "distill"),
-                _failed_batches(dis[1], "distill")]
-    examples = (fin["examples"], held["examples"]) | "All examples" >> beam.Flatten()
-    _write(examples, "examples", staging, cfg)
-    for table in ("traces", "sft", "rl"):
-        _write(fin[table], table, staging, cfg)
-    _write(held["test"], "test", staging, cfg)
-    all_rejects = tuple(rejects) | "Curate rejects" >> beam.Flatten()
-    _write(all_rejects | "Complete curate rejects" >> beam.Map(lambda r: T.complete("rejects", r)),
-           "rejects", staging, cfg, prefix="curate")
-
-
-def _counters(result) -> dict[str, int]:
-    from apache_beam.metrics.metric import MetricsFilter
-
-    out: dict[str, int] = {}
-    q = result.metrics().query(MetricsFilter())
-    for c in q["counters"]:
-        if c.key.metric.namespace == "sightline":
-            v = c.committed if c.committed is not None else c.attempted
-            out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(v or 0)
-    for d in q["distributions"]:  # RunInference's own timings, per teacher role
-        ns, name = d.key.metric.namespace, d.key.metric.name
-        if ns.startswith("sightline_") and name in ("inference_batch_latency_micro_secs", "load_model_latency_milli_secs"):
-            v = d.committed if d.committed is not None else d.attempted
-            scale = 1000 if name.startswith("load_model") else 1
-            key = f"{ns[len('sightline_'):]}.teacher_usecs"
-            out[key] = out.get(key, 0) + int((v.sum if v else 0) * scale)
-    return out
 
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run(cfg: dict, *, workers: int | None = None, beam_args: list[str] | None = None):
-    """Run both passes and publish one new version; returns curation.store.VersionInfo."""
+def _write(pcoll, table: str, directory: Path, recipe: DataRecipe, **kw):
+    from pipelines.runner import write_table
+
+    kw.setdefault("row_group_bytes", recipe.write.row_group_bytes)
+    return write_table(pcoll, table, directory, record_batch_size=recipe.write.record_batch_size, **kw)
+
+
+# ---------------------------------------------------------------------------- pass 1
+
+
+def _ingest(p, recipe: DataRecipe):
+    """All sources -> (rows, [reject pcolls])."""
     import apache_beam as beam
 
-    from curation.prompts import CAPTION_PROMPT_VERSION, DISTILL_PROMPT_VERSION
+    from pipelines import transforms as T
+    from pipelines.runner import dead_letters
+
+    rows, rejects = [], []
+    syn = recipe.synthetic
+    if syn.n:
+        level = tuple(syn.level) if isinstance(syn.level, list) else syn.level
+        params = {"seed": syn.seed, "image_size": syn.image_size, "families": syn.families, "level": level}
+        ranges = [(s, min(syn.chunk, syn.n - s)) for s in range(0, syn.n, syn.chunk)]
+        out = (p | "Synthetic ranges" >> beam.Create(ranges) | "Spread ranges" >> beam.Reshuffle()
+               | "Ingest synthetic" >> beam.ParDo(T.IngestSynthetic(params, "synthetic"))
+               .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+        rows.append(out["rows"])
+        rejects.append(dead_letters(out["bad"], "ingest"))
+    if recipe.sources:
+        out = (p | "Source specs" >> beam.Create(recipe.sources) | "Spread specs" >> beam.Reshuffle()
+               | "Ingest files" >> beam.ParDo(T.IngestFiles())
+               .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+        rows += [out["rows"]]
+        rejects += [out[T.REJECTS], dead_letters(out["bad"], "ingest")]
+    return (tuple(rows) | "All sources" >> beam.Flatten()) if len(rows) > 1 else rows[0], rejects
+
+
+def _near_copy_groups(valid, recipe: DataRecipe):
+    """Valid rows -> (image key, split group) for every image that has a confirmed near-copy."""
+    import apache_beam as beam
+
+    from curation import duplicates as D
+    from curation.dedup import hash_from_hex
+
+    th = recipe.dedup.threshold
+    pairs = (valid | "Image hashes" >> beam.Map(lambda r: (r["image_key"], hash_from_hex(r["image_hash"])))
+             | "Distinct images" >> beam.Distinct()
+             | "Hash bands" >> beam.FlatMap(lambda kh: D.image_band_entries(kh[0], kh[1], th))
+             | "Group bands" >> beam.GroupByKey()
+             | "Candidate pairs" >> beam.FlatMap(lambda kv: D.candidate_pairs(kv[1], th))
+             | "Distinct pairs" >> beam.Distinct())
+    if recipe.dedup.confirm:
+        wanted = (pairs | "Candidate images" >> beam.FlatMap(lambda abd: [abd[0], abd[1]])
+                  | "Distinct candidates" >> beam.Distinct() | "As keys" >> beam.Map(lambda k: (k, True)))
+        thumbs = (valid
+                  | "Candidate rows" >> beam.Filter(lambda r, want: r["image_key"] in want,
+                                                    beam.pvalue.AsDict(wanted))
+                  | "One row per image" >> beam.Map(lambda r: (r["image_key"], r))
+                  | "First row" >> beam.CombinePerKey(lambda rows: next(iter(rows)))
+                  | "Thumbnails" >> beam.MapTuple(lambda k, r: (k, D.thumbnail_of(r))))
+        by_a = pairs | "Pairs by a" >> beam.Map(lambda abd: (abd[0], abd[1]))
+        with_a = ({"pairs": by_a, "thumb": thumbs} | "Join a" >> beam.CoGroupByKey()
+                  | "Thumb a" >> beam.FlatMap(lambda kv: [(b, (kv[0], t)) for t in kv[1]["thumb"][:1]
+                                                          for b in kv[1]["pairs"]]))
+        pairs = ({"pairs": with_a, "thumb": thumbs} | "Join b" >> beam.CoGroupByKey()
+                 | "Confirm" >> beam.FlatMap(lambda kv: [(a, kv[0]) for t in kv[1]["thumb"][:1]
+                                                         for a, ta in kv[1]["pairs"] if D.near_copies(ta, t)]))
+    else:
+        pairs = pairs | "Hash decides" >> beam.Map(lambda abd: (abd[0], abd[1]))
+    return (pairs | "Group edges" >> beam.FlatMapTuple(D.group_edges)
+            | "Smallest in group" >> beam.CombinePerKey(min)
+            | "Not alone" >> beam.Filter(lambda kv: kv[0] != kv[1]))
+
+
+def _duplicate_decisions(valid, groups, recipe: DataRecipe):
+    """Rows (light fields only) + split groups -> drop decisions of duplicate rows."""
+    import apache_beam as beam
+
+    from curation import duplicates as D
+    from schemas import normalize_question
+
+    scope = recipe.dedup.scope
+    light = valid | "Light rows" >> beam.Map(lambda r: (r["image_key"], (
+        r["id"], D.row_key(r), normalize_question(r["question"]), r["answer"])))
+
+    def keyed(kv):
+        image, g = kv[0], kv[1]["group"]
+        group = g[0] if g else image
+        for rid, rkey, q, answer in kv[1]["rows"]:
+            yield D.duplicate_key(group, q, answer, scope), (rid, rkey, image, q)
+
+    return ({"rows": light, "group": groups} | "Join groups" >> beam.CoGroupByKey()
+            | "Duplicate keys" >> beam.FlatMap(keyed) | "Group problems" >> beam.GroupByKey()
+            | "Drops" >> beam.FlatMap(lambda kv: D.duplicates_in_group(kv[1])))
+
+
+def build_scan(p, recipe: DataRecipe, staging: Path, work: Path):
+    """Pass 1: ingest, validate; write valid rows to work shards, decisions and scan rejects."""
+    import apache_beam as beam
+
+    from curation.validate import validate_row
+    from pipelines import transforms as T
+    from pipelines.runner import dead_letters
+
+    ingested, rejects = _ingest(p, recipe)
+    val = (ingested | "Validate" >> beam.ParDo(T.ApplyRule("validate", validate_row, recipe.validate))
+           .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+    valid = val["rows"]
+    rejects += [val[T.REJECTS], dead_letters(val["bad"], "validate")]
+    # Work rows: uncompressed (PNG bytes do not compress) and in ~1 MB row groups, so pass 2 can
+    # split them into many small read ranges for its workers without shuffling the rows.
+    _write(valid | "Work rows" >> beam.Map(lambda r: T.complete("examples", r)), "examples", work, recipe,
+           folder="rows", codec="none", row_group_bytes=WORK_ROW_GROUP_BYTES)
+    groups = _near_copy_groups(valid, recipe)
+    drops = _duplicate_decisions(valid, groups, recipe)
+    group_lines = groups | "Group decisions" >> beam.MapTuple(lambda k, g: {"kind": "group", "key": k, "group": g})
+    ((drops, group_lines) | "Decisions" >> beam.Flatten() | "Decision json" >> beam.Map(json.dumps, sort_keys=True)
+     | "Write decisions" >> beam.io.WriteToText(str(work / "dedup" / "decisions"), file_name_suffix=".jsonl"))
+    _write(tuple(rejects) | "Scan rejects" >> beam.Flatten() | "Complete scan rejects" >> beam.Map(
+        lambda r: T.complete("rejects", r)), "rejects", staging, recipe, prefix="scan")
+
+
+# ---------------------------------------------------------------------------- pass 2
+
+
+def _teachers(train, recipe: DataRecipe, rejects: list):
+    """Train rows -> rows after the caption and distill teachers (+ traces, sft), and uncaptioned rows."""
+    import apache_beam as beam
+    from apache_beam.ml.inference.base import RunInference
+
+    from curation.assemble import teachable
+    from curation.prompts import DISTILL_PROMPT_VERSION
+    from pipelines import transforms as T
+    from pipelines.inference import TeacherHandler
+    from pipelines.runner import dead_letters, failed_batches
+
+    cap, dis = recipe.caption, recipe.distill
+    parts = train | "Teachable?" >> beam.Partition(lambda r, n: 0 if teachable(r, cap) else 1, 2)
+    skipped = parts[1] | "Count uncaptioned" >> beam.ParDo(T.PassThrough("caption", "skipped"))
+    progress = 500 if cap.backend == "program" else 32
+    c = parts[0] | "Caption" >> RunInference(TeacherHandler(cap, progress_every=progress)).with_exception_handling()
+    captioned = (c[0] | "After caption" >> beam.ParDo(T.AfterCaption(cap.model_id))
+                 .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+    rejects += [captioned[T.REJECTS], dead_letters(captioned["bad"], "caption"), failed_batches(c[1], "caption")]
+    if dis.backend == "none":
+        untraced = captioned["rows"] | "Count untraced" >> beam.ParDo(T.PassThrough("distill", "skipped"))
+        return [skipped, untraced], None
+    d = (captioned["rows"] | "Distill" >> RunInference(TeacherHandler(dis, progress_every=progress))
+         .with_exception_handling())
+    fin = (d[0] | "Rewrite+verify+select" >> beam.ParDo(T.AfterDistill(dis.record(DISTILL_PROMPT_VERSION),
+                                                                     recipe.select))
+           .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+    rejects += [fin[T.REJECTS], dead_letters(fin["bad"], "distill"), failed_batches(d[1], "distill")]
+    return [skipped, fin["rows"]], fin
+
+
+def build_curate(p, recipe: DataRecipe, staging: Path, work: Path, eval_index):
+    """Pass 2: drop duplicates, split, decontaminate, teachers, verify, select, write every table."""
+    import apache_beam as beam
+
+    from curation.decontam import decontam_row
+    from pipelines import transforms as T
+    from pipelines.runner import dead_letters
+
+    rows = (p | "Work row files" >> beam.Create([str(work / "rows" / "*.parquet")])
+            | "Read work rows" >> beam.io.ReadAllFromParquet(desired_bundle_size=WORK_ROW_GROUP_BYTES))
+    placed = (rows | "Dedup+split" >> beam.ParDo(T.PlaceRows(str(work / "dedup"), recipe.test_fraction,
+                                                             recipe.val_fraction, recipe.split_salt))
+              .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+    kept = (placed["rows"] | "Decontaminate" >> beam.ParDo(T.ApplyRule("decontam", decontam_row, eval_index))
+            .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+    rejects = [placed[T.REJECTS], dead_letters(placed["bad"], "dedup"), kept[T.REJECTS],
+               dead_letters(kept["bad"], "decontam")]
+    by_split = kept["rows"] | "Train or held out" >> beam.Partition(lambda r, n: 0 if r["split"] == "train" else 1, 2)
+    taught, fin = _teachers(by_split[0], recipe, rejects)
+    out = ((*taught, by_split[1]) | "Rows to write" >> beam.Flatten()
+           | "Split tables" >> beam.ParDo(T.WriteSplit(recipe.rl.keep_open)).with_outputs("rl", "val", "test",
+                                                                                          main="examples"))
+    for table in ("examples", "rl", "val", "test"):
+        _write(out[table], table, staging, recipe)
+    for table in ("traces", "sft"):
+        _write(fin[table] if fin is not None else p | f"No {table}" >> beam.Create([]), table, staging, recipe)
+    _write(tuple(rejects) | "Curate rejects" >> beam.Flatten() | "Complete curate rejects" >> beam.Map(
+        lambda r: T.complete("rejects", r)), "rejects", staging, recipe, prefix="curate")
+
+
+# ---------------------------------------------------------------------------- run
+
+
+def _check_ingest(staging: Path, c: dict[str, int], recipe: DataRecipe) -> None:
+    """Stop before publishing when a file source mostly failed to parse (one line: top reason, hint)."""
+    from curation.accounting import ingest_reject_counts
+    from curation.sources import ingest_health
+    from pipelines.summary import read_columns
+
+    files = sorted((staging / "rejects").glob("scan*.parquet"))
+    rows = [r for f in files for r in read_columns(f, ["stage", "source", "reason", "detail"])]
+    per_source = ingest_reject_counts([(r["stage"], r["source"], r["reason"], r["detail"]) for r in rows])
+    for spec in recipe.sources:
+        got = per_source.get(spec["name"], {"reasons": {}, "details": {}})
+        top = max(got["reasons"], key=got["reasons"].get) if got["reasons"] else None
+        message = ingest_health(spec["name"], c.get(f"ingest.in.{spec['name']}", 0), got["reasons"],
+                                got["details"].get(top, "") if top else "",
+                                recipe.ingest.max_reject_fraction if spec.get("max_reject_fraction") is None
+                                else spec["max_reject_fraction"])
+        if message:
+            raise SightlineError(message + " (nothing was published)")
+
+
+def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] | None = None):
+    """Run both passes and publish one new version; returns curation.store.VersionInfo."""
+    from curation.accounting import ROW_STAGES, accounting, stage_counts
+    from curation.config import to_dict
+    from curation.decontam import EvalIndex
+    from curation.prompts import CAPTION_PROMPT_VERSION, DISTILL_PROMPT_VERSION, PROMPT_VERSION
     from curation.store import Store
-    from pipelines.summary import finalize_shards, print_summary, rejects_summary, stage_counts, table_rows
-    from curation.prompts import PROMPT_VERSION
+    from curation.store_fs import remove_tree
+    from pipelines.runner import counters, new_pipeline
+    from pipelines.summary import finalize_shards, print_summary, rejects_summary, table_rows
 
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
-    workers = workers or cfg["runner"]["workers"]
-    store = Store(Path(cfg["output_root"]) / cfg["name"])
+    workers = workers or recipe.runner.workers
+    store = Store.under(recipe.output_root, recipe.name)
+    # A local runner writes into a local spool folder, uploaded at commit (Beam's local runners cannot write
+    # every fsspec URL, e.g. memory://); a cloud runner writes straight into the claimed version folder.
+    spool = store.is_remote and not any(a.startswith("--runner") for a in beam_args or [])
     eval_index = None
-    if cfg["decontam"]["eval_sets"]:
-        from curation.decontam import EvalIndex
-
-        eval_index = EvalIndex.from_files(cfg["decontam"]["eval_sets"], threshold=cfg["dedup"]["threshold"])
-    cap_spec, dis_spec = cfg["caption_spec"], cfg["distill_spec"]
-    for spec in (cap_spec, dis_spec):
-        if spec.backend != "program" and spec.backend != "vllm" and not Path(spec.model).exists():
+    if recipe.decontam.eval_sets:
+        eval_index = EvalIndex.from_files(recipe.decontam.eval_sets, threshold=recipe.dedup.threshold)
+    cap, dis = recipe.caption, recipe.distill
+    for spec in (cap, dis):
+        if spec.backend == "transformers" and not Path(spec.model).exists():
             raise SightlineError(f"{spec.role} teacher: model path {spec.model} does not exist")
     seconds: dict[str, float] = {}
-    with store.begin() as st:
+    with store.begin(spool=spool) as st:
         work = st.path / "_work"
-        mode = f"{workers} processes" if workers > 1 else "in-process"
-        _log(f"[1/2] scan ({mode}): ingest -> validate -> hash -> dedup decisions")
+        _log(f"[1/2] scan ({f'{workers} processes' if workers > 1 else 'in-process'}): ingest -> validate -> "
+             f"near-copy groups -> duplicate decisions")
         t = time.perf_counter()
-        p = beam.Pipeline(runner=_runner(beam_args), options=_options(workers, beam_args))
-        build_scan(p, cfg, st.path, work)
+        p = new_pipeline(workers, beam_args)
+        build_scan(p, recipe, st.path, work)
         r1 = p.run()
         r1.wait_until_finish()
         seconds["scan"] = time.perf_counter() - t
-        c = _counters(r1)
-        _log(f"      {c.get('ingest.in', 0)} rows in, {c.get('validate.out', 0)} valid "
-             f"({seconds['scan']:.1f} s)")
+        c = counters(r1)
+        _log(f"      {c.get('ingest.in', 0)} rows in, {c.get('validate.out', 0)} valid ({seconds['scan']:.1f} s)")
+        _check_ingest(st.path, c, recipe)
         if c.get("validate.out", 0):
-            _log(f"[2/2] curate: dedup + decontam -> caption ({cap_spec.model_id}) -> distill "
-                 f"({dis_spec.model_id}, n={dis_spec.n}) -> verify -> select")
+            _log(f"[2/2] curate: dedup + split + decontam -> caption ({cap.model_id}) -> distill "
+                 f"({dis.model_id}, n={dis.n}) -> verify -> select")
             t = time.perf_counter()
-            p = beam.Pipeline(runner=_runner(beam_args), options=_options(workers, beam_args))
-            build_curate(p, cfg, st.path, work, eval_index)
+            p = new_pipeline(workers, beam_args)
+            build_curate(p, recipe, st.path, work, eval_index)
             r2 = p.run()
             r2.wait_until_finish()
             seconds["curate"] = time.perf_counter() - t
-            for k, v in _counters(r2).items():
+            for k, v in counters(r2).items():
                 c[k] = c.get(k, 0) + v
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)  # before commit: a version holds only what its manifest lists
         finalize_shards(st.path)
         by_stage, by_reason = rejects_summary(st.path)
         rows = table_rows(st.path)
-        counts = stage_counts(c, by_stage, seconds)
-        accounting = {"rows_in": c.get("ingest.in", 0), "rows_written": rows.get("examples", 0),
-                      "rows_rejected": sum(v for k, v in by_stage.items() if k != "dedup"),
-                      "rows_duplicate": by_stage.get("dedup", 0)}
-        resolved = {k: v for k, v in cfg.items() if not k.endswith("_spec")}
-        teachers = {"caption": cap_spec.record(CAPTION_PROMPT_VERSION),
-                    "reason": dis_spec.record(DISTILL_PROMPT_VERSION), "prompt_version": PROMPT_VERSION}
-        info = st.commit(parent=None, config=resolved, teachers=teachers, stage_counts=counts,
-                         accounting=accounting, extra={"rejects_by_reason": {
-                             f"{s}/{r}": n for (s, r), n in sorted(by_reason.items())}})
-    print_summary(info, by_reason, STAGES)
+        teachers = {"caption": cap.record(CAPTION_PROMPT_VERSION), "distill": dis.record(DISTILL_PROMPT_VERSION),
+                    "prompt_version": PROMPT_VERSION}
+        info = st.commit(parent=None, config=to_dict(recipe), teachers=teachers,
+                         stage_counts=stage_counts(c, by_stage, seconds),
+                         accounting=accounting(c, by_stage, rows.get("examples", 0)),
+                         extra={"rejects_by_reason": {f"{s}/{r}": n for (s, r), n in sorted(by_reason.items())}})
+    print_summary(info, by_reason, ROW_STAGES)
+    if cap.backend == "program" and c.get("caption.skipped", 0):
+        _log(f"warning: {c['caption.skipped']} train rows have no synthetic scene, so the program captioner cannot "
+             f"serve them; they went to rl uncaptioned (no traces). Set caption.backend (transformers | vllm, with "
+             f"caption.model) to caption them, or caption.backend: none to say so.")
     return info
 
 
@@ -318,9 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sightline data",
         description="Build a new version of a dataset with the Beam curate pipeline "
-                    "(also: `sightline data verify --data DIR`, `sightline data versions --data DIR`).",
+                    "(also: `sightline data inspect SOURCE`, `data verify --data DIR`, `data versions --data DIR`).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  sightline data --config configs/data/mini.yaml --set synthetic.n=500 --workers 2")
+        epilog="example:\n  sightline data --config configs/data/mini.yaml --set synthetic.n=500 --workers 2\n\n"
+               "recipe keys (--set KEY=VALUE):\n" + _recipe_help())
     p.add_argument("--config", default="configs/data/mini.yaml", help="YAML recipe (default: %(default)s)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe field, e.g. --set distill.n=4 (repeatable)")
@@ -333,16 +330,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _recipe_help() -> str:
+    from curation.config import describe
+
+    return describe(DataRecipe)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    cfg = resolve_config(args.config, args.overrides)
+    recipe = load_data_recipe(args.config, args.overrides)
     if args.print_config:
         import yaml
 
-        print(yaml.safe_dump({k: v for k, v in cfg.items() if not k.endswith("_spec")}, sort_keys=False))
+        from curation.config import to_dict
+
+        print(yaml.safe_dump(to_dict(recipe), sort_keys=False))
         return 0
     if args.workers is not None and args.workers < 1:
         raise SightlineError("--workers must be >= 1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    run(cfg, workers=args.workers, beam_args=args.beam_args)
+    run(recipe, workers=args.workers, beam_args=args.beam_args)
     return 0

@@ -2,6 +2,7 @@
 
     sightline data                                   # configs/data/mini.yaml -> data/mini/vNNNN
     sightline data --config configs/data/mini.yaml --set synthetic.n=500 --workers 2
+    sightline data inspect data/raw/train.json        # or a recipe: every source in it
     sightline data verify --data data/mini [--version N]
     sightline data versions --data data/mini
 """
@@ -14,6 +15,18 @@ from curation.errors import SightlineError
 from curation.store import Store
 
 
+def _split_problems(store: Store, version: int) -> list[str]:
+    """An image (or a near-copy group) with rows on two sides of the train/val/test split is a leak."""
+    from curation.split import split_leaks
+
+    t = store.read_table("examples", version, columns=["image_key", "split_group", "split"]).to_pylist()
+    problems = []
+    for column in ("image_key", "split_group"):
+        leaks = split_leaks((r[column], r["split"]) for r in t if r[column] is not None)
+        problems += [f"examples: {column} {k} has rows in more than one split" for k in leaks[:20]]
+    return problems
+
+
 def _verify(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="sightline data verify",
                                 description="Re-check every shard's sha256 and row count against the manifest.")
@@ -22,7 +35,7 @@ def _verify(argv: list[str]) -> int:
     a = p.parse_args(argv)
     store = Store(a.data)
     v = store.resolve(a.version)
-    problems = store.verify(v)
+    problems = store.verify(v) + _split_problems(store, v)
     n_files = sum(len(es) for es in store.manifest(v)["files"].values())
     if problems:
         for prob in problems:
@@ -30,6 +43,31 @@ def _verify(argv: list[str]) -> int:
         print(f"{store.root} v{v:04d}: {len(problems)} problem(s) in {n_files} files", file=sys.stderr)
         return 1
     print(f"{store.root} v{v:04d}: OK, {n_files} files match the manifest")
+    return 0
+
+
+def _inspect(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="sightline data inspect",
+        description="Show how a source would be read: detected format, files, the fields of the first rows as "
+                    "dotted paths, the column mapping it would use, and 3 parsed rows. Give a file, a folder, a "
+                    "glob, or a data recipe (every source in it).")
+    p.add_argument("source", help="a JSON / JSONL / Parquet file, a folder, a glob, an HF save_to_disk folder, "
+                                  "or a recipe .yaml")
+    p.add_argument("--rows", type=int, default=3, help="parsed rows to show (default %(default)s)")
+    a = p.parse_args(argv)
+    from curation.sources.inspection import format_inspection, inspect_source
+
+    if a.source.endswith((".yaml", ".yml")):
+        from curation.config import apply_overrides, read_yaml
+
+        specs = (apply_overrides(read_yaml(a.source), []).get("sources") or [])
+        if not specs:
+            raise SightlineError(f"{a.source}: the recipe lists no `sources:`")
+    else:
+        specs = [a.source]
+    for spec in specs:
+        print(format_inspection(inspect_source(spec, n=a.rows)))
     return 0
 
 
@@ -50,10 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(argv or [])
     if argv and argv[0] == "verify":
         return _verify(argv[1:])
+    if argv and argv[0] == "inspect":
+        return _inspect(argv[1:])
     if argv and argv[0] == "versions":
         return _versions(argv[1:])
-    try:
-        from pipelines import curate
-    except ImportError as e:  # pragma: no cover - only while the pipeline is being built
-        raise SightlineError(f"the curate pipeline is not available: {e}") from e
+    from pipelines import curate
+
     return curate.main(argv)

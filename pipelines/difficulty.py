@@ -22,13 +22,11 @@ import shutil
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 from curation.errors import SightlineError
-
 from training.difficulty import STAGE, DifficultyConfig
-
 
 # ---------------------------------------------------------------------------- transforms
 
@@ -230,10 +228,9 @@ def _rewrite_rl(src: Path, dst: Path, shard: int, scores: dict[str, dict], rejec
 
 def run(data: str | Path, version: int | str | None, cfg: DifficultyConfig) -> int:
     """Score ``data``'s rl prompts by ``cfg.model``'s pass rate over ``cfg.k`` rollouts; returns the new version."""
-    import apache_beam as beam
 
     from curation.store import Store, write_parquet
-    from pipelines.curate import _options, _runner
+    from pipelines.runner import new_pipeline
     from schemas import check_table, to_table
 
     if not cfg.model:
@@ -259,7 +256,7 @@ def run(data: str | Path, version: int | str | None, cfg: DifficultyConfig) -> i
     with store.begin() as st:
         work = st.path / "_work"
         if jobs:
-            pipeline = beam.Pipeline(runner=_runner(), options=_options(cfg.workers))
+            pipeline = new_pipeline(cfg.workers)
             build(pipeline, jobs, cfg, cfg.model, work)
             pipeline.run().wait_until_finish()
         scores = {s["_key"]: s for s in _read_jsonl(work, "scores")}

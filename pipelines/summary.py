@@ -1,19 +1,33 @@
-"""After the Beam passes: name the shards, count what happened, and say it to the user."""
+"""After the Beam passes: name the shards, count what happened, and say it to the user.
+
+The staging folder is a local ``Path`` or a ``curation.store_fs.FsPath`` on object storage; only the
+calls both support are used (glob, rename, unlink, open) and Parquet footers via ``parquet_metadata``.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-def finalize_shards(staging: Path) -> None:
-    """Drop empty shards where a table has others, then name them part-00000-of-000NN.parquet."""
+
+def read_columns(path, columns: list[str]) -> list[dict]:
+    """Rows (only ``columns``) of one Parquet file, local or remote."""
     import pyarrow.parquet as pq
 
+    if isinstance(path, Path):
+        return pq.read_table(path, columns=columns).to_pylist()
+    with path.open("rb") as f:
+        return pq.read_table(f, columns=columns).to_pylist()
+
+
+def finalize_shards(staging: Path) -> None:
+    """Drop empty shards where a table has others, then name them part-00000-of-000NN.parquet."""
     from curation.store import shard_name
+    from curation.store_fs import parquet_metadata
     from schemas import SCHEMAS
 
     for table in SCHEMAS:
         d = staging / table
         files = sorted(d.glob("*.parquet")) if d.is_dir() else []
-        rows = {f: pq.read_metadata(f).num_rows for f in files}
+        rows = {f: parquet_metadata(f).num_rows for f in files}
         keep = [f for f in files if rows[f]] or files[:1]
         for f in files:
             if f not in keep:
@@ -23,47 +37,20 @@ def finalize_shards(staging: Path) -> None:
             f.rename(d / shard_name(i, len(tmp)))
 
 
-def stage_counts(c: dict[str, int], rejects_by_stage: dict[str, int], seconds: dict[str, float]) -> dict:
-    g = lambda k: c.get(k, 0)  # noqa: E731
-    test = g("split.test")
-    train = g("decontam.out") - test
-    counts = {
-        "ingest": {"in": g("ingest.in"), "out": g("ingest.out"), "rejected": rejects_by_stage.get("ingest", 0)},
-        "validate": {"in": g("validate.in"), "out": g("validate.out"),
-                     "rejected": rejects_by_stage.get("validate", 0)},
-        "dedup": {"in": g("dedup.in"), "out": g("dedup.out"), "rejected": 0,
-                  "duplicates": rejects_by_stage.get("dedup", 0)},
-        "decontam": {"in": g("decontam.in"), "out": g("decontam.out"),
-                     "rejected": rejects_by_stage.get("decontam", 0)},
-        "split": {"train": train, "test": test},
-        "caption": {"in": train, "out": g("caption.out"), "rejected": rejects_by_stage.get("caption", 0)},
-        "distill": {"in": g("caption.out"), "out": g("distill.out"), "rejected": rejects_by_stage.get("distill", 0)},
-        "verify": {"traces": g("verify.traces"), "correct": g("verify.correct")},
-        "select": {k[len("verify.status_"):]: v for k, v in sorted(c.items()) if k.startswith("verify.status_")},
-    }
-    # seconds spent inside each stage's functions (summed over workers), teachers included
-    for stage, keys in (("ingest", ["ingest.usecs"]), ("validate", ["validate.usecs"]),
-                        ("caption", ["caption.teacher_usecs"]), ("distill", ["reason.teacher_usecs", "distill.usecs"])):
-        counts[stage]["cpu_seconds"] = round(sum(g(k) for k in keys) / 1e6, 2)
-    counts["passes"] = {k: round(v, 2) for k, v in seconds.items()}
-    return counts
-
-
 def table_rows(staging: Path) -> dict[str, int]:
-    import pyarrow.parquet as pq
+    from curation.store_fs import parquet_metadata
 
-    return {d.name: sum(pq.read_metadata(f).num_rows for f in d.glob("*.parquet"))
+    return {d.name: sum(parquet_metadata(f).num_rows for f in d.glob("*.parquet"))
             for d in sorted(staging.iterdir()) if d.is_dir() and not d.name.startswith("_")}
 
 
 def rejects_summary(staging: Path) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
-    import pyarrow.parquet as pq
 
     by_stage: dict[str, int] = {}
     by_reason: dict[tuple[str, str], int] = {}
     for f in sorted((staging / "rejects").glob("*.parquet")):
-        t = pq.read_table(f, columns=["stage", "reason"]).to_pydict()
-        for stage, reason in zip(t["stage"], t["reason"]):
+        for r in read_columns(f, ["stage", "reason"]):
+            stage, reason = r["stage"], r["reason"]
             by_stage[stage] = by_stage.get(stage, 0) + 1
             by_reason[(stage, reason)] = by_reason.get((stage, reason), 0) + 1
     return by_stage, by_reason
@@ -80,8 +67,10 @@ def print_summary(info, by_reason: dict[tuple[str, str], int], stages: tuple[str
         rows.append((stage, s.get("in", 0), s.get("out", 0), s.get("rejected", 0), s.get("duplicates", 0),
                      s.get("cpu_seconds")))
     print(format_rows(["stage", "in", "out", "rejected", "duplicates", "cpu_s"], rows).rsplit("\n", 1)[0])
+    sp = sc.get("split", {})
+    print("\nsplit:   " + ", ".join(f"{k}={n}" for k, n in sp.items()))
     v = sc.get("verify", {})
-    print(f"\ntraces: {v.get('traces', 0)} written, {v.get('correct', 0)} correct; "
+    print(f"traces:  {v.get('traces', 0)} written, {v.get('correct', 0)} correct; "
           + ", ".join(f"{k}={n}" for k, n in sc.get("select", {}).items()))
     if by_reason:
         print("rejects: " + ", ".join(f"{s}/{r}={n}" for (s, r), n in sorted(by_reason.items(), key=lambda x: -x[1])))
@@ -90,5 +79,5 @@ def print_summary(info, by_reason: dict[tuple[str, str], int], stages: tuple[str
     print(f"accounting: {a['rows_in']} in = {a['rows_written']} written + {a['rows_rejected']} rejected + "
           f"{a['rows_duplicate']} duplicates")
     print("time:    " + ", ".join(f"{k} {s:.1f} s" for k, s in sc["passes"].items()))
-    print(f"\nwrote {info.path}  (teachers: {m['teachers']['caption']['model']}, {m['teachers']['reason']['model']})")
+    print(f"\nwrote {info.path}  (teachers: {m['teachers']['caption']['model']}, {m['teachers']['distill']['model']})")
     print(f"look:   sightline audit --data {info.path.parent} summary")

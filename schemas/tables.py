@@ -25,17 +25,19 @@ _LINEAGE = [
 ]
 
 EXAMPLES = pa.schema(_LINEAGE + [
-    pa.field("split", _STR),                 # "train" | "test", by hashing the id
+    pa.field("split", _STR),                 # "train" | "val" | "test", by hashing the split group
+    pa.field("split_group", _STR),           # image_key of the smallest near-copy of the first image
     pa.field("task", _STR),                  # task family, e.g. "counting"
     pa.field("level", pa.int32()),           # generator difficulty knob (synthetic only)
     pa.field("images", pa.list_(IMAGE)),     # every image of the row, in order
     pa.field("width", pa.int32()),           # of the first image
     pa.field("height", pa.int32()),
     pa.field("image_hash", _STR),            # 64-bit perceptual hash of the first image, 16 hex digits
+    pa.field("image_key", _STR),             # sha256 of the first image's bytes (exact identity)
     pa.field("question", _STR, nullable=False),
     pa.field("choices", pa.list_(_STR)),     # multiple-choice options, in order (A, B, ...)
     pa.field("answer", _STR, nullable=False),  # gold answer
-    pa.field("answer_type", _STR),           # multiple_choice | yes_no | integer | number | math | text
+    pa.field("answer_type", _STR),           # multiple_choice | multi_choice | yes_no | integer | number | math | text | open
     pa.field("scene", _STR),                 # JSON scene of a synthetic example (program teachers)
     pa.field("caption", _STR),
     pa.field("caption_teacher", _STR),
@@ -95,12 +97,14 @@ REJECTS = pa.schema(_LINEAGE + [
     pa.field("question", _STR),
 ])
 
-# `test` is the held-out split, in the rl layout so evaluation and rewards read one format.
+# `val` and `test` are the held-out splits, in the rl layout so evaluation and rewards read one format:
+# `val` for every choice of hyperparameter and early stopping, `test` only for the final evaluation.
 TABLES: dict[str, pa.Schema] = {
     "examples": EXAMPLES,
     "traces": TRACES,
     "sft": SFT,
     "rl": RL,
+    "val": RL,
     "test": RL,
     "rejects": REJECTS,
 }

@@ -106,7 +106,7 @@ def test_min_question_chars_ignores_short_generic_questions():
 
 
 def test_eval_spec_infers_the_type(tmp_path, eval_files):
-    assert eval_spec(eval_files[0])["type"] == "jsonl"
+    assert eval_spec(eval_files[0])["type"] == "auto"  # .json may be an array or an object keyed by id
     assert eval_spec(eval_files[1])["type"] == "parquet"
     assert eval_spec({"type": "jsonl", "path": eval_files[0]})["require_answer"] is False
     (tmp_path / "notes.txt").write_text("x")

@@ -1,17 +1,19 @@
 import pytest
 
 from curation.errors import SightlineError
+from curation.config import build
+from curation.recipe import CaptionTeacher, DistillTeacher
 from curation.teachers import ProgramTeacher, Request, TeacherSpec, make_teacher
 
 
 def test_spec_errors_are_clear():
     with pytest.raises(SightlineError, match="needs `model:`"):
-        TeacherSpec.from_dict("reason", {"backend": "transformers"})
-    with pytest.raises(SightlineError, match="unknown key"):
-        TeacherSpec.from_dict("caption", {"backend": "program", "modle": "x"})
+        build(DistillTeacher, {"backend": "transformers"})
+    with pytest.raises(SightlineError, match="unknown config key"):
+        build(CaptionTeacher, {"backend": "program", "modle": "x"})
     with pytest.raises(SightlineError, match="backend must be one of"):
-        TeacherSpec.from_dict("caption", {"backend": "openai"})
-    spec = TeacherSpec.from_dict("reason", {"backend": "vllm", "model": "/m/r1", "n": 4, "temperature": 0.6})
+        build(CaptionTeacher, {"backend": "openai"})
+    spec = build(DistillTeacher, {"backend": "vllm", "model": "/m/r1", "n": 4, "temperature": 0.6})
     assert spec.model_id == "vllm:/m/r1"
     assert spec.record("distill-v1") == {"backend": "vllm", "model": "vllm:/m/r1", "prompt_version": "distill-v1",
                                          "sampling": {"n": 4, "temperature": 0.6, "top_p": 0.95,
@@ -23,7 +25,7 @@ def test_program_teachers_are_deterministic_and_need_a_scene():
     from curation.verify import verify
 
     rows = list(generate(6, seed=3))
-    reasoner = make_teacher(TeacherSpec.from_dict("reason", {"n": 3, "error_rate": 0.5})).load()
+    reasoner = make_teacher(build(DistillTeacher, {"n": 3, "error_rate": 0.5})).load()
     reqs = [Request(key=r["id"], prompt="p", scene=r["scene"], n=3) for r in rows]
     a, b = reasoner.generate(reqs), reasoner.generate(reqs)
     assert a == b and all(len(x) == 3 for x in a)

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from curation.errors import SightlineError
+from curation.config import build
+from curation.recipe import CaptionTeacher, DistillTeacher
 from curation.teachers import Request, TeacherSpec, VLLMTeacher, make_teacher
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,7 +71,7 @@ def test_vllm_greedy_matches_transformers(vllm_run):
 def test_vllm_missing_names_the_extra():
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is importable in this venv")
-    spec = TeacherSpec.from_dict("reason", {"backend": "vllm", "model": "/nonexistent"})
+    spec = build(DistillTeacher, {"backend": "vllm", "model": "/nonexistent"})
     with pytest.raises(SightlineError, match=r"sightline\[vllm\]|\.\[vllm\]"):
         make_teacher(spec).load()
 
@@ -104,7 +106,7 @@ def test_vllm_request_shape_with_images(monkeypatch):
                     for p in params]
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
-    spec = TeacherSpec.from_dict("caption", {"backend": "vllm", "model": "/m/vl", "dtype": "bfloat16", "seed": 3,
+    spec = build(CaptionTeacher, {"backend": "vllm", "model": "/m/vl", "dtype": "bfloat16", "seed": 3,
                                              "temperature": 0.0, "max_new_tokens": 64,
                                              "engine_args": {"max_model_len": 4096, "seed": 5}})
     teacher = VLLMTeacher(spec).load()

@@ -93,13 +93,15 @@ def build_tiny_qwen2(out: Path, vocab_size: int = 384) -> Path:
 
 def main(workdir: str) -> dict:
     from curation.errors import SightlineError
+    from curation.config import build
+    from curation.recipe import CaptionTeacher, DistillTeacher
     from curation.teachers import Request, TeacherSpec, TransformersTeacher, make_teacher
 
     t0 = time.perf_counter()
     ckpt = build_tiny_qwen2(Path(workdir) / "tiny-qwen2")
     res: dict = {"build_s": round(time.perf_counter() - t0, 2)}
 
-    spec = TeacherSpec.from_dict("reason", {
+    spec = build(DistillTeacher, {
         "backend": "vllm", "model": str(ckpt), "n": 2, "temperature": 1.0, "top_p": 1.0,
         "max_new_tokens": MAX_NEW, "dtype": "float32", "seed": 7,
         "engine_args": {"enforce_eager": True, "distributed_executor_backend": "uni", "max_model_len": 256,
@@ -161,7 +163,7 @@ def main(workdir: str) -> dict:
 
     # A missing checkpoint is reported, not hung on.
     try:
-        TeacherSpec.from_dict("reason", {"backend": "vllm"})
+        build(DistillTeacher, {"backend": "vllm"})
         res["spec_error"] = None
     except SightlineError as e:
         res["spec_error"] = str(e)

@@ -9,11 +9,12 @@ import pytest
 from PIL import Image
 
 from curation.store import Store
-from pipelines.curate import resolve_config, run
+from curation.recipe import load_data_recipe
+from pipelines.curate import run
 
 
 def _cfg(tmp_path, *sets):
-    return resolve_config("configs/data/mini.yaml", [f"output_root={tmp_path}", "synthetic.n=50", *sets])
+    return load_data_recipe("configs/data/mini.yaml", [f"output_root={tmp_path}", "synthetic.n=50", *sets])
 
 
 def _ids(store, table, version="latest"):
@@ -34,9 +35,11 @@ def test_counts_in_every_table_with_exact_teachers(mini_run):
     assert len(ex) + len(rejects) == 50  # every input row is somewhere
     train = [e for e in ex if e["split"] == "train"]
     test = [e for e in ex if e["split"] == "test"]
-    assert train and test
+    val = [e for e in ex if e["split"] == "val"]
+    assert train and test and val and len(train) + len(test) + len(val) == len(ex)
     # held-out rows never reach sft or rl; they form the test table
     assert _ids(store, "test") == sorted(e["id"] for e in test)
+    assert _ids(store, "val") == sorted(e["id"] for e in val)
     assert _ids(store, "rl") == sorted(e["id"] for e in train)
     assert not set(_ids(store, "sft")) & set(_ids(store, "test"))
     traces = store.read_table("traces").to_pylist()
@@ -53,8 +56,9 @@ def test_counts_in_every_table_with_exact_teachers(mini_run):
     m = info.manifest
     assert m["accounting"]["rows_in"] == 50
     assert m["accounting"]["rows_written"] == len(ex) and m["accounting"]["rows_duplicate"] == len(rejects)
-    assert m["stage_counts"]["split"] == {"train": len(train), "test": len(test)}
-    assert m["teachers"]["reason"]["model"].startswith("program:solution")
+    split = m["stage_counts"]["split"]
+    assert (split["train"], split["val"], split["test"]) == (len(train), len(val), len(test))
+    assert m["teachers"]["distill"]["model"].startswith("program:solution")
     assert store.verify() == []
 
 
@@ -127,7 +131,8 @@ def test_bad_rows_land_in_rejects_with_distinct_reasons(tmp_path):
     ]
     (src / "data.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     spec = {"type": "jsonl", "name": "handmade", "path": str(src / "data.jsonl")}
-    info = run(_cfg(tmp_path, "synthetic.n=0", "test_fraction=0.0", f"sources=[{json.dumps(spec)}]"))
+    info = run(_cfg(tmp_path, "synthetic.n=0", "test_fraction=0.0", "val_fraction=0.0", "ingest.max_reject_fraction=0.9",
+                    f"sources=[{json.dumps(spec)}]"))
     store = Store(info.path.parent)
     rejects = {r["source_id"]: (r["stage"], r["reason"]) for r in store.read_table("rejects").to_pylist()}
     reasons = {sid: r for sid, (_, r) in rejects.items()}
@@ -137,8 +142,11 @@ def test_bad_rows_land_in_rejects_with_distinct_reasons(tmp_path):
     assert reasons["5"] == "bad_text_encoding"
     assert reasons["6"] == "image_missing"
     assert len({reasons[k] for k in ("2", "3", "4", "5", "6")}) == 5
-    # the two good rows have no scene: the program captioner refuses them with a reason, not a crash
-    assert rejects["0"] == ("caption", "caption_failed") and rejects["1"] == ("caption", "caption_failed")
+    # the two good rows have no scene: the program captioner cannot serve them, so they reach rl uncaptioned
+    assert "0" not in rejects and "1" not in rejects
+    rl = store.read_table("rl").to_pylist()
+    assert sorted(r["source_id"] for r in rl) == ["0", "1"] and store.read_table("sft").num_rows == 0
+    assert info.manifest["stage_counts"]["caption"]["skipped"] == 2
     a = info.manifest["accounting"]
     assert a["rows_in"] == 7 and a["rows_in"] == a["rows_written"] + a["rows_rejected"] + a["rows_duplicate"]
 

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from curation.store import Store
-from pipelines.curate import resolve_config, run
+from curation.recipe import load_data_recipe
+from pipelines.curate import run
 from tests.training.conftest import TINY
 
 
@@ -24,7 +25,7 @@ def tiny_teacher(tmp_path_factory):
 def test_transformers_teachers_caption_distill_verify_end_to_end(tmp_path, tiny_teacher):
     teacher = {"backend": "transformers", "model": str(tiny_teacher), "max_new_tokens": 12, "batch_size": 4,
                "temperature": 1.0, "seed": 1}
-    cfg = resolve_config("configs/data/mini.yaml", [
+    cfg = load_data_recipe("configs/data/mini.yaml", [
         f"output_root={tmp_path}", "synthetic.n=12", "test_fraction=0.2",
         f"caption={json.dumps(teacher)}", f"distill={json.dumps(dict(teacher, n=2))}"])
     info = run(cfg)

@@ -1,18 +1,29 @@
 import pytest
 
 from curation.errors import SightlineError
-from pipelines.curate import resolve_config
+from curation.recipe import load_data_recipe
 
 
 def test_recipe_overrides_and_typos():
-    cfg = resolve_config("configs/data/mini.yaml", ["synthetic.n=12", "distill.n=3", "dedup.threshold=4"])
-    assert cfg["synthetic"]["n"] == 12 and cfg["distill"]["n"] == 3 and cfg["dedup"]["threshold"] == 4
-    assert cfg["distill_spec"].n == 3 and cfg["caption_spec"].backend == "program"
-    with pytest.raises(SightlineError, match="unknown config key 'synthetic.count'"):
-        resolve_config("configs/data/mini.yaml", ["synthetic.count=3"])
+    r = load_data_recipe("configs/data/mini.yaml", ["synthetic.n=12", "distill.n=3", "dedup.threshold=4"])
+    assert (r.synthetic.n, r.distill.n, r.dedup.threshold) == (12, 3, 4)
+    assert r.distill.role == "distill" and r.caption.backend == "program" and r.caption.role == "caption"
+    with pytest.raises(SightlineError, match="unknown config key synthetic.count"):
+        load_data_recipe("configs/data/mini.yaml", ["synthetic.count=3"])
     with pytest.raises(SightlineError, match="does not exist"):
-        resolve_config("configs/data/nope.yaml", [])
+        load_data_recipe("configs/data/nope.yaml", [])
     with pytest.raises(SightlineError, match="no input"):
-        resolve_config("configs/data/mini.yaml", ["synthetic.n=0"])
+        load_data_recipe("configs/data/mini.yaml", ["synthetic.n=0"])
     with pytest.raises(SightlineError, match="key=value"):
-        resolve_config("configs/data/mini.yaml", ["synthetic.n"])
+        load_data_recipe("configs/data/mini.yaml", ["synthetic.n"])
+    with pytest.raises(SightlineError, match="synthetic.n: expected an integer"):
+        load_data_recipe("configs/data/mini.yaml", ["synthetic.n=many"])
+    with pytest.raises(SightlineError, match="dedup.scope must be one of"):
+        load_data_recipe("configs/data/mini.yaml", ["dedup.scope=pixels"])
+    with pytest.raises(SightlineError, match="backend must be one of"):
+        load_data_recipe("configs/data/mini.yaml", ["caption.backend=openai"])
+
+
+def test_teachers_can_be_switched_off():
+    r = load_data_recipe("configs/data/mini.yaml", ["caption.backend=none", "distill.backend=none"])
+    assert r.caption.model_id == "none" and r.distill.model_id == "none"

@@ -35,4 +35,4 @@ def test_missing_nullable_columns_become_nulls_and_metadata_is_attached():
     assert t.column("source_id").to_pylist() == ["7"]
     assert t.column("id").to_pylist()[0].startswith("src-")
     assert b"huggingface" in t.schema.metadata
-    assert set(SCHEMAS) == {"examples", "traces", "sft", "rl", "test", "rejects"}
+    assert set(SCHEMAS) == {"examples", "traces", "sft", "rl", "val", "test", "rejects"}

@@ -1,0 +1,103 @@
+"""From one example and its teachers' outputs to the rows of every table (examples, traces, sft, rl).
+
+The rules the curate graph applies after the teachers, as plain functions: whether a row can be
+served by the caption teacher at all, the caption verdict, trace verification and selection, and
+the row layouts of ``traces``, ``sft`` and ``rl`` / ``val`` / ``test`` (the student's turn comes from
+``curation.prompts``, so training reads exactly what was written).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from curation.distill import SelectConfig, rewrite_trace, select_traces
+from curation.prompts import assistant_message, user_message
+from curation.rejects import Reject
+from curation.teachers import TeacherSpec
+from curation.verify import format_ok, verify
+
+OPEN = "open"  # answer type of sentence-length golds: no rule can verify them, a judge must
+
+
+def teachable(row: dict, caption: TeacherSpec) -> bool:
+    """Can the caption teacher serve ``row``? No when captioning is off, or when the program captioner
+    (which writes from a synthetic scene) meets a row without one: such rows go to rl/test uncaptioned."""
+    if caption.backend == "none":
+        return False
+    return caption.backend != "program" or bool(row.get("scene"))
+
+
+def rl_eligible(row: dict, keep_open: bool = False) -> Reject | None:
+    """Open-ended golds stay out of rl/val/test unless the recipe keeps them (``rl.keep_open``)."""
+    if row.get("answer_type") == OPEN and not keep_open:
+        return Reject("open_answer", "sentence-length gold needs a judge (set rl.keep_open: true to keep it)")
+    return None
+
+
+def captioned(row: dict, texts: list[str] | None, error: str | None, teacher_id: str) -> dict | Reject:
+    """The row with its caption, or why the caption teacher's output cannot be used."""
+    caption = (texts or [""])[0] if not error else ""
+    if error:
+        return Reject("caption_failed", error)
+    if not caption or not caption.strip():
+        return Reject("empty_caption", "the caption teacher returned no text")
+    return dict(row, caption=caption.strip(), caption_teacher=teacher_id)
+
+
+def rl_row(row: dict) -> dict:
+    """The rl / val / test layout of an example: a conversational prompt with one image part per image."""
+    return {"id": row["id"], "source": row["source"], "source_id": row["source_id"], "task": row.get("task"),
+            "level": row.get("level"), "prompt": [user_message(row["question"], row.get("choices"),
+                                                                n_images=len(row["images"]))],
+            "images": list(row["images"]), "solution": row["answer"], "answer_type": row.get("answer_type"),
+            "choices": row.get("choices")}
+
+
+def trace_id(example_id: str, teacher_model: str, sample_index: int) -> str:
+    return hashlib.sha256(f"{example_id}\x00{teacher_model}\x00{sample_index}".encode()).hexdigest()[:24]
+
+
+def trace_rows(row: dict, texts: list[str], teacher: dict, select: SelectConfig) -> list[dict]:
+    """Every sampled trace of ``row``: rewritten (caption -> image), verified, and marked selected or why not."""
+    traces = []
+    for i, raw in enumerate(texts):
+        text, edits = rewrite_trace(raw or "")
+        v = verify(text, row["answer"], choices=row.get("choices"), answer_type=row.get("answer_type"))
+        traces.append({
+            "id": row["id"], "source": row["source"], "source_id": row["source_id"],
+            "trace_id": trace_id(row["id"], teacher["model"], i), "split": row["split"], "task": row.get("task"),
+            "question": row["question"], "choices": row.get("choices"), "answer": row["answer"],
+            "answer_type": row.get("answer_type"), "caption": row.get("caption"),
+            "caption_teacher": row.get("caption_teacher"), "teacher": teacher["model"],
+            "prompt_version": teacher["prompt_version"], "sampling": json.dumps(teacher["sampling"], sort_keys=True),
+            "sample_index": i, "raw_trace": raw, "trace": text, "rewrite_edits": edits, "extracted": v.extracted,
+            "correct": bool(v.correct), "format_ok": bool(format_ok(text)), "verdict_reason": v.reason,
+            "length_chars": len(text)})
+    return select_traces(traces, select)
+
+
+def sft_row(row: dict, trace: dict) -> dict:
+    """A selected trace as a chat: the student's user turn (image parts + question) and the trace."""
+    user = user_message(row["question"], row.get("choices"), n_images=len(row["images"]))
+    return {"id": row["id"], "source": row["source"], "source_id": row["source_id"], "trace_id": trace["trace_id"],
+            "task": row.get("task"), "teacher": trace["teacher"],
+            "messages": [user, assistant_message(trace["trace"])], "images": list(row["images"])}
+
+
+@dataclass
+class Distilled:
+    """What one train example becomes after distillation."""
+    traces: list[dict] = field(default_factory=list)
+    sft: list[dict] = field(default_factory=list)
+
+
+def distilled(row: dict, texts: list[str] | None, error: str | None, teacher: dict,
+              select: SelectConfig) -> Distilled | Reject:
+    """Traces (all, with verdicts) and sft rows (the selected ones) of ``row``, or why there are none."""
+    if error:
+        return Reject("distill_failed", error)
+    if not texts:
+        return Reject("no_traces", "the reasoning teacher returned no text")
+    traces = trace_rows(row, texts, teacher, select)
+    return Distilled(traces=traces, sft=[sft_row(row, t) for t in traces if t["selected"]])

@@ -1,0 +1,135 @@
+"""The data recipe (`sightline data --config F --set k=v`): one typed object for the curate pipeline.
+
+Loaded by ``curation.config.load`` like every other recipe: an unknown key or a bad value is one
+line naming it, raised before anything is read or written. Sections are the stages' own config
+classes (``ValidateConfig``, ``TeacherSpec``, ``SelectConfig``, ...), passed to them as they are.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from curation.config import load
+from curation.distill import SelectConfig
+from curation.errors import SightlineError
+from curation.teachers import TeacherSpec
+from curation.validate import ValidateConfig
+
+DEDUP_SCOPES = ("question", "question_answer", "image")
+
+
+@dataclass
+class SyntheticConfig:
+    n: int = field(default=0, metadata={"help": "synthetic problems to generate (0: none)"})
+    seed: int = field(default=0, metadata={"help": "generator seed: row i is the same for the same seed"})
+    image_size: int = field(default=112, metadata={"help": "rendered image side in pixels"})
+    families: list[str] | None = field(default=None, metadata={"help": "task families (None: all)"})
+    level: int | list[int] | None = field(default=None, metadata={
+        "help": "difficulty 1..3, or [low, high], or None for 1..3"})
+    chunk: int = field(default=250, metadata={"help": "rows generated per Beam element"})
+
+
+@dataclass
+class IngestConfig:
+    max_reject_fraction: float = field(default=0.5, metadata={
+        "help": "stop before publishing when more than this share of a source's rows is rejected at ingest"})
+
+
+@dataclass
+class DedupConfig:
+    threshold: int | None = field(default=None, metadata={
+        "help": "perceptual-hash distance that makes two images candidates (None: curation.dedup's default)"})
+    scope: str = field(default="question", metadata={
+        "help": "which rows may be duplicates: question (near-copy image AND same normalized question, the "
+                "default), question_answer (also the same answer), image (near-copy image, any question)"})
+    confirm: bool = field(default=True, metadata={
+        "help": "confirm each hash candidate on a 128 px thumbnail before dropping (False: the hash decides)"})
+
+    def __post_init__(self):
+        if self.scope not in DEDUP_SCOPES:
+            raise SightlineError(f"dedup.scope must be one of {', '.join(DEDUP_SCOPES)}, got {self.scope!r}")
+        if self.threshold is None:
+            from curation.dedup import DEFAULT_THRESHOLD
+
+            self.threshold = DEFAULT_THRESHOLD
+        if not 0 <= self.threshold <= 32:
+            raise SightlineError(f"dedup.threshold must be in 0..32, got {self.threshold}")
+
+
+@dataclass
+class DecontamConfig:
+    eval_sets: list = field(default_factory=list, metadata={
+        "help": "source specs of evaluation sets whose images and questions must not appear in the data"})
+
+
+@dataclass
+class CaptionTeacher(TeacherSpec):
+    role: str = field(default="caption", init=False)
+
+
+@dataclass
+class DistillTeacher(TeacherSpec):
+    role: str = field(default="distill", init=False)
+    n: int = 2
+
+
+@dataclass
+class RLConfig:
+    keep_open: bool = field(default=False, metadata={
+        "help": "keep open-ended (sentence-answer) rows in rl/val/test; their rewards need a judge"})
+
+
+@dataclass
+class WriteConfig:
+    row_group_bytes: int = field(default=8 << 20, metadata={"help": "Parquet row-group buffer"})
+    record_batch_size: int = field(default=256, metadata={"help": "rows per Arrow record batch"})
+
+
+@dataclass
+class RunnerConfig:
+    workers: int = field(default=1, metadata={"help": "local Beam worker processes (1: in-process)"})
+
+
+@dataclass
+class DataRecipe:
+    name: str = field(default="mini", metadata={"help": "dataset name: versions go to <output_root>/<name>"})
+    output_root: str = field(default="data", metadata={"help": "folder (or gs://, s3://) holding datasets"})
+    seed: int = field(default=0, metadata={"help": "seed of the teachers' sampling"})
+    test_fraction: float = field(default=0.15, metadata={"help": "share of split groups held out as test"})
+    val_fraction: float = field(default=0.0, metadata={"help": "share of split groups held out as val"})
+    split_salt: str = field(default="", metadata={"help": "changes which groups land in val/test"})
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    sources: list = field(default_factory=list, metadata={"help": "file sources (see docs/sources.md)"})
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    decontam: DecontamConfig = field(default_factory=DecontamConfig)
+    caption: CaptionTeacher = field(default_factory=CaptionTeacher)
+    distill: DistillTeacher = field(default_factory=DistillTeacher)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+    write: WriteConfig = field(default_factory=WriteConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+
+    def __post_init__(self):
+        from curation.sources import validate_spec
+
+        if not (0 <= self.test_fraction < 1 and 0 <= self.val_fraction < 1
+                and self.test_fraction + self.val_fraction < 1):
+            raise SightlineError("test_fraction and val_fraction must be in [0, 1) and sum to less than 1")
+        if not self.synthetic.n and not self.sources:
+            raise SightlineError("no input: set synthetic.n > 0 or list file sources under `sources:`")
+        self.sources = [validate_spec(s) for s in self.sources]
+        for spec in (self.caption, self.distill):
+            spec.check()
+        if self.runner.workers < 1:
+            raise SightlineError("runner.workers must be >= 1")
+
+    @property
+    def root(self) -> str:
+        return f"{self.output_root.rstrip('/')}/{self.name}" if "://" in self.output_root \
+            else str(Path(self.output_root) / self.name)
+
+
+def load_data_recipe(path: str | Path | None, overrides: list[str] | None = None) -> DataRecipe:
+    return load(DataRecipe, path, overrides)
