@@ -173,6 +173,8 @@ def _teachers(train, recipe: DataRecipe, rejects: list):
     cap, dis = recipe.caption, recipe.distill
     parts = train | "Teachable?" >> beam.Partition(lambda r, n: 0 if teachable(r, cap) else 1, 2)
     skipped = parts[1] | "Count uncaptioned" >> beam.ParDo(T.PassThrough("caption", "skipped"))
+    if cap.backend == "none":  # no row reaches a teacher, and RunInference would still load one at setup
+        return [skipped], None
     progress = 500 if cap.backend == "program" else 32
     c = parts[0] | "Caption" >> RunInference(TeacherHandler(cap, progress_every=progress)).with_exception_handling()
     captioned = (c[0] | "After caption" >> beam.ParDo(T.AfterCaption(cap.model_id))
