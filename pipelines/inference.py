@@ -1,71 +1,50 @@
-"""Beam RunInference model handler over `curation.teachers`: batched, model loaded once per worker."""
+"""The one Beam RunInference model handler: teachers (caption, distill) and the policy (difficulty).
+
+An adapter over ``curation.rollouts``: the backend is loaded once per worker, rows are batched by
+``BatchElements`` up to the spec's ``batch_size``, and each batch is generated with the per-row retry
+of ``texts_or_errors``. Rows come out as ``PredictionResult(row, {"texts": [...]} or {"error": ...})``.
+RunInference's own model-time metrics go to ``<namespace>_<stage>``, which the runner adds to the
+stage's counts.
+"""
 from __future__ import annotations
 
 import sys
-import time
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from curation.prompts import CAPTION_PROMPT, distill_prompt
-from curation.teachers import Request, TeacherSpec, make_teacher
+from curation.accounting import NAMESPACE
+from curation.rollouts import Progress, generator_for, request_for, texts_or_errors
+from curation.teachers import TeacherSpec
 
 
-def build_request(row: dict, spec: TeacherSpec) -> Request:
-    if spec.role == "caption":
-        return Request(key=row["id"], prompt=CAPTION_PROMPT, image=((row.get("images") or [{}])[0] or {}).get("bytes"),
-                       scene=row.get("scene"), n=1)
-    return Request(key=row["id"], prompt=distill_prompt(row.get("caption") or "", row["question"], row.get("choices")),
-                   scene=row.get("scene"), n=spec.n)
-
-
-class TeacherHandler(ModelHandler[dict, PredictionResult, Any]):
-    """Rows in, PredictionResult(row, {"texts": [...]} or {"error": "..."}) out.
-
-    A batch that fails is retried row by row, so one bad row becomes one reject with its
-    reason instead of taking its batch-mates down with it.
-    """
+class GenerationHandler(ModelHandler[dict, PredictionResult, Any]):
+    """Rows in, ``PredictionResult(row, {"texts"} | {"error"})`` out, for any ``TeacherSpec`` role."""
 
     def __init__(self, spec: TeacherSpec, progress_every: int = 0):
         super().__init__()
         self.spec = spec
-        self.progress_every = progress_every
-        self._done = 0
-        self._t0 = None
+        self.progress = Progress(spec, progress_every)
 
     def load_model(self):
-        return make_teacher(self.spec).load()
+        return generator_for(self.spec).load()
 
     def run_inference(self, batch: Sequence[dict], model, inference_args=None) -> Iterable[PredictionResult]:
-        requests = [build_request(r, self.spec) for r in batch]
-        try:
-            outs = [{"texts": t} for t in model.generate(requests)]
-        except Exception:  # isolate the failing rows
-            outs = []
-            for req in requests:
-                try:
-                    outs.append({"texts": model.generate([req])[0]})
-                except Exception as e:
-                    outs.append({"error": f"{type(e).__name__}: {e}"[:2000]})
-        self._progress(len(batch))
+        outs = texts_or_errors(model, [request_for(row, self.spec) for row in batch])
+        line = self.progress.add(len(batch))
+        if line:
+            print(line, file=sys.stderr, flush=True)
         return [PredictionResult(example=row, inference=o, model_id=self.spec.model_id) for row, o in zip(batch, outs)]
-
-    def _progress(self, n: int) -> None:
-        if not self.progress_every:
-            return
-        if self._t0 is None:
-            self._t0 = time.perf_counter()
-        before, self._done = self._done, self._done + n
-        if before // self.progress_every != self._done // self.progress_every:
-            rate = self._done / max(time.perf_counter() - self._t0, 1e-9)
-            print(f"  {self.spec.role}: {self._done} rows ({rate:.0f}/s, {self.spec.model_id})", file=sys.stderr,
-                  flush=True)
 
     def batch_elements_kwargs(self):
         return {"min_batch_size": 1, "max_batch_size": self.spec.batch_size}
 
     def get_metrics_namespace(self) -> str:
-        return f"sightline_{self.spec.role}"
+        return f"{NAMESPACE}_{self.spec.stage}"
 
     def share_model_across_processes(self) -> bool:
         return False
+
+
+TeacherHandler = GenerationHandler  # the name pipelines/curate.py imports

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from curation.errors import SightlineError
 from curation.config import build
+from curation.errors import SightlineError
 from curation.recipe import CaptionTeacher, DistillTeacher
-from curation.teachers import Request, TeacherSpec, VLLMTeacher, make_teacher
+from curation.teachers import Request, VLLMTeacher, make_teacher
 
 REPO = Path(__file__).resolve().parents[2]
 VLLM_PYTHON = Path(os.environ.get("SIGHTLINE_VLLM_PYTHON", REPO / ".venv-vllm" / "bin" / "python"))
@@ -58,6 +58,15 @@ def test_vllm_teacher_is_seeded_per_row(vllm_run):
     assert r["repeat_same"]                # same rows, same texts
     assert r["alone_same"]                 # independent of batch-mates
     assert r["twins_differ"]               # same prompt, other key: other samples
+
+
+@pytest.mark.slow
+def test_vllm_policy_rollouts_k_per_rl_prompt(vllm_run):
+    """The difficulty pass's `vllm` backend: the rl row's conversation, k samples, one bad row one error."""
+    r = vllm_run
+    assert r["policy_teacher"] == "VLLMTeacher" and r["policy_counts"] == [3, 0, 3]
+    assert r["policy_error"] == "ValueError: the prompt has 1 image parts but the row has 0 images"
+    assert r["policy_rows_differ"] and r["policy_repeat_same"]
 
 
 @pytest.mark.slow

@@ -92,9 +92,9 @@ def build_tiny_qwen2(out: Path, vocab_size: int = 384) -> Path:
 
 
 def main(workdir: str) -> dict:
-    from curation.errors import SightlineError
     from curation.config import build
-    from curation.recipe import CaptionTeacher, DistillTeacher
+    from curation.errors import SightlineError
+    from curation.recipe import DistillTeacher
     from curation.teachers import Request, TeacherSpec, TransformersTeacher, make_teacher
 
     t0 = time.perf_counter()
@@ -135,6 +135,25 @@ def main(workdir: str) -> dict:
     res["raw_n"] = len(raw.outputs)
     res["raw_max_tokens"] = max(len(o.token_ids) for o in raw.outputs)
     res["raw_same_as_generate"] = [o.text.strip() for o in raw.outputs] == out[0]
+
+    # The policy role (the difficulty pass) on the same engine: an rl row's whole conversation in, k
+    # samples out, seeded per row, and the shared retry turns a row whose images do not match its prompt
+    # into one error while its batch-mates still generate.
+    from curation.rollouts import generator_for, request_for, texts_or_errors
+
+    policy = generator_for(TeacherSpec(role="policy", backend="vllm", model=str(ckpt), n=3, temperature=1.0,
+                                       top_p=1.0, max_new_tokens=MAX_NEW, dtype="float32", seed=7))
+    policy.llm = teacher.llm
+    text_turn = {"role": "user", "content": [{"type": "text", "text": prompts[1]}]}
+    rows = [{"id": "rl0", "prompt": [text_turn], "images": []},
+            {"id": "rl1", "prompt": [{"role": "user", "content": [{"type": "image", "text": None}]}], "images": []},
+            {"id": "rl2", "prompt": [text_turn], "images": []}]
+    outs = texts_or_errors(policy, [request_for(r, policy.spec) for r in rows])
+    res["policy_teacher"] = type(policy).__name__
+    res["policy_counts"] = [len(o.get("texts") or []) for o in outs]
+    res["policy_error"] = outs[1].get("error")
+    res["policy_rows_differ"] = outs[0]["texts"] != outs[2]["texts"]  # same prompt, other id: other samples
+    res["policy_repeat_same"] = texts_or_errors(policy, [request_for(rows[0], policy.spec)])[0] == outs[0]
 
     # Greedy on the same engine matches transformers token for token (float32, same checkpoint).
     import torch

@@ -45,11 +45,11 @@ def scored(tmp_path_factory):
         mp.setattr(curation.verify, "verify", verify)
         cfg = DifficultyConfig(model=str(model), k=K, max_new_tokens=8, batch_size=4, seed=0, device="cpu")
         version = difficulty.run(store.root, 1, cfg)
-    return store, version, tables
+    return store, version, tables, model
 
 
 def test_new_version_has_parent_and_pass_rates(scored):
-    store, version, tables = scored
+    store, version, tables, _ = scored
     assert version == 2
     m = store.manifest(version)
     assert m["parent"] == 1 and store.verify(version) == []
@@ -70,7 +70,7 @@ def test_new_version_has_parent_and_pass_rates(scored):
 
 
 def test_other_tables_are_the_same_bytes_and_failures_are_rejects(scored):
-    store, version, tables = scored
+    store, version, tables, _ = scored
     old, new = store.manifest(1)["files"], store.manifest(version)["files"]
     for table in old:
         if table in ("rl", "rejects"):
@@ -87,7 +87,7 @@ def test_other_tables_are_the_same_bytes_and_failures_are_rejects(scored):
 
 
 def test_manifest_accounts_for_every_prompt(scored):
-    store, version, _ = scored
+    store, version, _, _ = scored
     m = store.manifest(version)
     c = m["stage_counts"]["difficulty"]
     assert (c["in"], c["out"], c["rejected"]) == (7, 6, 1)
@@ -96,8 +96,40 @@ def test_manifest_accounts_for_every_prompt(scored):
     assert c["correct"] == sum(r["n_correct"] for r in store.read_table("rl", version).to_pylist())
     assert m["stage_counts"]["validate"] == {"in": 10, "out": 9, "rejected": 1}  # the parent's, carried
     assert m["teachers"]["policy"]["sampling"]["n"] == K
+    assert {k: m["teachers"]["policy"][k] for k in ("backend", "stage", "prompt_version")} == {
+        "backend": "transformers", "stage": "difficulty", "prompt_version": "v1"}
+    assert m["teachers"]["policy"]["model"] == f"transformers:{m['config']['model']}"
     assert (m["config"]["k"], m["config"]["max_new_tokens"], m["config"]["batch_size"]) == (K, 8, 4)  # the config, whole
     assert m["rejects_by_reason"] == {"difficulty/rollout_error": 1}
+
+
+def test_limit_on_object_storage_scores_the_first_rows_and_carries_the_rest(scored, tmp_path, monkeypatch):
+    """The same pass over a copy of v1 on fsspec's memory:// store: rl read through the verified cache."""
+    import uuid
+
+    import fsspec
+
+    from curation.store_fs import copy_file, location
+    from pipelines import difficulty
+    from training.difficulty import DifficultyConfig
+
+    store, _, _, model = scored
+    monkeypatch.setenv("SIGHTLINE_CACHE", str(tmp_path / "cache"))
+    url = f"memory://bucket-{uuid.uuid4().hex[:8]}/data/synth"
+    remote = Store(url)
+    try:
+        for f in [*store.path(1).rglob("*.parquet"), store.path(1) / "manifest.json"]:
+            copy_file(f, location(f"{url}/v0001/{f.relative_to(store.path(1)).as_posix()}"))
+        cfg = DifficultyConfig(model=str(model), k=1, max_new_tokens=4, batch_size=2, limit=4, device="cpu")
+        assert difficulty.run(url, "latest", cfg) == 2
+        rl = remote.read_table("rl", 2).to_pylist()
+        assert [r["n_rollouts"] for r in rl] == [1, 1, 1, 1, None, None, None]  # the corrupt last row: unscored
+        c = remote.manifest(2)["stage_counts"]["difficulty"]
+        assert (c["in"], c["out"], c["scored"], c["unscored"], c["rejected"]) == (7, 7, 4, 3, 0)
+        assert remote.verify(2) == []
+    finally:
+        fs, path = fsspec.core.url_to_fs(url)
+        fs.rm(path.split("/data")[0], recursive=True)
 
 
 def test_cli_refuses_a_missing_model(tmp_path, capsys):
@@ -111,6 +143,8 @@ def test_cli_refuses_a_missing_model(tmp_path, capsys):
     (["--k", "0"], "difficulty: k, batch_size, max_new_tokens and workers must be >= 1"),
     (["--top-p", "1.5"], "difficulty: temperature must be >= 0 and top_p in"),
     (["--k", "many"], "difficulty.k: expected an integer"),
+    (["--backend", "tpu"], "difficulty.backend: expected one of transformers, vllm, got 'tpu'"),
+    (["--engine-args", "[1, 2]"], "difficulty.engine_args: expected a mapping"),
 ])
 def test_cli_flags_are_checked_by_the_config_before_the_model(tmp_path, capsys, flags, message):
     from pipelines.cli import main
