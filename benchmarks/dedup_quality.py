@@ -82,10 +82,7 @@ def render_photo(rng: np.random.Generator, size: int = 256) -> Image.Image:
 
 def project_scenes(n: int, seed: int) -> list[Image.Image]:
     """Images of the project's own generator (only with --use-synthetic)."""
-    try:
-        from curation.synthetic import generate
-    except ImportError:
-        from curation.synthetic.generator import generate
+    from curation.synthetic import generate
 
     return [Image.open(io.BytesIO(row["images"][0]["bytes"])).convert("RGB") for row in generate(n, seed=seed)]
 

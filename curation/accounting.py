@@ -6,18 +6,25 @@ namespace; ``stage_counts`` turns those counters and the rejects into the manife
 """
 from __future__ import annotations
 
+from curation.split import SPLITS
+
 NAMESPACE = "sightline"
 # One name per stage, in the order rows meet them. ``distill`` is the reasoning teacher's stage
 # (its teacher role has the same name); ``verify`` and ``select`` count traces, not rows.
 STAGES = ("ingest", "validate", "dedup", "decontam", "split", "caption", "distill", "verify", "select")
 ROW_STAGES = ("ingest", "validate", "dedup", "decontam", "caption", "distill")
-SPLITS = ("train", "val", "test")
 OTHER_STAGES = ("difficulty",)  # the difficulty pass: k rollouts of a policy per rl prompt
 
 
 def counter_name(stage: str, what: str) -> str:
     assert stage in STAGES or stage in OTHER_STAGES, f"unknown stage {stage!r}"
     return f"{stage}.{what}"
+
+
+def model_metrics_namespace(stage: str) -> str:
+    """Where Beam's RunInference puts a model stage's timings (``<namespace>_<stage>``; the runner reads them)."""
+    assert stage in STAGES or stage in OTHER_STAGES, f"unknown stage {stage!r}"
+    return f"{NAMESPACE}_{stage}"
 
 
 def stage_counts(c: dict[str, int], rejects_by_stage: dict[str, int], seconds: dict[str, float]) -> dict:

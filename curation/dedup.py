@@ -168,12 +168,6 @@ def exact_key(question: str, image_hash_hex: str, answer: str | None = None) -> 
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def exact_duplicates(ids: Iterable[str]) -> list[tuple[str, str]]:
-    """``(dropped_id, kept_id)`` for one exact-key group: every id but the smallest is dropped."""
-    unique = sorted(set(ids))
-    return [(i, unique[0]) for i in unique[1:]]
-
-
 # ---------------------------------------------------------------- the default duplicate rule
 # A row is a duplicate only when its image is a confirmed near-copy (or the same bytes) of another
 # row's image AND its normalized question is the same: different questions about one image are

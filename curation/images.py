@@ -113,9 +113,3 @@ def to_rgb(img: Image.Image) -> Image.Image:
         return Image.alpha_composite(white, rgba).convert("RGB")
     return img.convert("RGB")
 
-
-def normalize_image_bytes(img: Image.Image) -> bytes:
-    """Lossless PNG of an RGB image: one encoding for every source format, without metadata."""
-    buf = io.BytesIO()
-    to_rgb(img).save(buf, format="PNG", compress_level=6)
-    return buf.getvalue()

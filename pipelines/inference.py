@@ -14,7 +14,7 @@ from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from curation.accounting import NAMESPACE
+from curation.accounting import model_metrics_namespace
 from curation.rollouts import Progress, generator_for, request_for, texts_or_errors
 from curation.teachers import TeacherSpec
 
@@ -41,7 +41,7 @@ class GenerationHandler(ModelHandler[dict, PredictionResult, Any]):
         return {"min_batch_size": 1, "max_batch_size": self.spec.batch_size}
 
     def get_metrics_namespace(self) -> str:
-        return f"{NAMESPACE}_{self.spec.stage}"
+        return model_metrics_namespace(self.spec.stage)
 
     def share_model_across_processes(self) -> bool:
         return False

@@ -119,6 +119,29 @@ class TinyModelConfig:
             raise ValueError(f"patch_size must be >= 2 and merge_size >= 1, got {self.patch_size} and {self.merge_size}")
 
 
+def _qwen2_vl_config(vocab: int, ids: dict[str, int], *, text_hidden: int, text_layers: int, vision_depth: int,
+                     vision_hidden: int, patch_size: int, merge_size: int):
+    """Qwen2-VL's architecture at tiny sizes: head sizes 32 (text) and 16 (vision), tied embeddings."""
+    from transformers import Qwen2VLConfig
+
+    heads = text_hidden // 32
+    return Qwen2VLConfig(
+        text_config={
+            "vocab_size": vocab, "hidden_size": text_hidden, "intermediate_size": 4 * text_hidden,
+            "num_hidden_layers": text_layers, "num_attention_heads": heads, "num_key_value_heads": heads,
+            "max_position_embeddings": 4096, "tie_word_embeddings": True,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": _mrope_section(32)},
+            "bos_token_id": None, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"]},
+        vision_config={
+            "depth": vision_depth, "embed_dim": vision_hidden, "hidden_size": text_hidden, "num_heads": vision_hidden // 16,
+            "mlp_ratio": 4, "patch_size": patch_size, "spatial_merge_size": merge_size,
+            "temporal_patch_size": TEMPORAL_PATCH_SIZE},
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+
+
 def build_tiny_model(out_dir: str | Path, config: TinyModelConfig | None = None, *, texts: Iterable[str] | None = None,
                      vocab_size: int = 512, text_hidden: int = 128, text_layers: int = 2, vision_depth: int = 2,
                      vision_hidden: int = 64, image_size: int = 112, patch_size: int = PATCH_SIZE,
@@ -135,7 +158,7 @@ def build_tiny_model(out_dir: str | Path, config: TinyModelConfig | None = None,
     """
     if config is not None:
         return build_tiny_model(out_dir, texts=texts, **dataclasses.asdict(config))
-    from transformers import GenerationConfig, Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    from transformers import GenerationConfig, Qwen2VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
     from trl.chat_template_utils import qwen2_5_vl_chat_template  # byte-identical to Qwen2-VL's own
 
@@ -154,22 +177,9 @@ def build_tiny_model(out_dir: str | Path, config: TinyModelConfig | None = None,
     processor = qwen_classes("qwen2_vl")[1](image_processor=image_processor, tokenizer=tokenizer,
                                              chat_template=qwen2_5_vl_chat_template)
 
-    heads = text_hidden // 32
-    config = Qwen2VLConfig(
-        text_config={
-            "vocab_size": len(tokenizer), "hidden_size": text_hidden, "intermediate_size": 4 * text_hidden,
-            "num_hidden_layers": text_layers, "num_attention_heads": heads, "num_key_value_heads": heads,
-            "max_position_embeddings": 4096, "tie_word_embeddings": True,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": _mrope_section(32)},
-            "bos_token_id": None, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"]},
-        vision_config={
-            "depth": vision_depth, "embed_dim": vision_hidden, "hidden_size": text_hidden, "num_heads": vision_hidden // 16,
-            "mlp_ratio": 4, "patch_size": patch_size, "spatial_merge_size": merge_size,
-            "temporal_patch_size": TEMPORAL_PATCH_SIZE},
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
-    )
+    config = _qwen2_vl_config(len(tokenizer), ids, text_hidden=text_hidden, text_layers=text_layers,
+                              vision_depth=vision_depth, vision_hidden=vision_hidden, patch_size=patch_size,
+                              merge_size=merge_size)
     torch.manual_seed(seed)
     model = Qwen2VLForConditionalGeneration(config)
     model.generation_config = GenerationConfig(

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from curation.rejects import reject_row
 from curation.sources.formats import items
 from curation.sources.health import ingest_health
 from curation.sources.inspection import format_inspection, inspect_source
@@ -43,11 +44,9 @@ from curation.sources.spec import (
     STAGE,
     TYPES,
     compile_columns,
-    describe_spec,
     validate_spec,
 )
 from curation.sources.values import Reject, to_row
-from schemas.tables import make_reject
 
 Row = tuple[str, dict]
 
@@ -77,9 +76,9 @@ def read_source(spec: dict, *, limit: int | None = None) -> Iterator[Row]:
 
 def _reject(s: dict, source_id: str, reason: str, detail: str = "", question: str | None = None) -> Row:
     assert reason in REASONS, reason
-    return "reject", make_reject(STAGE, reason, source=s["name"], source_id=source_id,
-                                 detail=detail, question=question)
+    return "reject", reject_row(STAGE, {"source": s["name"], "source_id": source_id, "question": question}, reason,
+                                detail)
 
 
-__all__ = ["ANSWER_TYPES", "COLUMNS", "DEFAULTS", "REASONS", "STAGE", "TYPES", "describe_spec",
+__all__ = ["ANSWER_TYPES", "COLUMNS", "DEFAULTS", "REASONS", "STAGE", "TYPES",
            "format_inspection", "ingest_health", "inspect_source", "read_source", "validate_spec"]

@@ -31,7 +31,7 @@ REASONS = (
 )
 
 __all__ = ["ANSWER_TYPES", "COLUMNS", "DEFAULTS", "REASONS", "STAGE", "TYPES", "compile_columns",
-           "describe_spec", "sample_records", "validate_spec"]
+           "sample_records", "validate_spec"]
 
 
 def _check_options(spec: dict, s: dict) -> None:
@@ -114,16 +114,6 @@ def validate_spec(spec: dict, *, check_columns: bool = True) -> dict:
 def compile_columns(s: dict) -> dict[str, tuple[str, tuple]]:
     """Our name -> (their path, parsed steps), parsed once per read."""
     return {ours: (theirs, parse_path(theirs)) for ours, theirs in s["columns"].items()}
-
-
-def describe_spec(spec: dict) -> str:
-    """One line for logs and the manifest: type, name, path and the non-default column mapping."""
-    s = {**DEFAULTS, **spec}
-    cols = {k: v for k, v in (s["columns"] or {}).items() if k != v}
-    mapping = ", ".join(f"{k}<-{v}" for k, v in cols.items())
-    extra = [f"{k}={s[k]!r}" for k in ("answer_type", "task", "split", "image_root", "records") if s.get(k)]
-    return (f"{s.get('type', 'auto')} source {s.get('name')!r} at {s.get('path')}"
-            + (f" [{mapping}]" if mapping else "") + (f" ({', '.join(extra)})" if extra else ""))
 
 
 # ---------------------------------------------------------------- mapped columns exist

@@ -16,7 +16,6 @@ from curation.dedup import (
     confirm,
     decide_duplicates,
     duplicates_in_bucket,
-    exact_duplicates,
     exact_key,
     find_duplicates,
     find_near_duplicates,
@@ -160,14 +159,12 @@ def test_min_kept_combines_candidates_per_dropped_row():
     assert min_kept(iter([("x", 3)])) == ("x", 3)
 
 
-def test_exact_key_normalizes_question_and_keeps_smallest_id():
+def test_exact_key_normalizes_question_image_hash_and_answer():
     h = hash_hex(0x1234)
     assert exact_key("How many  Circles?", h) == exact_key(" how many circles? ", h.upper())
     assert exact_key("How many circles?", h) != exact_key("How many squares?", h)
     assert exact_key("How many circles?", h) != exact_key("How many circles?", hash_hex(0x1235))
     assert exact_key("Which bar?", h, answer="B") != exact_key("Which bar?", h, answer="C")
-    assert exact_duplicates(["c", "a", "b", "a"]) == [("b", "a"), ("c", "a")]
-    assert exact_duplicates(["only"]) == []
 
 
 # ---------------------------------------------------------------- the default rule: confirmed near-copies

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curation.images import REASONS, check_image, normalize_image_bytes
+from curation.images import REASONS, check_image
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -131,13 +131,6 @@ def test_exif_orientation_is_applied():
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
     check = check_image(encode(noise(64, 32), "JPEG", exif=exif))
     assert check.ok and (check.width, check.height) == (32, 64)
-
-
-def test_normalize_image_bytes_is_lossless_png():
-    img = noise()
-    data = normalize_image_bytes(img.convert("RGBA"))
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), np.asarray(img))
 
 
 @pytest.mark.parametrize("reason", REASONS)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from curation.errors import SightlineError
-from curation.sources import describe_spec, read_source, validate_spec
+from curation.sources import read_source, validate_spec
 from schemas import row_id, to_table
 from schemas.ids import source_row_id
 
@@ -116,7 +116,6 @@ def test_spec_mistakes_are_one_line_errors(jsonl_source, tmp_path):
     s = validate_spec(jsonl_source)
     assert validate_spec(s) == s                                  # a validated spec validates again, unchanged
     assert s["columns"]["question"] == "question" and s["allow_outside"] is False
-    assert "jsonl source 'toy'" in describe_spec({**jsonl_source, "columns": {"question": "q"}})
 
 
 # ---------------------------------------------------------------- Parquet
