@@ -111,20 +111,25 @@ def make_length_penalty(stages: Sequence[Sequence[int]] | int, *, soft: int = 0,
 
 
 REWARDS: dict[str, Callable[..., list[float]]] = {"accuracy": accuracy_reward, "format": format_reward}
+LENGTH_REWARD = "length"  # built per recipe from its length_stages (make_length_penalty)
+REWARD_NAMES = (*REWARDS, LENGTH_REWARD)
 
 
 def reward_functions(names: Sequence[str], *, length_stages: Sequence[Sequence[int]] | int | None = None,
-                     length_soft: int = 0, length_penalty_weight: float = 1.0) -> list[Callable[..., list[float]]]:
-    """Reward callables by name (``accuracy``, ``format``, ``length``) for a GRPO recipe."""
+                     length_soft: int = 0) -> list[Callable[..., list[float]]]:
+    """Reward callables by name (``accuracy``, ``format``, ``length``) for a GRPO recipe.
+
+    The length penalty is -1 past the limit; TRL's ``reward_weights`` scale it like every other reward.
+    """
     out = []
     for n in names:
-        if n == "length":
+        if n == LENGTH_REWARD:
             assert length_stages is not None, "the length reward needs length_stages"
-            out.append(make_length_penalty(length_stages, soft=length_soft, penalty=length_penalty_weight))
+            out.append(make_length_penalty(length_stages, soft=length_soft))
         elif n in REWARDS:
             out.append(REWARDS[n])
         else:
             from curation.errors import SightlineError
 
-            raise SightlineError(f"unknown reward {n!r}; known: {', '.join([*REWARDS, 'length'])}")
+            raise SightlineError(f"unknown reward {n!r}; known: {', '.join(REWARD_NAMES)}")
     return out

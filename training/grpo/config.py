@@ -19,16 +19,8 @@ from typing import Any
 
 from trl import GRPOConfig
 
+from training.rewards import LENGTH_REWARD, REWARD_NAMES
 from training.trl_defaults import CpuFriendlyDefaults
-
-LENGTH_REWARD = "length"
-
-
-def reward_names() -> list[str]:
-    """Rewards a recipe can name: ``training.rewards.REWARDS`` plus the length penalty built from ``length_stages``."""
-    from training.rewards import REWARDS
-
-    return [*REWARDS, LENGTH_REWARD]
 
 
 @dataclass
@@ -85,10 +77,9 @@ class GRPOStageConfig(CpuFriendlyDefaults, GRPOConfig):
 
 
 def check_rewards(names: list[str], weights: list[float] | None, length_stages: Any) -> None:
-    known = reward_names()
-    unknown = [n for n in names if n not in known]
+    unknown = [n for n in names if n not in REWARD_NAMES]
     if unknown or not names:
-        raise ValueError(f"unknown reward {unknown[0]!r}; known rewards: {', '.join(known)}" if unknown
+        raise ValueError(f"unknown reward {unknown[0]!r}; known rewards: {', '.join(REWARD_NAMES)}" if unknown
                          else "reward_funcs is empty: GRPO needs at least one reward")
     if weights is not None and len(weights) != len(names):
         raise ValueError(f"reward_weights has {len(weights)} weight(s) for {len(names)} reward_funcs {names}")

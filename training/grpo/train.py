@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from curation.config import to_dict
-from training.grpo.config import LENGTH_REWARD, GRPOStageConfig
+from training.grpo.config import GRPOStageConfig
 from training.grpo.curves import CurvesCallback, plot_curves
 from training.grpo.resume import (
     SAMPLER_STATE,
@@ -16,16 +16,8 @@ from training.grpo.resume import (
     start_fingerprint,
 )
 from training.grpo.trainer_hook import SamplerGRPOTrainer
+from training.rewards import reward_functions
 from training.run_config import ModelConfig
-
-
-def reward_functions(cfg: GRPOStageConfig) -> list:
-    """The reward callables ``cfg.reward_funcs`` names (checked when the recipe loaded), in that order."""
-    from training.rewards import reward_functions as by_name
-
-    # TRL's reward_weights scale each function, so the length penalty itself is -1 past the limit.
-    return by_name(cfg.reward_funcs, length_stages=cfg.length_stages if LENGTH_REWARD in cfg.reward_funcs else None,
-                   length_soft=cfg.length_soft)
 
 
 def prior_counts(dataset) -> dict[str, tuple[int, int]]:
@@ -65,7 +57,9 @@ def build_trainer(cfg: GRPOStageConfig, model: ModelConfig, data: str | Path, ve
         sampler.load_state_dict(saved["sampler"])
     tb = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=saved["global_step"] + 1)
     trainer = SamplerGRPOTrainer(
-        model=policy, reward_funcs=reward_funcs or reward_functions(cfg), args=cfg, train_dataset=train_dataset,
+        model=policy, reward_funcs=reward_funcs or reward_functions(cfg.reward_funcs, length_stages=cfg.length_stages,
+                                                                  length_soft=cfg.length_soft),
+        args=cfg, train_dataset=train_dataset,
         processing_class=processor, prompt_sampler=sampler, pending=saved["pending"],
         rounds_generated=saved["rounds_generated"],
         callbacks=[JsonlMetrics(out / "metrics.jsonl"), TimeBudget(cfg.max_minutes),
