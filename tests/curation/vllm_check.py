@@ -94,15 +94,16 @@ def build_tiny_qwen2(out: Path, vocab_size: int = 384) -> Path:
 def main(workdir: str) -> dict:
     from curation.config import build
     from curation.errors import SightlineError
-    from curation.recipe import DistillTeacher
     from curation.teachers import Request, TeacherSpec, TransformersTeacher, make_teacher
 
     t0 = time.perf_counter()
     ckpt = build_tiny_qwen2(Path(workdir) / "tiny-qwen2")
     res: dict = {"build_s": round(time.perf_counter() - t0, 2)}
 
-    spec = build(DistillTeacher, {
-        "backend": "vllm", "model": str(ckpt), "n": 2, "temperature": 1.0, "top_p": 1.0,
+    # TeacherSpec, not curation.recipe's DistillTeacher: the recipe module pulls in pyarrow (schemas),
+    # which this venv does not have.
+    spec = build(TeacherSpec, {
+        "role": "distill", "backend": "vllm", "model": str(ckpt), "n": 2, "temperature": 1.0, "top_p": 1.0,
         "max_new_tokens": MAX_NEW, "dtype": "float32", "seed": 7,
         "engine_args": {"enforce_eager": True, "distributed_executor_backend": "uni", "max_model_len": 256,
                         "max_num_seqs": 16}})
@@ -182,7 +183,7 @@ def main(workdir: str) -> dict:
 
     # A missing checkpoint is reported, not hung on.
     try:
-        build(DistillTeacher, {"backend": "vllm"})
+        build(TeacherSpec, {"role": "distill", "backend": "vllm"})
         res["spec_error"] = None
     except SightlineError as e:
         res["spec_error"] = str(e)
