@@ -6,7 +6,7 @@
 
 Graph (Beam, FnApiRunner named explicitly so it never tries to download the Prism runner):
   rl shards -> rows -> RunInference(GenerationHandler over the policy: loaded once per worker, k
-  sampled completions per prompt, batched, failing rows retried alone) -> Score
+  sampled completions per prompt, batched, failing rows retried alone) -> ScoreRollouts
   (``curation.difficulty.score_rollouts``: the GRPO accuracy reward's verifier) -> scores, rejects.
 Then ``curation.derive.derive_version`` publishes the child version: `rl` gets ``n_rollouts``,
 ``n_correct`` and ``pass_rate`` (``curation.difficulty.with_scores``), every other table is copied byte
@@ -48,12 +48,12 @@ def read_rows(job: tuple[int, str, int, int | None]):
             row += 1
 
 
-def _score_fn():
+def _score_rollouts_dofn():
     import apache_beam as beam
 
     from pipelines.transforms import REJECTS, Counted
 
-    class Score(Counted):
+    class ScoreRollouts(Counted):
         """PredictionResult(rl row, texts | error) -> a scores row ``{_key, n_rollouts, n_correct}`` or a reject."""
 
         stage = STAGE
@@ -74,7 +74,7 @@ def _score_fn():
             self.count("correct", out["n_correct"])
             yield {"_key": row["_key"], **out}
 
-    return Score()
+    return ScoreRollouts()
 
 
 def _failed_batch_reject(bad) -> dict:
@@ -95,7 +95,7 @@ def build(p, jobs: list, cfg: DifficultyConfig, work: Path) -> None:
             | "Read rl" >> beam.FlatMap(read_rows))
     handler = GenerationHandler(cfg.policy_spec(), progress_every=max(cfg.batch_size, 32))
     inferred = rows | "Rollouts" >> RunInference(handler).with_exception_handling()
-    scored = inferred[0] | "Verify" >> beam.ParDo(_score_fn()).with_outputs(REJECTS, main="scores")
+    scored = inferred[0] | "Verify" >> beam.ParDo(_score_rollouts_dofn()).with_outputs(REJECTS, main="scores")
     failed = (inferred[1].failed_inferences
               | "Unbatch failures" >> beam.FlatMap(lambda batch_err: [(e, batch_err[1]) for e in batch_err[0]])
               | "Failures to rejects" >> beam.Map(_failed_batch_reject))
