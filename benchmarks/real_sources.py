@@ -14,7 +14,9 @@ re-encoded copies mixed in, reads each as shipped with ``pipelines.curate.run`` 
   row in rl/val/test, where a planned JPEG copy counts as its original's pair (the pipeline may
   keep either one); computed from what was written, never from the pipeline's own counts;
 - *duplicates dropped*: ``exact_duplicate`` / ``near_duplicate`` rejects of the source, against
-  the repeats and copies planned (``exp``);
+  the repeats and copies planned (``exp``). The totals must match; the split may not: the kind is
+  judged against the row kept (the smallest id), so when a JPEG copy is kept, a byte-identical
+  repeat of its original is labelled ``near``;
 - *seconds*: wall time of ``run`` (both Beam passes, in-process).
 
 The writers here are also the fixtures of ``tests/pipelines/test_real_sources.py``.
