@@ -82,7 +82,7 @@ def cmd_tiny_model(recipe: TrainRecipe, out: str | None) -> int:
     build_tiny_model(path, recipe.tiny_model)
     info = json.loads((path / TINY_INFO).read_text())
     print(f"wrote {path}: tiny Qwen2-VL, {info['parameters']:,} parameters, vocabulary {info['vocab_size']}, "
-          f"{info['image_size']}px images -> {(info['image_size'] // 28) ** 2} image tokens "
+          f"{info['image_size']}px images -> {info['image_tokens']} image tokens "
           f"({time.monotonic() - t0:.1f} s)")
     return 0
 
