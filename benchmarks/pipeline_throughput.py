@@ -1,12 +1,25 @@
-"""Curate pipeline throughput and memory, against a plain single-process Python loop.
+"""Curate pipeline throughput and peak memory against a plain Python loop doing the same work.
 
-    .venv/bin/python benchmarks/pipeline_throughput.py [--rows 2000] [--big 20000] [--skip-big]
+    .venv/bin/python benchmarks/pipeline_throughput.py                  # 2k, 20k, 200k rows (long: ~1 h on 2 cores)
+    .venv/bin/python benchmarks/pipeline_throughput.py --rows 2000 20000 --two-workers-up-to 20000
 
-Both sides do the same work on the same synthetic rows with the program teachers (no model
-stages): generate, validate (bounded decode), perceptual hash, near/exact dedup, caption,
-distill 2 traces, rewrite, verify, select, and write the tables as Parquet. Each measurement
-runs in a fresh subprocess so peak RSS (ru_maxrss) belongs to that run alone; with several
-workers it is the largest worker process, not the sum.
+Every measurement is a fresh Python process started from the recipe `configs/data/mini.yaml` with
+`synthetic.n` set to the row count (program teachers, no model); the time is the process's wall
+time, interpreter start and imports included (what `sightline data` costs a user), and the peak RSS
+is the process's own `ru_maxrss` or, with worker processes, the largest of them.
+
+What each side does, with the same `curation` functions on the same rows:
+- **loop**: one process, no Beam. Generate and validate every row and keep the valid ones in a
+  list; hash bands (`duplicates.band_entries`) in a dict of buckets; each bucket's owned candidate
+  pairs (`duplicates.owned_pairs`); thumbnails of the candidate images; the same confirmation on the
+  same pairs (`duplicates.confirmed_pairs`); split groups; duplicate rows (`duplicate_key`,
+  `duplicates_in_group`); then per row `placed`, `decontam_row`, the program caption and distill
+  teachers (`curation.rollouts`), `captioned`, `distilled` (rewrite, verify, select), `rl_row`; the
+  tables written as zstd Parquet in 1,000-row chunks.
+- **pipeline**: `pipelines.curate.run` with 1 or 2 local worker processes: the same rules as Beam
+  transforms in two passes (valid rows spilled to Parquet work shards and read back, hash buckets
+  and candidate thumbnails shuffled), then the store's commit (every shard re-read for its row count
+  and sha256, the manifest). The loop writes no manifest and keeps every row in memory instead.
 """
 from __future__ import annotations
 
@@ -18,74 +31,146 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+RECIPE = ROOT / "configs/data/mini.yaml"
+CHUNK = 1000
+
+
+def _recipe(n: int, out: str):
+    from curation.recipe import load_data_recipe
+
+    return load_data_recipe(str(RECIPE), [f"output_root={out}", f"synthetic.n={n}"])
+
+
+def _valid_rows(recipe) -> tuple[list[dict], list[dict]]:
+    from curation.rejects import Reject, reject_row
+    from curation.synthetic import generate
+    from curation.validate import validate_row
+
+    syn = recipe.synthetic
+    level = tuple(syn.level) if isinstance(syn.level, list) else syn.level
+    rows, rejects = [], []
+    for row in generate(syn.n, seed=syn.seed, image_size=syn.image_size, families=syn.families, level=level):
+        out = validate_row(dict(row, source="synthetic"), recipe.validate)
+        if isinstance(out, Reject):
+            rejects.append(reject_row("validate", row, out.reason, out.detail))
+        else:
+            rows.append(out)
+    return rows, rejects
+
+
+def _split_groups(rows: list[dict], threshold: int) -> dict[str, str]:
+    """Image key -> split group, for images with a confirmed near-copy (the pipeline's scan, as a loop)."""
+    from curation import duplicates as D
+    from curation.dedup import hash_from_hex
+
+    buckets: dict[tuple[int, int], bytearray] = defaultdict(bytearray)
+    first_row: dict[str, dict] = {}
+    for row in rows:
+        first_row.setdefault(row["image_key"], row)
+        for band, member in D.band_entries(row["image_key"], hash_from_hex(row["image_hash"]), threshold):
+            buckets[band] += member
+    pairs = []
+    for band, packed in buckets.items():
+        pairs += D.bucket_pairs(band, bytes(packed), threshold)
+    thumbs = {k: D.thumbnail_of(first_row[k]) for k in sorted({k for pair in pairs for k in pair})}
+    groups: dict[str, str] = {}
+    for a, b in D.confirmed_pairs(thumbs, pairs):
+        for image, group in D.group_edges(a, b):
+            groups[image] = min(group, groups.get(image, group))
+    return {k: g for k, g in groups.items() if k != g}
+
+
+def _drops(rows: list[dict], groups: dict[str, str], scope: str) -> dict[str, dict]:
+    from curation import duplicates as D
+    from schemas import normalize_question
+
+    problems: dict[str, list] = defaultdict(list)
+    for r in rows:
+        q = normalize_question(r["question"])
+        key = D.duplicate_key(groups.get(r["image_key"], r["image_key"]), q, r["answer"], scope)
+        problems[key].append((r["id"], D.row_key(r), r["image_key"], q))
+    return {d["key"]: d for members in problems.values() for d in D.duplicates_in_group(members)}
 
 
 def loop_job(n: int, out: str) -> dict:
-    """The baseline: one process, one loop, same functions, Parquet written in chunks."""
-    import hashlib
+    """The baseline: one process, one loop over the rows, the pipeline's rules called directly."""
+    from curation.assemble import distilled, rl_eligible, rl_row, teachable
+    from curation.decontam import decontam_row
+    from curation.duplicates import placed
+    from curation.prompts import DISTILL_PROMPT_VERSION
+    from curation.rejects import Reject, reject_row
+    from curation.rollouts import generator_for
 
+    recipe = _recipe(n, out)
+    cap, dis = recipe.caption, recipe.distill
+    rows, rejects = _valid_rows(recipe)
+    groups = _split_groups(rows, recipe.dedup.threshold)
+    drops = _drops(rows, groups, recipe.dedup.scope)
+    captioner, reasoner = generator_for(cap).load(), generator_for(dis).load()
+    teacher = dis.record(DISTILL_PROMPT_VERSION)
+    tables: dict[str, list] = defaultdict(list)
+    written = 0
+    for row in rows:
+        kept = placed(row, drops, groups, recipe.test_fraction, recipe.val_fraction, recipe.split_salt)
+        kept = kept if isinstance(kept, Reject) else decontam_row(kept, None)
+        if not isinstance(kept, Reject) and kept["split"] == "train" and teachable(kept, cap):
+            kept = _caption(kept, captioner, cap)
+            done = kept if isinstance(kept, Reject) else distilled(kept, **_texts(reasoner, kept, dis), teacher=teacher,
+                                                                    select=recipe.select)
+            if isinstance(done, Reject):
+                kept = done
+            else:
+                tables["traces"] += [complete("traces", t) for t in done.traces]
+                tables["sft"] += [complete("sft", s) for s in done.sft]
+        if isinstance(kept, Reject):
+            rejects.append(reject_row("dedup", row, kept.reason, kept.detail))
+            continue
+        row = kept
+        if rl_eligible(row, recipe.rl.keep_open) is None:
+            table = "rl" if row["split"] == "train" else row["split"]
+            tables[table].append(complete(table, rl_row(row)))
+        tables["examples"].append(complete("examples", row))
+        written += 1
+        for table, buf in tables.items():
+            if len(buf) >= CHUNK:
+                _flush(table, buf, out)
+    tables["rejects"] += [complete("rejects", r) for r in rejects]
+    for table, buf in tables.items():
+        _flush(table, buf, out)
+    return {"examples": written}
+
+
+def complete(table: str, row: dict) -> dict:
+    """Exactly the table's columns (pipelines.transforms.complete, without importing Beam)."""
+    from schemas import TABLES
+
+    return {name: row.get(name) for name in TABLES[table].names}
+
+
+def _caption(row, captioner, cap):
+    from curation.assemble import captioned
+    from curation.rollouts import request_for, texts_or_errors
+
+    out = texts_or_errors(captioner, [request_for(row, cap)])[0]
+    return captioned(row, out.get("texts"), out.get("error"), cap.model_id)
+
+
+def _texts(reasoner, row, dis) -> dict:
+    from curation.rollouts import request_for, texts_or_errors
+
+    out = texts_or_errors(reasoner, [request_for(row, dis)])[0]
+    return {"texts": out.get("texts"), "error": out.get("error")}
+
+
+def _flush(table: str, buf: list, out: str) -> None:
     import pyarrow.parquet as pq
 
-    from curation.dedup import DEFAULT_THRESHOLD, exact_key, find_near_duplicates, hash_hex, phash64
-    from curation.distill import SelectConfig, rewrite_trace, select_traces
-    from curation.images import check_image
-    from curation.synthetic import caption_from_scene, generate, solution_from_scene
-    from curation.teachers import _rng
-    from curation.verify import format_ok, verify
-    from pipelines.transforms import assign_split, complete, rl_row
-    from schemas import normalize_question, to_table
+    from schemas import to_table
 
-    t0 = time.perf_counter()
-    rows, hashes = [], {}
-    for row in generate(n, seed=0):
-        row["split"] = assign_split(row["id"], 0.15)
-        c = check_image(row["images"][0]["bytes"])
-        if not c.ok:
-            continue
-        row.update(width=c.width, height=c.height, image_hash=hash_hex(phash64(c.image)))
-        rows.append(row)
-        # the mini recipe's dedup scope: images compared among rows with the same question and answer
-        scope = (normalize_question(row["question"]), normalize_question(row["answer"]))
-        hashes.setdefault(scope, []).append((row["id"], int(row["image_hash"], 16)))
-    dropped = set()
-    for group in hashes.values():
-        dropped |= set(find_near_duplicates(group, DEFAULT_THRESHOLD))
-    seen = set()
-    out_rows = {"examples": [], "traces": [], "rl": [], "sft": []}
-    cfg = SelectConfig()
-    for row in rows:
-        key = exact_key(row["question"], row["image_hash"], answer=row["answer"])
-        if row["id"] in dropped or key in seen:
-            continue
-        seen.add(key)
-        if row["split"] == "train":
-            row["caption"] = caption_from_scene(row["scene"])
-            traces = []
-            for i in range(2):
-                raw = solution_from_scene(row["scene"], error_rate=0.25, rng=_rng(0, row["id"], i))
-                text, edits = rewrite_trace(raw)
-                v = verify(text, row["answer"], choices=row.get("choices"), answer_type=row.get("answer_type"))
-                traces.append({"id": row["id"], "source": row["source"], "source_id": row["source_id"],
-                               "trace_id": hashlib.sha256(f"{row['id']}{i}".encode()).hexdigest()[:24],
-                               "trace": text, "raw_trace": raw, "rewrite_edits": edits, "correct": v.correct,
-                               "format_ok": format_ok(text), "length_chars": len(text), "extracted": v.extracted,
-                               "verdict_reason": v.reason})
-            select_traces(traces, cfg)
-            out_rows["traces"] += [complete("traces", t) for t in traces]
-            out_rows["rl"].append(complete("rl", rl_row(row)))
-        out_rows["examples"].append(complete("examples", row))
-        for table, buf in out_rows.items():
-            if len(buf) >= 1000:
-                _flush(table, buf, out, to_table, pq)
-    for table, buf in out_rows.items():
-        _flush(table, buf, out, to_table, pq)
-    return {"seconds": time.perf_counter() - t0}
-
-
-def _flush(table, buf, out, to_table, pq):
     if not buf:
         return
     d = Path(out) / table
@@ -98,61 +183,62 @@ def pipeline_job(n: int, out: str, workers: int) -> dict:
     import contextlib
     import io
 
-    from pipelines.curate import resolve_config, run
+    from pipelines.curate import run
 
-    cfg = resolve_config(str(ROOT / "configs/data/mini.yaml"), [f"output_root={out}", f"synthetic.n={n}"])
-    t0 = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        info = run(cfg, workers=workers)
-    return {"seconds": time.perf_counter() - t0, "examples": info.manifest["tables"]["examples"]}
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        info = run(_recipe(n, out), workers=workers)
+    return {"examples": info.manifest["tables"]["examples"]}
 
 
-def child(args) -> None:
+def child(kind: str, n: int, workers: int) -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as out:
-        res = loop_job(args.n, out) if args.kind == "loop" else pipeline_job(args.n, out, args.workers)
-    self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    res["peak_rss_mb"] = max(self_rss, kids_rss) / 1024
+        res = loop_job(n, out) if kind == "loop" else pipeline_job(n, out, workers)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    workers_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest worker process
+    res["peak_rss_mb"] = max(own, workers_rss) / 1024
     print(json.dumps(res))
 
 
 def measure(kind: str, n: int, workers: int = 1) -> dict:
     cmd = [sys.executable, __file__, "--child", kind, "--n", str(n), "--workers", str(workers)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=os.environ.get("TMPDIR", str(ROOT / ".tmp")))
+    t = time.perf_counter()
+    r = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ROOT, env=env)
+    seconds = time.perf_counter() - t
     if r.returncode != 0:
-        raise SystemExit(f"{kind} failed:\n{r.stderr[-3000:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+        raise SystemExit(f"{kind} ({n} rows, {workers} workers) failed:\n{r.stderr[-3000:]}")
+    return dict(json.loads(r.stdout.strip().splitlines()[-1]), seconds=seconds)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=2000)
-    ap.add_argument("--big", type=int, default=20000)
-    ap.add_argument("--skip-big", action="store_true", help="skip the memory run at --big rows")
+    ap.add_argument("--rows", type=int, nargs="+", default=[2000, 20000, 200000])
+    ap.add_argument("--two-workers-up-to", type=int, default=20000,
+                    help="skip the 2-worker run above this many rows (default: %(default)s)")
     ap.add_argument("--child", choices=["loop", "pipeline"], help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        a.kind = a.child
-        return child(a)
-    runs = [("python loop", "loop", a.rows, 1), ("pipeline, 1 worker", "pipeline", a.rows, 1),
-            ("pipeline, 2 workers", "pipeline", a.rows, 2)]
-    if not a.skip_big:
-        runs += [("python loop", "loop", a.big, 1), ("pipeline, 1 worker", "pipeline", a.big, 1),
-                 ("pipeline, 2 workers", "pipeline", a.big, 2)]
+        return child(a.child, a.n, a.workers)
     results = []
-    for label, kind, n, w in runs:
-        r = measure(kind, n, w)
-        results.append((label, n, r))
-        print(f"  {label:22s} {n:6d} rows  {r['seconds']:7.1f} s", file=sys.stderr, flush=True)
-    base = {n: r["seconds"] for label, n, r in results if label == "python loop"}
-    print(f"{'run':22s} {'rows':>6s} {'seconds':>8s} {'rows/s':>8s} {'vs loop':>8s} {'peak RSS MB':>12s}")
-    print("-" * 70)
+    for n in a.rows:
+        runs = [("python loop", "loop", 1), ("pipeline, 1 worker", "pipeline", 1)]
+        runs += [("pipeline, 2 workers", "pipeline", 2)] if n <= a.two_workers_up_to else []
+        for label, kind, workers in runs:
+            r = measure(kind, n, workers)
+            results.append((label, n, r))
+            print(f"  {label:20s} {n:7d} rows  {r['seconds']:7.1f} s  {r['peak_rss_mb']:6.0f} MB", file=sys.stderr,
+                  flush=True)
+    loop = {n: r["seconds"] for label, n, r in results if label == "python loop"}
+    one = {n: r["seconds"] for label, n, r in results if label == "pipeline, 1 worker"}
+    print(f"recipe {RECIPE.relative_to(ROOT)} (synthetic.n = rows), {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"{'run':20s} {'rows':>7s} {'seconds':>8s} {'rows/s':>7s} {'vs loop':>8s} {'vs 1 worker':>11s} {'peak RSS MB':>11s}")
+    print("-" * 78)
     for label, n, r in results:
-        print(f"{label:22s} {n:6d} {r['seconds']:8.1f} {n / r['seconds']:8.0f} "
-              f"{base[n] / r['seconds']:7.2f}x {r['peak_rss_mb']:12.0f}")
+        print(f"{label:20s} {n:7d} {r['seconds']:8.1f} {n / r['seconds']:7.0f} {loop[n] / r['seconds']:7.2f}x "
+              f"{one[n] / r['seconds']:10.2f}x {r['peak_rss_mb']:11.0f}")
 
 
 if __name__ == "__main__":

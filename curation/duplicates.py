@@ -2,8 +2,10 @@
 
 1. Candidates: the distinct images' 64-bit perceptual hashes meet in multi-index hash bands
    (``curation.dedup.band_keys``, Norouzi et al. 2012); pairs within ``threshold`` bits are candidates.
-2. Confirmation: a candidate pair is a near-copy only if its 128 px thumbnails agree
-   (``curation.dedup.same_image``); hashes propose, pixels decide. Only candidates' thumbnails travel.
+   Each pair is *owned* by the first band its two hashes agree on, so exactly one bucket handles it.
+2. Confirmation: a candidate pair is a near-copy only if its thumbnails agree
+   (``curation.near_copy.same_image``); hashes propose, pixels decide. Only candidates' thumbnails
+   travel, once to each bucket that owns one of their pairs.
 3. Groups: every image's ``split_group`` is the smallest image key among itself and its confirmed
    near-copies (one hop), so all rows of one image and of its copies share a train/val/test side.
 4. Duplicates: rows with the same group and the same normalized question (scope ``question``; also
@@ -13,36 +15,103 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable
+
+import numpy as np
 
 from schemas.ids import normalize_question
 
+MEMBER_BYTES = 40  # a band member: the 32 bytes of the image key (sha256) and the 8 of its hash
 
-def image_band_entries(image_key: str, image_hash: int, threshold: int) -> list[tuple[str, tuple[str, int]]]:
-    """(band key, (image key, hash)) for each multi-index band of the hash."""
+
+# ---------------------------------------------------------------------------- candidates
+
+
+def band_entries(image_key: str, image_hash: int, threshold: int) -> list[tuple[tuple[int, int], bytes]]:
+    """``((band index, band value), member)`` for each multi-index band of an image's hash.
+
+    The member is packed (``MEMBER_BYTES``): nine of them cross a shuffle per image, so they are
+    bytes a combiner can concatenate, not Python tuples.
+    """
     from curation.dedup import band_keys
 
-    return [(f"{band}:{value}", (image_key, image_hash)) for band, value in band_keys(image_hash, threshold)]
+    try:
+        member = bytes.fromhex(image_key) + image_hash.to_bytes(8, "big")
+    except ValueError:
+        member = b""
+    if len(member) != MEMBER_BYTES:
+        raise ValueError(f"image key must be 64 hex digits (sha256), got {image_key!r}")
+    return [(key, member) for key in band_keys(image_hash, threshold)]
 
 
-def candidate_pairs(members: Iterable[tuple[str, int]], threshold: int) -> list[tuple[str, str, int]]:
-    """Pairs ``(a, b, distance)`` with a < b of one band bucket whose hashes are within ``threshold`` bits."""
-    from curation.dedup import hamming
+def unpack_members(blob: bytes) -> tuple[list[str], np.ndarray]:
+    """Packed members, concatenated (repeats allowed) -> (sorted distinct image keys, their hashes)."""
+    members = sorted({blob[i:i + MEMBER_BYTES] for i in range(0, len(blob), MEMBER_BYTES)})
+    hashes = np.frombuffer(b"".join(m[32:] for m in members), dtype=">u8").astype(np.uint64)
+    return [m[:32].hex() for m in members], hashes
 
-    ms = sorted(set(members))
-    out = []
-    for i, (a, ha) in enumerate(ms):
-        for b, hb in ms[i + 1:]:
-            d = hamming(ha, hb)
-            if d <= threshold and a != b:
-                out.append((a, b, d))
-    return out
+
+def owned_pairs(band: int, hashes: np.ndarray, threshold: int) -> list[tuple[int, int]]:
+    """Index pairs ``(i, j)``, ``i < j``, of one bucket of band ``band`` whose hashes are within
+    ``threshold`` bits and agree on no earlier band: every candidate pair is owned by one bucket only.
+
+    Vectorised in blocks of ~4M distances; the cost is quadratic in the bucket size only.
+    """
+    from curation.dedup import HASH_BITS, band_widths
+
+    n = len(hashes)
+    out_i, out_j = [], []
+    start, step = 0, max(1, 4_000_000 // max(n, 1))
+    while start < n:
+        stop = min(n, start + step)
+        near = np.bitwise_count(hashes[start:stop, None] ^ hashes[None, :]) <= threshold
+        near &= np.arange(n)[None, :] > np.arange(start, stop)[:, None]
+        i, j = np.nonzero(near)
+        out_i.append(i + start)
+        out_j.append(j)
+        start = stop
+    i, j = np.concatenate(out_i or [np.zeros(0, int)]), np.concatenate(out_j or [np.zeros(0, int)])
+    x = hashes[i] ^ hashes[j]
+    owned = np.ones(len(i), dtype=bool)
+    shift = HASH_BITS
+    for width in band_widths(threshold)[:band]:
+        shift -= width
+        owned &= ((x >> np.uint64(shift)) & np.uint64((1 << width) - 1)) != 0
+    return list(zip(i[owned].tolist(), j[owned].tolist()))
+
+
+def bucket_pairs(band_key: tuple[int, int], packed: bytes, threshold: int) -> list[tuple[str, str]]:
+    """The candidate pairs ``(a, b)``, ``a < b``, that one bucket owns (the hash-only rule: each is a near-copy)."""
+    keys, hashes = unpack_members(packed)
+    return [(keys[i], keys[j]) for i, j in owned_pairs(band_key[0], hashes, threshold)]
+
+
+def pair_members(band_key: tuple[int, int], packed: bytes, threshold: int
+                 ) -> list[tuple[str, tuple[tuple[int, int], int]]]:
+    """``(image key, (band key, hash))`` for each image in a pair the bucket owns: where its thumbnail must go."""
+    keys, hashes = unpack_members(packed)
+    wanted = sorted({i for pair in owned_pairs(band_key[0], hashes, threshold) for i in pair})
+    return [(keys[i], (band_key, int(hashes[i]))) for i in wanted]
+
+
+def confirmed_in_bucket(band_key: tuple[int, int], members: Iterable[tuple[str, int, bytes]],
+                        threshold: int) -> list[tuple[str, str]]:
+    """The owned pairs of a bucket's ``(image key, hash, thumbnail)`` members that are near-copies."""
+    by_key = {key: (h, thumb) for key, h, thumb in members}
+    keys = sorted(by_key)
+    hashes = np.array([by_key[k][0] for k in keys], dtype=np.uint64)
+    pairs = [(keys[i], keys[j]) for i, j in owned_pairs(band_key[0], hashes, threshold)]
+    return confirmed_pairs({k: by_key[k][1] for k in keys}, pairs)
 
 
 def group_edges(a: str, b: str) -> list[tuple[str, str]]:
     """A confirmed near-copy pair -> (image, candidate group) for both; the group is the min over candidates."""
     g = min(a, b)
     return [(a, g), (b, g)]
+
+
+# ---------------------------------------------------------------------------- duplicate rows
 
 
 def duplicate_key(group: str, question: str, answer: str | None, scope: str) -> str:
@@ -56,17 +125,26 @@ def duplicate_key(group: str, question: str, answer: str | None, scope: str) -> 
     return group + ":" + hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
+def regrouped(key: str, group: str) -> str:
+    """``duplicate_key(image, ...)`` -> ``duplicate_key(group, ...)``: the same problem, keyed by the image's group."""
+    return group + key[key.index(":"):]
+
+
 def duplicates_in_group(members: Iterable[tuple[str, str, str, str]]) -> list[dict]:
     """Rows ``(id, row_key, image_key, normalized question)`` of one key -> the drop decisions.
 
-    The row with the smallest (id, row_key) stays; each other row is dropped as ``exact`` when its
-    image bytes and normalized question equal the kept row's, else ``near``.
+    The row with the smallest (id, row_key) stays; every other row is dropped, as ``exact`` when some
+    row before it has the same image bytes and normalized question (a byte-identical repeat, even
+    when the kept row is a re-encoded copy), else ``near``.
     """
     ms = sorted(set(members))
-    kept_id, _, kept_image, kept_question = ms[0]
-    return [{"kind": "exact" if (image == kept_image and question == kept_question) else "near",
-             "key": row_key, "kept": kept_id}
-            for _, row_key, image, question in ms[1:]]
+    kept_id = ms[0][0]
+    seen = {(ms[0][2], ms[0][3])}
+    drops = []
+    for _, key, image, question in ms[1:]:
+        drops.append({"kind": "exact" if (image, question) in seen else "near", "key": key, "kept": kept_id})
+        seen.add((image, question))
+    return drops
 
 
 def row_key(row: dict) -> str:
@@ -121,6 +199,8 @@ def thumbnail_of(row: dict) -> bytes:
 
 CLEARLY_DIFFERENT = 128      # of 255: no re-encode, resize or 10% brightness change moves a pixel this far
 CLEARLY_DIFFERENT_SHARE = 0.01
+LUMA_MARGIN = 1e-4           # batched float32 luminance vs same_image's own: rounding differs by ~1e-7
+BATCH_PAIRS = 64             # pairs compared at once (~2.5 MB of float32 per side for 56 x 56 thumbnails)
 
 
 def near_copies(thumb_a: bytes, thumb_b: bytes) -> bool:
@@ -128,15 +208,90 @@ def near_copies(thumb_a: bytes, thumb_b: bytes) -> bool:
 
     Most hash candidates of diagrams are plainly different pictures; when the thumbnails share a
     grid and more than 1% of their pixels differ by half the range, that settles it without the
-    full comparison (``curation.dedup.same_image``, ~2 ms a pair).
+    full comparison (``curation.near_copy.same_image``, ~2 ms a pair).
     """
-    import numpy as np
+    from curation.dedup import thumbnail_from_bytes
 
+    return _near_copies(thumbnail_from_bytes(thumb_a), thumbnail_from_bytes(thumb_b))
+
+
+def _near_copies(a, b) -> bool:
+    from curation.dedup import same_image
+
+    if a.pixels.shape == b.pixels.shape and not _not_far(a.pixels[None], b.pixels[None])[0]:
+        return False
+    return bool(same_image(a, b)[0])
+
+
+def _not_far(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pair of ``(n, h, w, 3)`` uint8 stacks: False when over 1% of pixels differ by half the range."""
+    d = np.maximum(a, b) - np.minimum(a, b)  # |a - b| without leaving uint8
+    far = (d[..., 0] > CLEARLY_DIFFERENT) | (d[..., 1] > CLEARLY_DIFFERENT) | (d[..., 2] > CLEARLY_DIFFERENT)
+    return far.sum(axis=(1, 2)) / (far.shape[1] * far.shape[2]) <= CLEARLY_DIFFERENT_SHARE
+
+
+def confirmed_pairs(thumbs: dict[str, bytes], pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The pairs :func:`near_copies` confirms, with its answers, for many pairs at once.
+
+    Each thumbnail is decoded once, not once per pair. Pairs on one grid take the clearly-different
+    test in batches. Pairs of one image size then take a luminance bound in batches: ``same_image``
+    calls a pair the same only when fewer than ``MIN_PIXELS`` pixels differ in luminance (BT.601) by
+    more than ``TAU`` after its brightness match, so a pair with ``MIN_PIXELS`` pixels beyond
+    ``TAU + LUMA_MARGIN``, computed the same way, is not a copy. Only the rest meet ``same_image``.
+    """
     from curation.dedup import same_image, thumbnail_from_bytes
 
-    a, b = thumbnail_from_bytes(thumb_a), thumbnail_from_bytes(thumb_b)
-    if a.pixels.shape == b.pixels.shape:
-        far = np.abs(a.pixels.astype(np.int16) - b.pixels.astype(np.int16)).max(axis=2) > CLEARLY_DIFFERENT
-        if far.mean() > CLEARLY_DIFFERENT_SHARE:
-            return False
-    return bool(same_image(a, b)[0])
+    pairs = sorted(set(pairs))
+    decoded = {k: thumbnail_from_bytes(thumbs[k]) for k in sorted({k for p in pairs for k in p})}
+    out = [(a, b) for a, b in pairs if decoded[a].pixels.shape != decoded[b].pixels.shape
+           and same_image(decoded[a], decoded[b])[0]]
+    # pairs on one grid, grouped by that grid so that each batch stacks
+    grid = sorted(((a, b) for a, b in pairs if decoded[a].pixels.shape == decoded[b].pixels.shape),
+                  key=lambda p: decoded[p[0]].pixels.shape)
+    batches = [list(g) for _, g in itertools.groupby(grid, key=lambda p: decoded[p[0]].pixels.shape)]
+    floats: dict[str, tuple[np.ndarray, float]] = {}
+    for start, same_grid in ((s, g) for g in batches for s in range(0, len(g), BATCH_PAIRS)):
+        batch = same_grid[start:start + BATCH_PAIRS]
+        keep = _not_far(np.stack([decoded[a].pixels for a, _ in batch]), np.stack([decoded[b].pixels for _, b in batch]))
+        batch = [p for p, k in zip(batch, keep) if k]
+        sized = [(a, b) for a, b in batch if decoded[a][1:] == decoded[b][1:]]
+        if sized:
+            maybe = _luma_maybe_same([_as_floats(decoded, floats, a) for a, _ in sized],
+                                     [_as_floats(decoded, floats, b) for _, b in sized])
+            rest = {p for p, m in zip(sized, maybe) if not m}
+            batch = [p for p in batch if p not in rest]
+        out += [(a, b) for a, b in batch if same_image(decoded[a], decoded[b])[0]]
+    return sorted(out)
+
+
+def _as_floats(decoded: dict, cache: dict, key: str) -> tuple[np.ndarray, float]:
+    """A thumbnail as ``same_image`` sees it on its own grid (float32 in [0, 1]) and its 99th-percentile brightness."""
+    from curation.near_copy import _brightest_channel, _p99
+
+    if key not in cache:
+        x = decoded[key].pixels.astype(np.float32) * np.float32(1 / 255)
+        cache[key] = (x, _p99(_brightest_channel(x)))
+    return cache[key]
+
+
+def _luma_maybe_same(a: list[tuple[np.ndarray, float]], b: list[tuple[np.ndarray, float]]) -> np.ndarray:
+    """Per pair (same grid, same image size): False when ``same_image`` would certainly say different.
+
+    Repeats ``curation.near_copy._match_brightness`` pair by pair (the darker image scaled up to the
+    other's 99th-percentile brightness, unless either is near black or they differ over 2x).
+    """
+    from curation.near_copy import _LUMA, MIN_PIXELS, TAU
+
+    x, y = np.stack([f for f, _ in a]), np.stack([f for f, _ in b])
+    gain_x, gain_y = np.ones(len(a), np.float32), np.ones(len(a), np.float32)
+    for i, ((_, pa), (_, pb)) in enumerate(zip(a, b)):
+        if min(pa, pb) < 0.05 or not 0.5 <= pb / pa <= 2.0:
+            continue
+        if pb > pa:
+            gain_x[i] = np.float32(pb / pa)
+        else:
+            gain_y[i] = np.float32(pa / pb)
+    x = np.where((gain_x != 1)[:, None, None, None], np.minimum(x * gain_x[:, None, None, None], 1.0), x)
+    y = np.where((gain_y != 1)[:, None, None, None], np.minimum(y * gain_y[:, None, None, None], 1.0), y)
+    luma = np.abs((x - y) @ _LUMA)
+    return (luma > TAU + LUMA_MARGIN).sum(axis=(1, 2)) < MIN_PIXELS

@@ -88,6 +88,11 @@ class WriteConfig:
 @dataclass
 class RunnerConfig:
     workers: int = field(default=1, metadata={"help": "local Beam worker processes (1: in-process)"})
+    accelerator: str | None = field(default=None, metadata={
+        "help": "Beam resource hint on the model teacher stages only (Dataflow), e.g. "
+                "'type:nvidia-l4;count:1;install-nvidia-driver' (docs/dataflow.md); ignored by local runners"})
+    min_ram: str | None = field(default=None, metadata={
+        "help": "Beam resource hint: least worker memory for the model teacher stages, e.g. '32GB'"})
 
 
 @dataclass

@@ -30,15 +30,22 @@ from curation.recipe import DataRecipe, load_data_recipe
 WORK_ROW_GROUP_BYTES = 1 << 20
 
 
+def _decisions_layout():
+    import pyarrow as pa
+
+    return pa.schema([("decision", pa.string())])  # one JSON object per line: curation.duplicates.read_decisions
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _write(pcoll, table: str, directory: Path, recipe: DataRecipe, **kw):
-    from pipelines.runner import write_table
+def _write(tables: dict, directory: Path, recipe: DataRecipe, label: str, **kw):
+    """Parquet files of ``{table: rows}`` under ``directory`` (pipelines.runner.write_tables); returns (table, path)."""
+    from pipelines.runner import write_tables
 
     kw.setdefault("row_group_bytes", recipe.write.row_group_bytes)
-    return write_table(pcoll, table, directory, record_batch_size=recipe.write.record_batch_size, **kw)
+    return write_tables(tables, directory, label=label, record_batch_size=recipe.write.record_batch_size, **kw)
 
 
 # ---------------------------------------------------------------------------- pass 1
@@ -67,67 +74,72 @@ def _ingest(p, recipe: DataRecipe):
                | "Ingest files" >> beam.ParDo(T.IngestFiles())
                .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
         rows += [out["rows"]]
-        rejects += [out[T.REJECTS], dead_letters(out["bad"], "ingest")]
+        rejects += [out[T.REJECTS], dead_letters(out["bad"], "ingest", "file errors")]
     return (tuple(rows) | "All sources" >> beam.Flatten()) if len(rows) > 1 else rows[0], rejects
 
 
-def _near_copy_groups(valid, recipe: DataRecipe):
-    """Valid rows -> (image key, split group) for every image that has a confirmed near-copy."""
+def _near_copy_groups(valid, work_files, recipe: DataRecipe):
+    """Valid rows -> (image key, split group) for every image that has a confirmed near-copy.
+
+    Hash-band buckets cross the shuffle as packed bytes; each bucket finds the candidate pairs it owns
+    (``curation.duplicates.owned_pairs``). Thumbnails are made from the work rows read back (never from
+    rows held in memory), for candidate images only, and travel to the buckets that own their pairs,
+    where each pair is confirmed: no pair list ever crosses a shuffle.
+    """
     import apache_beam as beam
 
     from curation import duplicates as D
     from curation.dedup import hash_from_hex
+    from pipelines import transforms as T
 
     th = recipe.dedup.threshold
-    pairs = (valid | "Image hashes" >> beam.Map(lambda r: (r["image_key"], hash_from_hex(r["image_hash"])))
-             | "Distinct images" >> beam.Distinct()
-             | "Hash bands" >> beam.FlatMap(lambda kh: D.image_band_entries(kh[0], kh[1], th))
-             | "Group bands" >> beam.GroupByKey()
-             | "Candidate pairs" >> beam.FlatMap(lambda kv: D.candidate_pairs(kv[1], th))
-             | "Distinct pairs" >> beam.Distinct())
-    if recipe.dedup.confirm:
-        wanted = (pairs | "Candidate images" >> beam.FlatMap(lambda abd: [abd[0], abd[1]])
-                  | "Distinct candidates" >> beam.Distinct() | "As keys" >> beam.Map(lambda k: (k, True)))
-        thumbs = (valid
-                  | "Candidate rows" >> beam.Filter(lambda r, want: r["image_key"] in want,
-                                                    beam.pvalue.AsDict(wanted))
-                  | "One row per image" >> beam.Map(lambda r: (r["image_key"], r))
-                  | "First row" >> beam.CombinePerKey(lambda rows: next(iter(rows)))
-                  | "Thumbnails" >> beam.MapTuple(lambda k, r: (k, D.thumbnail_of(r))))
-        by_a = pairs | "Pairs by a" >> beam.Map(lambda abd: (abd[0], abd[1]))
-        with_a = ({"pairs": by_a, "thumb": thumbs} | "Join a" >> beam.CoGroupByKey()
-                  | "Thumb a" >> beam.FlatMap(lambda kv: [(b, (kv[0], t)) for t in kv[1]["thumb"][:1]
-                                                          for b in kv[1]["pairs"]]))
-        pairs = ({"pairs": with_a, "thumb": thumbs} | "Join b" >> beam.CoGroupByKey()
-                 | "Confirm" >> beam.FlatMap(lambda kv: [(a, kv[0]) for t in kv[1]["thumb"][:1]
-                                                         for a, ta in kv[1]["pairs"] if D.near_copies(ta, t)]))
+    buckets = (valid | "Hash bands" >> beam.FlatMap(lambda r: D.band_entries(r["image_key"], hash_from_hex(r["image_hash"]),
+                                                                           th))
+               | "Bucket members" >> beam.CombinePerKey(T.ConcatMembers()))
+    if not recipe.dedup.confirm:
+        pairs = buckets | "Hash decides" >> beam.FlatMapTuple(lambda band, packed: D.bucket_pairs(band, packed, th))
     else:
-        pairs = pairs | "Hash decides" >> beam.Map(lambda abd: (abd[0], abd[1]))
+        at = buckets | "Candidates" >> beam.FlatMapTuple(lambda band, packed: D.pair_members(band, packed, th))
+        wanted = beam.pvalue.AsDict(at | "Candidate images" >> beam.MapTuple(lambda k, _: (k, None)))
+        thumbs = (work_files | "Read candidate images" >> beam.io.ReadAllFromParquet(
+            columns=["image_key", "images"], desired_bundle_size=WORK_ROW_GROUP_BYTES, label="Read candidates")
+                  | "Thumbnails" >> beam.ParDo(T.CandidateThumbnails(), wanted))
+        pairs = ({"at": at, "thumb": thumbs} | "Thumbnails to buckets" >> beam.CoGroupByKey()
+                 | "Bucket thumbnails" >> beam.FlatMap(lambda kv: [(band, (kv[0], h, t)) for t in kv[1]["thumb"][:1]
+                                                                   for band, h in kv[1]["at"]])
+                 | "Group buckets" >> beam.GroupByKey()
+                 | "Confirm" >> beam.FlatMapTuple(lambda band, ms: D.confirmed_in_bucket(band, ms, th)))
     return (pairs | "Group edges" >> beam.FlatMapTuple(D.group_edges)
             | "Smallest in group" >> beam.CombinePerKey(min)
             | "Not alone" >> beam.Filter(lambda kv: kv[0] != kv[1]))
 
 
 def _duplicate_decisions(valid, groups, recipe: DataRecipe):
-    """Rows (light fields only) + split groups -> drop decisions of duplicate rows."""
+    """Rows (light fields only) + split groups -> drop decisions of duplicate rows.
+
+    Rows first meet by image and question; only the rows of images with near-copies meet again under
+    their group's key, so most rows cross one shuffle, and the groups travel as a (small) side input.
+    """
     import apache_beam as beam
 
     from curation import duplicates as D
+    from pipelines import transforms as T
     from schemas import normalize_question
 
     scope = recipe.dedup.scope
-    light = valid | "Light rows" >> beam.Map(lambda r: (r["image_key"], (
-        r["id"], D.row_key(r), normalize_question(r["question"]), r["answer"])))
 
-    def keyed(kv):
-        image, g = kv[0], kv[1]["group"]
-        group = g[0] if g else image
-        for rid, rkey, q, answer in kv[1]["rows"]:
-            yield D.duplicate_key(group, q, answer, scope), (rid, rkey, image, q)
+    def problem(r):
+        q = normalize_question(r["question"])
+        return D.duplicate_key(r["image_key"], q, r["answer"], scope), (r["id"], D.row_key(r), r["image_key"], q)
 
-    return ({"rows": light, "group": groups} | "Join groups" >> beam.CoGroupByKey()
-            | "Duplicate keys" >> beam.FlatMap(keyed) | "Group problems" >> beam.GroupByKey()
-            | "Drops" >> beam.FlatMap(lambda kv: D.duplicates_in_group(kv[1])))
+    # every image of a group, the one whose key names it included, meets its copies under the group's key
+    members = groups | "Images in groups" >> beam.FlatMapTuple(lambda image, group: [(image, group), (group, group)])
+    by_image = (valid | "Problem keys" >> beam.Map(problem) | "Group problems" >> beam.GroupByKey()
+                | "Problems of images" >> beam.ParDo(T.ProblemsOfImages(), beam.pvalue.AsDict(members))
+                .with_outputs("regroup", main="drops"))
+    by_group = (by_image.regroup | "Group problems of groups" >> beam.GroupByKey()
+                | "Drops in groups" >> beam.FlatMapTuple(lambda _, ms: D.duplicates_in_group(ms)))
+    return (by_image.drops, by_group) | "Drops" >> beam.Flatten()
 
 
 def build_scan(p, recipe: DataRecipe, staging: Path, work: Path):
@@ -145,50 +157,82 @@ def build_scan(p, recipe: DataRecipe, staging: Path, work: Path):
     rejects += [val[T.REJECTS], dead_letters(val["bad"], "validate")]
     # Work rows: uncompressed (PNG bytes do not compress) and in ~1 MB row groups, so pass 2 can
     # split them into many small read ranges for its workers without shuffling the rows.
-    _write(valid | "Work rows" >> beam.Map(lambda r: T.complete("examples", r)), "examples", work, recipe,
-           folder="rows", codec="none", row_group_bytes=WORK_ROW_GROUP_BYTES)
-    groups = _near_copy_groups(valid, recipe)
+    scan_rejects = tuple(rejects) | "Scan rejects" >> beam.Flatten() | "Complete scan rejects" >> beam.Map(
+        lambda r: T.complete("rejects", r))
+    files = _write({"examples": valid | "Work rows" >> beam.Map(lambda r: T.complete("examples", r)),
+                    "rejects": scan_rejects}, staging, recipe, "Write work rows", prefix="scan",
+                   folders={"examples": f"{work.name}/rows"}, codec="none", row_group_bytes=WORK_ROW_GROUP_BYTES)
+    work_files = files | "Work row files" >> beam.FlatMapTuple(lambda table, path: [path] if table == "examples" else [])
+    groups = _near_copy_groups(valid, work_files, recipe)
     drops = _duplicate_decisions(valid, groups, recipe)
     group_lines = groups | "Group decisions" >> beam.MapTuple(lambda k, g: {"kind": "group", "key": k, "group": g})
-    ((drops, group_lines) | "Decisions" >> beam.Flatten() | "Decision json" >> beam.Map(json.dumps, sort_keys=True)
-     | "Write decisions" >> beam.io.WriteToText(str(work / "dedup" / "decisions"), file_name_suffix=".jsonl"))
-    _write(tuple(rejects) | "Scan rejects" >> beam.Flatten() | "Complete scan rejects" >> beam.Map(
-        lambda r: T.complete("rejects", r)), "rejects", staging, recipe, prefix="scan")
+    decisions = ((drops, group_lines) | "Decisions" >> beam.Flatten()
+                 | "Decision json" >> beam.Map(lambda d: {"decision": json.dumps(d, sort_keys=True)}))
+    _write({"decisions": decisions}, work, recipe, "Write decisions", folders={"decisions": "dedup"},
+           schemas={"decisions": _decisions_layout()})
 
 
 # ---------------------------------------------------------------------------- pass 2
 
 
+def _teach(rows, spec, recipe: DataRecipe, rejects: list):
+    """Rows -> one ``{texts | error}`` result per row from ``spec``'s teacher.
+
+    Model teachers run under RunInference (batched, loaded once per worker; on Dataflow with the
+    recipe's ``runner.accelerator`` / ``runner.min_ram`` as resource hints on this stage only).
+    Program teachers need no model, so they run as a plain DoFn: no torch import for them.
+    """
+    import apache_beam as beam
+
+    from pipelines import transforms as T
+
+    label = spec.stage.capitalize()
+    if spec.backend == "program":
+        return rows | label >> beam.ParDo(T.ProgramTeacher(spec))
+    from apache_beam.ml.inference.base import RunInference
+
+    from pipelines.inference import TeacherHandler
+    from pipelines.runner import failed_batches
+
+    inference = RunInference(TeacherHandler(spec, progress_every=32)).with_exception_handling()
+    hints = model_resource_hints(recipe)
+    if hints:
+        inference = inference.with_resource_hints(**hints)
+    out = rows | label >> inference
+    rejects.append(failed_batches(out[1], spec.stage))
+    return out[0]
+
+
+def model_resource_hints(recipe: DataRecipe) -> dict[str, str]:
+    """Beam resource hints for the model stages (``accelerator``, ``min_ram``): empty when the recipe sets none."""
+    r = recipe.runner
+    return {k: v for k, v in (("accelerator", r.accelerator), ("min_ram", r.min_ram)) if v}
+
+
 def _teachers(train, recipe: DataRecipe, rejects: list):
     """Train rows -> rows after the caption and distill teachers (+ traces, sft), and uncaptioned rows."""
     import apache_beam as beam
-    from apache_beam.ml.inference.base import RunInference
 
     from curation.assemble import teachable
     from curation.prompts import DISTILL_PROMPT_VERSION
     from pipelines import transforms as T
-    from pipelines.inference import TeacherHandler
-    from pipelines.runner import dead_letters, failed_batches
+    from pipelines.runner import dead_letters
 
     cap, dis = recipe.caption, recipe.distill
     parts = train | "Teachable?" >> beam.Partition(lambda r, n: 0 if teachable(r, cap) else 1, 2)
     skipped = parts[1] | "Count uncaptioned" >> beam.ParDo(T.PassThrough("caption", "skipped"))
     if cap.backend == "none":  # no row reaches a teacher, and RunInference would still load one at setup
         return [skipped], None
-    progress = 500 if cap.backend == "program" else 32
-    c = parts[0] | "Caption" >> RunInference(TeacherHandler(cap, progress_every=progress)).with_exception_handling()
-    captioned = (c[0] | "After caption" >> beam.ParDo(T.AfterCaption(cap.model_id))
+    captioned = (_teach(parts[0], cap, recipe, rejects) | "After caption" >> beam.ParDo(T.AfterCaption(cap.model_id))
                  .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
-    rejects += [captioned[T.REJECTS], dead_letters(captioned["bad"], "caption"), failed_batches(c[1], "caption")]
+    rejects += [captioned[T.REJECTS], dead_letters(captioned["bad"], "caption")]
     if dis.backend == "none":
         untraced = captioned["rows"] | "Count untraced" >> beam.ParDo(T.PassThrough("distill", "skipped"))
         return [skipped, untraced], None
-    d = (captioned["rows"] | "Distill" >> RunInference(TeacherHandler(dis, progress_every=progress))
-         .with_exception_handling())
-    fin = (d[0] | "Rewrite+verify+select" >> beam.ParDo(T.AfterDistill(dis.record(DISTILL_PROMPT_VERSION),
-                                                                     recipe.select))
+    fin = (_teach(captioned["rows"], dis, recipe, rejects)
+           | "Rewrite+verify+select" >> beam.ParDo(T.AfterDistill(dis.record(DISTILL_PROMPT_VERSION), recipe.select))
            .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
-    rejects += [fin[T.REJECTS], dead_letters(fin["bad"], "distill"), failed_batches(d[1], "distill")]
+    rejects += [fin[T.REJECTS], dead_letters(fin["bad"], "distill")]
     return [skipped, fin["rows"]], fin
 
 
@@ -214,12 +258,11 @@ def build_curate(p, recipe: DataRecipe, staging: Path, work: Path, eval_index):
     out = ((*taught, by_split[1]) | "Rows to write" >> beam.Flatten()
            | "Split tables" >> beam.ParDo(T.WriteSplit(recipe.rl.keep_open)).with_outputs("rl", "val", "test",
                                                                                           main="examples"))
-    for table in ("examples", "rl", "val", "test"):
-        _write(out[table], table, staging, recipe)
-    for table in ("traces", "sft"):
-        _write(fin[table] if fin is not None else p | f"No {table}" >> beam.Create([]), table, staging, recipe)
-    _write(tuple(rejects) | "Curate rejects" >> beam.Flatten() | "Complete curate rejects" >> beam.Map(
-        lambda r: T.complete("rejects", r)), "rejects", staging, recipe, prefix="curate")
+    tables = {t: out[t] for t in ("examples", "rl", "val", "test")}
+    tables.update({t: fin[t] if fin is not None else None for t in ("traces", "sft")})
+    tables["rejects"] = tuple(rejects) | "Curate rejects" >> beam.Flatten() | "Complete curate rejects" >> beam.Map(
+        lambda r: T.complete("rejects", r))
+    _write(tables, staging, recipe, "Write tables", prefix="curate")
 
 
 # ---------------------------------------------------------------------------- run

@@ -8,6 +8,7 @@ to the ``rejects`` output with its reason. Unexpected exceptions are caught by
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -126,20 +127,83 @@ class IngestFiles(Counted):
 # ---------------------------------------------------------------------------- dedup + split
 
 
-def _text_lines(pattern: str):
-    """Non-empty lines of the files matching ``pattern`` (local, or any Beam filesystem: gs://, s3://)."""
-    if "://" not in pattern:
-        import glob
-
-        for path in sorted(glob.glob(pattern)):
-            with open(path, encoding="utf-8") as f:
-                yield from (line for line in f if line.strip())
-        return
+def _decision_lines(folder: str):
+    """The JSON decision lines of pass 1's work files (local, or any Beam filesystem: gs://, s3://)."""
+    import pyarrow.parquet as pq
     from apache_beam.io.filesystems import FileSystems
 
-    for match in FileSystems.match([pattern])[0].metadata_list:
+    for match in sorted(FileSystems.match([f"{folder}/*.parquet"])[0].metadata_list, key=lambda m: m.path):
         with FileSystems.open(match.path) as f:
-            yield from (line.decode() for line in f if line.strip())
+            yield from pq.read_table(f, columns=["decision"]).column("decision").to_pylist()
+
+
+class ConcatMembers(beam.CombineFn):
+    """Packed band members (``curation.duplicates.band_entries``) of one bucket, concatenated.
+
+    Lifted before the shuffle, so a bucket crosses it as a few byte strings, not one element per image.
+    """
+
+    def create_accumulator(self):
+        return bytearray()
+
+    def add_input(self, acc, member):
+        acc += member
+        return acc
+
+    def merge_accumulators(self, accs):
+        out = bytearray()
+        for acc in accs:
+            out += acc
+        return out
+
+    def compact(self, acc):
+        return bytes(acc)
+
+    def extract_output(self, acc):
+        return bytes(acc)
+
+
+class CandidateThumbnails(beam.DoFn):
+    """Work rows (image_key, images) -> (image key, thumbnail) for the images a bucket needs confirmed.
+
+    Rows of one image usually come together (one image, several questions), so the last few
+    thumbnails are remembered instead of recomputed; the join downstream keeps one per image.
+    """
+
+    RECENT = 256
+
+    def start_bundle(self):
+        self.recent = {}
+
+    def process(self, row, candidates):
+        from curation.duplicates import thumbnail_of
+
+        key = row["image_key"]
+        if key not in candidates:
+            return
+        thumb = self.recent.get(key)
+        if thumb is None:
+            if len(self.recent) >= self.RECENT:
+                self.recent.clear()
+            thumb = self.recent[key] = thumbnail_of(row)
+        yield key, thumb
+
+
+class ProblemsOfImages(beam.DoFn):
+    """(problem key of one image, its rows) -> drops, when the image has no near-copy; else the rows
+    re-keyed by the image's split group (tag ``regroup``), to meet the rows of its copies."""
+
+    def process(self, keyed, groups):
+        from curation.duplicates import duplicates_in_group, regrouped
+
+        key, members = keyed
+        group = groups.get(key[:key.index(":")])
+        if group is None:
+            yield from duplicates_in_group(members)
+            return
+        new_key = regrouped(key, group)
+        for member in members:
+            yield beam.pvalue.TaggedOutput("regroup", (new_key, member))
 
 
 class PlaceRows(Counted):
@@ -154,7 +218,7 @@ class PlaceRows(Counted):
     def setup(self):
         from curation.duplicates import read_decisions
 
-        self.drops, self.groups = read_decisions(_text_lines(f"{self.decisions_dir}/*.jsonl"))
+        self.drops, self.groups = read_decisions(_decision_lines(self.decisions_dir))
 
     def process(self, row):
         from curation.duplicates import placed
@@ -170,6 +234,37 @@ class PlaceRows(Counted):
             self.count("grouped_rows")
         self.count("out")
         yield out
+
+
+# ---------------------------------------------------------------------------- teachers
+
+
+class Taught(NamedTuple):
+    """What a teacher stage emits per row: the shape of RunInference's ``PredictionResult``."""
+    example: dict
+    inference: dict
+
+
+class ProgramTeacher(Counted):
+    """The program teachers (``curation.teachers``) row by row, without RunInference: they need no model,
+    batching or accelerator, and RunInference's module imports torch (~4 s) in every worker."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec, self.stage = spec, spec.stage
+
+    def setup(self):
+        from curation.rollouts import generator_for
+
+        self.generator = generator_for(self.spec).load()
+
+    def process(self, row):
+        from curation.rollouts import request_for, texts_or_errors
+
+        t = time.perf_counter()
+        out = texts_or_errors(self.generator, [request_for(row, self.spec)])[0]
+        self.count("teacher_usecs", int((time.perf_counter() - t) * 1e6))
+        yield Taught(row, out)
 
 
 # ---------------------------------------------------------------------------- after the teachers
