@@ -96,12 +96,13 @@ def test_missing_config_file(tmp_path):
 @pytest.mark.parametrize("name", ["mini.yaml", "qwen2_5_vl_3b.yaml", "qwen2_5_vl_7b.yaml"])
 def test_shipped_recipes_load(name):
     recipe = load_train_recipe(ROOT / "configs" / "train" / name)
-    assert recipe.sft.max_length and recipe.grpo.sampler == "vade"
+    assert recipe.sft.max_length and recipe.grpo.sampler == ("mixed" if name == "mini.yaml" else "vade")
     assert len(recipe.grpo.reward_weights) == len(recipe.grpo.reward_funcs)
     if name == "mini.yaml":  # the values the mini recipe was measured with, under TRL's names
-        assert (recipe.sft.max_steps, recipe.sft.per_device_train_batch_size, recipe.sft.learning_rate) == (2000, 16, 1.5e-3)
+        assert (recipe.sft.max_steps, recipe.sft.per_device_train_batch_size, recipe.sft.learning_rate) == (1500, 16, 1.5e-3)
+        assert (recipe.tiny_model.patch_size, recipe.tiny_model.merge_size) == (16, 1)  # 49 image tokens
         assert recipe.grpo.prompts_per_round == 8 and recipe.grpo.num_generations == 8
-        assert (recipe.grpo.learning_rate, recipe.grpo.beta, recipe.grpo.lr_scheduler_type) == (5e-6, 0.04, "constant")
+        assert (recipe.grpo.learning_rate, recipe.grpo.beta, recipe.grpo.lr_scheduler_type) == (2e-5, 0.0, "constant")
         assert recipe.grpo.reward_weights == [1.0, 0.1] and recipe.grpo.use_cpu is True
     else:  # 64 prompts x 8 completions on 8 GPUs: 16 per device x 8 x 4 accumulation steps
         g = recipe.grpo
