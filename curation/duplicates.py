@@ -233,48 +233,91 @@ def _not_far(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def confirmed_pairs(thumbs: dict[str, bytes], pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The pairs :func:`near_copies` confirms, with its answers, for many pairs at once.
 
-    Each thumbnail is decoded once, not once per pair. Pairs on one grid take the clearly-different
-    test in batches. Pairs of one image size then take a luminance bound in batches: ``same_image``
-    calls a pair the same only when fewer than ``MIN_PIXELS`` pixels differ in luminance (BT.601) by
-    more than ``TAU`` after its brightness match, so a pair with ``MIN_PIXELS`` pixels beyond
-    ``TAU + LUMA_MARGIN``, computed the same way, is not a copy. Only the rest meet ``same_image``.
+    Thumbnails are decoded once per image while they are in use (a bounded cache, so a bucket of any
+    size holds ``DECODED_CACHE`` of them at most). Pairs on one grid take the clearly-different test
+    in batches. Pairs of one image size then take a luminance bound in batches: ``same_image`` calls a
+    pair the same only when fewer than ``MIN_PIXELS`` pixels differ in luminance (BT.601) by more than
+    ``TAU`` after its brightness match, so a pair with ``MIN_PIXELS`` pixels beyond ``TAU + LUMA_MARGIN``,
+    computed the same way, is not a copy. Only the rest meet ``same_image``.
     """
-    from curation.dedup import same_image, thumbnail_from_bytes
+    from curation.dedup import same_image
 
+    images = _Thumbnails(thumbs)
     pairs = sorted(set(pairs))
-    decoded = {k: thumbnail_from_bytes(thumbs[k]) for k in sorted({k for p in pairs for k in p})}
-    out = [(a, b) for a, b in pairs if decoded[a].pixels.shape != decoded[b].pixels.shape
-           and same_image(decoded[a], decoded[b])[0]]
-    # pairs on one grid, grouped by that grid so that each batch stacks
-    grid = sorted(((a, b) for a, b in pairs if decoded[a].pixels.shape == decoded[b].pixels.shape),
-                  key=lambda p: decoded[p[0]].pixels.shape)
-    batches = [list(g) for _, g in itertools.groupby(grid, key=lambda p: decoded[p[0]].pixels.shape)]
-    floats: dict[str, tuple[np.ndarray, float]] = {}
-    for start, same_grid in ((s, g) for g in batches for s in range(0, len(g), BATCH_PAIRS)):
-        batch = same_grid[start:start + BATCH_PAIRS]
-        keep = _not_far(np.stack([decoded[a].pixels for a, _ in batch]), np.stack([decoded[b].pixels for _, b in batch]))
-        batch = [p for p, k in zip(batch, keep) if k]
-        sized = [(a, b) for a, b in batch if decoded[a][1:] == decoded[b][1:]]
-        if sized:
-            maybe = _luma_maybe_same([_as_floats(decoded, floats, a) for a, _ in sized],
-                                     [_as_floats(decoded, floats, b) for _, b in sized])
-            rest = {p for p, m in zip(sized, maybe) if not m}
-            batch = [p for p in batch if p not in rest]
-        out += [(a, b) for a, b in batch if same_image(decoded[a], decoded[b])[0]]
+    out = [(a, b) for a, b in pairs if images.grid(a) != images.grid(b) and same_image(images[a], images[b])[0]]
+    grid = sorted(((a, b) for a, b in pairs if images.grid(a) == images.grid(b)), key=lambda p: (images.grid(p[0]), p))
+    for _, same_grid in itertools.groupby(grid, key=lambda p: images.grid(p[0])):
+        same_grid = list(same_grid)
+        for start in range(0, len(same_grid), BATCH_PAIRS):
+            out += _confirm_batch(images, same_grid[start:start + BATCH_PAIRS])
     return sorted(out)
 
 
-def _as_floats(decoded: dict, cache: dict, key: str) -> tuple[np.ndarray, float]:
-    """A thumbnail as ``same_image`` sees it on its own grid (float32 in [0, 1]) and its 99th-percentile brightness."""
-    from curation.near_copy import _brightest_channel, _p99
-
-    if key not in cache:
-        x = decoded[key].pixels.astype(np.float32) * np.float32(1 / 255)
-        cache[key] = (x, _p99(_brightest_channel(x)))
-    return cache[key]
+DECODED_CACHE = 2048  # thumbnails kept decoded (~9 KB each for 56 x 56): pairs come sorted, so partners repeat
 
 
-def _luma_maybe_same(a: list[tuple[np.ndarray, float]], b: list[tuple[np.ndarray, float]]) -> np.ndarray:
+class _Thumbnails:
+    """Thumbnail bytes by image key, decoded on demand (least recently used dropped), with each image's
+    grid, image size and 99th-percentile brightness remembered (a few numbers per image)."""
+
+    def __init__(self, thumbs: dict[str, bytes]):
+        from collections import OrderedDict
+
+        self.thumbs, self.decoded, self.meta, self.p99s = thumbs, OrderedDict(), {}, {}
+
+    def __getitem__(self, key: str):
+        from curation.dedup import thumbnail_from_bytes
+
+        t = self.decoded.get(key)
+        if t is None:
+            t = self.decoded[key] = thumbnail_from_bytes(self.thumbs[key])
+            self.meta[key] = (t.pixels.shape, t.width, t.height)
+            if len(self.decoded) > DECODED_CACHE:
+                self.decoded.popitem(last=False)
+        else:
+            self.decoded.move_to_end(key)
+        return t
+
+    def _meta(self, key: str) -> tuple:
+        if key not in self.meta:
+            self[key]  # decodes it and notes its grid and size
+        return self.meta[key]
+
+    def grid(self, key: str) -> tuple:
+        return self._meta(key)[0]
+
+    def size(self, key: str) -> tuple:
+        return self._meta(key)[1:]
+
+    def p99(self, key: str, x: np.ndarray) -> float:
+        """``same_image``'s 99th-percentile brightness of the image whose float pixels are ``x``."""
+        from curation.near_copy import _brightest_channel, _p99
+
+        if key not in self.p99s:
+            self.p99s[key] = _p99(_brightest_channel(x))
+        return self.p99s[key]
+
+
+def _confirm_batch(images: _Thumbnails, batch: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Pairs of one grid: the clearly-different test, the luminance bound (one image size), then same_image."""
+    from curation.dedup import same_image
+
+    a = np.stack([images[k].pixels for k, _ in batch])
+    b = np.stack([images[k].pixels for _, k in batch])
+    keep = _not_far(a, b)
+    sized = np.array([bool(k) and images.size(x) == images.size(y) for (x, y), k in zip(batch, keep)])
+    if sized.any():
+        # as same_image sees them on their own grid: float32 in [0, 1]
+        xa = a[sized].astype(np.float32) * np.float32(1 / 255)
+        xb = b[sized].astype(np.float32) * np.float32(1 / 255)
+        pairs = [p for p, s in zip(batch, sized) if s]
+        pa = [images.p99(x, f) for (x, _), f in zip(pairs, xa)]
+        pb = [images.p99(y, f) for (_, y), f in zip(pairs, xb)]
+        keep[sized] = _luma_maybe_same(xa, xb, pa, pb)
+    return [(x, y) for (x, y), k in zip(batch, keep) if k and same_image(images[x], images[y])[0]]
+
+
+def _luma_maybe_same(x: np.ndarray, y: np.ndarray, pa: list[float], pb: list[float]) -> np.ndarray:
     """Per pair (same grid, same image size): False when ``same_image`` would certainly say different.
 
     Repeats ``curation.near_copy._match_brightness`` pair by pair (the darker image scaled up to the
@@ -282,15 +325,14 @@ def _luma_maybe_same(a: list[tuple[np.ndarray, float]], b: list[tuple[np.ndarray
     """
     from curation.near_copy import _LUMA, MIN_PIXELS, TAU
 
-    x, y = np.stack([f for f, _ in a]), np.stack([f for f, _ in b])
-    gain_x, gain_y = np.ones(len(a), np.float32), np.ones(len(a), np.float32)
-    for i, ((_, pa), (_, pb)) in enumerate(zip(a, b)):
-        if min(pa, pb) < 0.05 or not 0.5 <= pb / pa <= 2.0:
+    gain_x, gain_y = np.ones(len(x), np.float32), np.ones(len(x), np.float32)
+    for i, (p, q) in enumerate(zip(pa, pb)):
+        if min(p, q) < 0.05 or not 0.5 <= q / p <= 2.0:
             continue
-        if pb > pa:
-            gain_x[i] = np.float32(pb / pa)
+        if q > p:
+            gain_x[i] = np.float32(q / p)
         else:
-            gain_y[i] = np.float32(pa / pb)
+            gain_y[i] = np.float32(p / q)
     x = np.where((gain_x != 1)[:, None, None, None], np.minimum(x * gain_x[:, None, None, None], 1.0), x)
     y = np.where((gain_y != 1)[:, None, None, None], np.minimum(y * gain_y[:, None, None, None], 1.0), y)
     luma = np.abs((x - y) @ _LUMA)

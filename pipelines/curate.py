@@ -40,19 +40,20 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _write(tables: dict, directory: Path, recipe: DataRecipe, label: str, **kw):
-    """Parquet files of ``{table: rows}`` under ``directory`` (pipelines.runner.write_tables); returns (table, path)."""
+def _write(streams: list, directory: Path, recipe: DataRecipe, label: str, **kw):
+    """Parquet files of ``[(table, rows)]`` under ``directory`` (pipelines.runner.write_tables); returns (table, path)."""
     from pipelines.runner import write_tables
 
     kw.setdefault("row_group_bytes", recipe.write.row_group_bytes)
-    return write_tables(tables, directory, label=label, record_batch_size=recipe.write.record_batch_size, **kw)
+    return write_tables(streams, directory, label=label, record_batch_size=recipe.write.record_batch_size, **kw)
 
 
 # ---------------------------------------------------------------------------- pass 1
 
 
 def _ingest(p, recipe: DataRecipe):
-    """All sources -> (rows, [reject pcolls])."""
+    """All sources -> ([rows of each kind of source], [reject pcolls]). Kept apart, not flattened: a Flatten
+    of rows holds them all in memory on the local runner."""
     import apache_beam as beam
 
     from pipelines import transforms as T
@@ -75,10 +76,10 @@ def _ingest(p, recipe: DataRecipe):
                .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
         rows += [out["rows"]]
         rejects += [out[T.REJECTS], dead_letters(out["bad"], "ingest", "file errors")]
-    return (tuple(rows) | "All sources" >> beam.Flatten()) if len(rows) > 1 else rows[0], rejects
+    return rows, rejects
 
 
-def _near_copy_groups(valid, work_files, recipe: DataRecipe):
+def _near_copy_groups(valid: list, work_files, recipe: DataRecipe):
     """Valid rows -> (image key, split group) for every image that has a confirmed near-copy.
 
     Hash-band buckets cross the shuffle as packed bytes; each bucket finds the candidate pairs it owns
@@ -93,9 +94,12 @@ def _near_copy_groups(valid, work_files, recipe: DataRecipe):
     from pipelines import transforms as T
 
     th = recipe.dedup.threshold
-    buckets = (valid | "Hash bands" >> beam.FlatMap(lambda r: D.band_entries(r["image_key"], hash_from_hex(r["image_hash"]),
-                                                                           th))
-               | "Bucket members" >> beam.CombinePerKey(T.ConcatMembers()))
+    buckets = [rows | f"Hash bands {i}" >> beam.FlatMap(
+        lambda r: D.band_entries(r["image_key"], hash_from_hex(r["image_hash"]), th))
+        | f"Bucket members {i}" >> beam.CombinePerKey(T.ConcatMembers()) for i, rows in enumerate(valid)]
+    if len(buckets) > 1:  # combined per source first, so each source's members are packed where they are made
+        buckets = [buckets | "All buckets" >> beam.Flatten() | "Merge buckets" >> beam.CombinePerKey(T.ConcatMembers())]
+    buckets = buckets[0]
     if not recipe.dedup.confirm:
         pairs = buckets | "Hash decides" >> beam.FlatMapTuple(lambda band, packed: D.bucket_pairs(band, packed, th))
     else:
@@ -114,7 +118,7 @@ def _near_copy_groups(valid, work_files, recipe: DataRecipe):
             | "Not alone" >> beam.Filter(lambda kv: kv[0] != kv[1]))
 
 
-def _duplicate_decisions(valid, groups, recipe: DataRecipe):
+def _duplicate_decisions(valid: list, groups, recipe: DataRecipe):
     """Rows (light fields only) + split groups -> drop decisions of duplicate rows.
 
     Rows first meet by image and question; only the rows of images with near-copies meet again under
@@ -134,7 +138,8 @@ def _duplicate_decisions(valid, groups, recipe: DataRecipe):
 
     # every image of a group, the one whose key names it included, meets its copies under the group's key
     members = groups | "Images in groups" >> beam.FlatMapTuple(lambda image, group: [(image, group), (group, group)])
-    by_image = (valid | "Problem keys" >> beam.Map(problem) | "Group problems" >> beam.GroupByKey()
+    keyed = [rows | f"Problem keys {i}" >> beam.Map(problem) for i, rows in enumerate(valid)]
+    by_image = (keyed | "All problem keys" >> beam.Flatten() | "Group problems" >> beam.GroupByKey()
                 | "Problems of images" >> beam.ParDo(T.ProblemsOfImages(), beam.pvalue.AsDict(members))
                 .with_outputs("regroup", main="drops"))
     by_group = (by_image.regroup | "Group problems of groups" >> beam.GroupByKey()
@@ -151,24 +156,24 @@ def build_scan(p, recipe: DataRecipe, staging: Path, work: Path):
     from pipelines.runner import dead_letters
 
     ingested, rejects = _ingest(p, recipe)
-    val = (ingested | "Validate" >> beam.ParDo(T.ApplyRule("validate", validate_row, recipe.validate))
-           .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
-    valid = val["rows"]
-    rejects += [val[T.REJECTS], dead_letters(val["bad"], "validate")]
+    valid = []
+    for i, rows in enumerate(ingested):
+        val = (rows | f"Validate {i}" >> beam.ParDo(T.ApplyRule("validate", validate_row, recipe.validate))
+               .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+        valid.append(val["rows"])
+        rejects += [val[T.REJECTS], dead_letters(val["bad"], "validate", f"errors {i}")]
     # Work rows: uncompressed (PNG bytes do not compress) and in ~1 MB row groups, so pass 2 can
     # split them into many small read ranges for its workers without shuffling the rows.
-    scan_rejects = tuple(rejects) | "Scan rejects" >> beam.Flatten() | "Complete scan rejects" >> beam.Map(
-        lambda r: T.complete("rejects", r))
-    files = _write({"examples": valid | "Work rows" >> beam.Map(lambda r: T.complete("examples", r)),
-                    "rejects": scan_rejects}, staging, recipe, "Write work rows", prefix="scan",
-                   folders={"examples": f"{work.name}/rows"}, codec="none", row_group_bytes=WORK_ROW_GROUP_BYTES)
+    files = _write([("examples", rows) for rows in valid] + [("rejects", r) for r in rejects], staging, recipe,
+                   "Write work rows", prefix="scan", folders={"examples": f"{work.name}/rows"}, codec="none",
+                   row_group_bytes=WORK_ROW_GROUP_BYTES)
     work_files = files | "Work row files" >> beam.FlatMapTuple(lambda table, path: [path] if table == "examples" else [])
     groups = _near_copy_groups(valid, work_files, recipe)
     drops = _duplicate_decisions(valid, groups, recipe)
     group_lines = groups | "Group decisions" >> beam.MapTuple(lambda k, g: {"kind": "group", "key": k, "group": g})
     decisions = ((drops, group_lines) | "Decisions" >> beam.Flatten()
                  | "Decision json" >> beam.Map(lambda d: {"decision": json.dumps(d, sort_keys=True)}))
-    _write({"decisions": decisions}, work, recipe, "Write decisions", folders={"decisions": "dedup"},
+    _write([("decisions", decisions)], work, recipe, "Write decisions", folders={"decisions": "dedup"},
            schemas={"decisions": _decisions_layout()})
 
 
@@ -255,14 +260,14 @@ def build_curate(p, recipe: DataRecipe, staging: Path, work: Path, eval_index):
                dead_letters(kept["bad"], "decontam")]
     by_split = kept["rows"] | "Train or held out" >> beam.Partition(lambda r, n: 0 if r["split"] == "train" else 1, 2)
     taught, fin = _teachers(by_split[0], recipe, rejects)
-    out = ((*taught, by_split[1]) | "Rows to write" >> beam.Flatten()
-           | "Split tables" >> beam.ParDo(T.WriteSplit(recipe.rl.keep_open)).with_outputs("rl", "val", "test",
-                                                                                          main="examples"))
-    tables = {t: out[t] for t in ("examples", "rl", "val", "test")}
-    tables.update({t: fin[t] if fin is not None else None for t in ("traces", "sft")})
-    tables["rejects"] = tuple(rejects) | "Curate rejects" >> beam.Flatten() | "Complete curate rejects" >> beam.Map(
-        lambda r: T.complete("rejects", r))
-    _write(tables, staging, recipe, "Write tables", prefix="curate")
+    streams = []
+    for i, rows in enumerate([*taught, by_split[1]]):  # each branch written where it is made: no Flatten of rows
+        out = rows | f"Split tables {i}" >> beam.ParDo(T.WriteSplit(recipe.rl.keep_open)).with_outputs(
+            "rl", "val", "test", main="examples")
+        streams += [(table, out[table]) for table in ("examples", "rl", "val", "test")]
+    streams += [(table, fin[table] if fin is not None else None) for table in ("traces", "sft")]
+    streams += [("rejects", r) for r in rejects]
+    _write(streams, staging, recipe, "Write tables", prefix="curate")
 
 
 # ---------------------------------------------------------------------------- run

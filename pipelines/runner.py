@@ -30,62 +30,63 @@ def new_pipeline(workers: int, beam_args: list[str] | None = None):
     return beam.Pipeline(runner=runner(beam_args), options=pipeline_options(workers, beam_args))
 
 
-def write_tables(tables: dict, directory: str | Path, *, label: str, prefix: str = "part",
+def write_tables(streams: list, directory: str | Path, *, label: str, prefix: str = "part",
                  folders: dict[str, str] | None = None, codec: str = "zstd", row_group_bytes: int = 8 << 20,
                  record_batch_size: int = 256, schemas: dict | None = None):
-    """Parquet files of several tables at once: ``{table: pcoll or None}`` -> ``directory/(folder)/prefix-*.parquet``.
+    """Parquet files of several tables: ``[(table, rows or None), ...]`` -> ``directory/(folder)/prefix-*.parquet``.
 
-    One writer DoFn for every table (a file per table per bundle, in a temporary folder) and one commit
-    step that moves the files of finished bundles into place, so a retried bundle leaves nothing behind;
-    a table without rows (or given as None) gets one empty file. Beam's ``WriteToParquet`` does the same per table with
-    ~14 transforms each; a pass writes up to eight tables, and every transform costs graph time.
-    Returns the PCollection of ``(table, final path)``. ``directory`` may be any Beam filesystem (gs://, s3://).
-    ``schemas`` adds layouts for work files that are not tables of ``schemas.SCHEMAS``.
+    Each stream of rows gets its own writer step (a file per bundle, in a temporary folder), fused with
+    the step that makes the rows: rows are never gathered (a Flatten of rows would hold them all in
+    memory on the local runner). One commit step then moves the files of finished bundles into place,
+    so a retried bundle leaves nothing behind; a table without rows gets one empty file. Rows are
+    dicts; keys outside the table's columns are ignored. Beam's ``WriteToParquet`` costs ~14 graph
+    transforms per table; this costs one per stream and four. ``directory`` may be any Beam
+    filesystem (gs://, s3://). ``schemas`` adds layouts for work files outside ``schemas.SCHEMAS``.
+    Returns the PCollection of ``(table, final path)``.
     """
     import uuid
 
     from schemas import SCHEMAS
 
+    assert any(rows is not None for _, rows in streams), "write_tables needs at least one stream of rows"
+    tables = sorted({t for t, _ in streams})
     folders = {t: (folders or {}).get(t, t) for t in tables}
     layouts = {t: (schemas or {}).get(t) or SCHEMAS[t] for t in tables}
     temp = f"{str(directory).rstrip('/')}/_tmp-{prefix}-{uuid.uuid4().hex[:12]}"
-    tagged = [pcoll | f"{label}: tag {t}" >> beam.Map(lambda row, t=t: (t, row))
-              for t, pcoll in tables.items() if pcoll is not None]
-    written = (tagged | f"{label}: all tables" >> beam.Flatten()
-               | f"{label}: write" >> beam.ParDo(_WriteBundles(temp, prefix, codec, row_group_bytes, record_batch_size,
-                                                               layouts)))
+    written = [rows | f"{label}: {table} {i}" >> beam.ParDo(_WriteBundles(
+        table, f"{temp}/{table}", prefix, layouts[table], codec, row_group_bytes, record_batch_size))
+        for i, (table, rows) in enumerate(streams) if rows is not None]
+    files = written | f"{label}: files" >> beam.Flatten()
     commit = _Commit(str(directory).rstrip("/"), temp, prefix, folders, layouts)
-    return (written.pipeline | f"{label}: once" >> beam.Create([None])
-            | f"{label}: commit" >> beam.ParDo(commit, beam.pvalue.AsList(written)))
+    return (files.pipeline | f"{label}: once" >> beam.Create([None])
+            | f"{label}: commit" >> beam.ParDo(commit, beam.pvalue.AsList(files)))
 
 
 class _WriteBundles(beam.DoFn):
-    """(table, row) -> a Parquet file per table per bundle; emits (table, temporary path) when the bundle ends."""
+    """Rows of one table -> a Parquet file per bundle; emits (table, temporary path) when the bundle ends."""
 
-    def __init__(self, temp: str, prefix: str, codec: str, row_group_bytes: int, record_batch_size: int,
-                 layouts: dict):
-        self.temp, self.prefix, self.codec, self.layouts = temp, prefix, codec, layouts
+    def __init__(self, table: str, folder: str, prefix: str, schema, codec: str, row_group_bytes: int,
+                 record_batch_size: int):
+        self.table, self.folder, self.prefix, self.schema, self.codec = table, folder, prefix, schema, codec
         self.row_group_bytes, self.record_batch_size = row_group_bytes, record_batch_size
 
     def start_bundle(self):
-        self.files = {}
+        self.file = None
 
-    def process(self, tagged):
-        table, row = tagged
-        f = self.files.get(table)
-        if f is None:
-            f = self.files[table] = _TableFile(f"{self.temp}/{table}", self.prefix, self.layouts[table], self.codec,
-                                               self.row_group_bytes, self.record_batch_size)
-        f.add(row)
+    def process(self, row):
+        if self.file is None:
+            self.file = _TableFile(self.folder, self.prefix, self.schema, self.codec, self.row_group_bytes,
+                                   self.record_batch_size)
+        self.file.add(row)
 
     def finish_bundle(self):
         from apache_beam.transforms.window import GlobalWindow
         from apache_beam.utils.timestamp import MIN_TIMESTAMP
         from apache_beam.utils.windowed_value import WindowedValue
 
-        for table, f in self.files.items():
-            yield WindowedValue((table, f.close()), MIN_TIMESTAMP, [GlobalWindow()])
-        self.files = {}
+        if self.file is not None:
+            yield WindowedValue((self.table, self.file.close()), MIN_TIMESTAMP, [GlobalWindow()])
+        self.file = None
 
 
 class _TableFile:

@@ -98,15 +98,26 @@ def test_batched_confirmation_gives_near_copies_answer_for_every_pair():
 
 
 def test_luminance_bound_rules_out_variants_and_keeps_copies():
+    from curation.near_copy import _brightest_channel, _p99
+
     thumbs = {k: thumbnail_from_bytes(t) for k, t in _thumbs().items()}
-    floats = {}
     pairs = [("p0", "p0-recolour"), ("p0", "p0-digit"), ("p0", "p0-brighter"), ("p0", "p0-darker"),
              ("p0", "p0-jpeg70")]
-    maybe = D._luma_maybe_same([D._as_floats(thumbs, floats, a) for a, _ in pairs],
-                               [D._as_floats(thumbs, floats, b) for _, b in pairs])
+    x = np.stack([thumbs[a].pixels for a, _ in pairs]).astype(np.float32) / np.float32(255)
+    y = np.stack([thumbs[b].pixels for _, b in pairs]).astype(np.float32) / np.float32(255)
+    maybe = D._luma_maybe_same(x, y, [_p99(_brightest_channel(f)) for f in x], [_p99(_brightest_channel(f)) for f in y])
     # a changed digit moves luminance: ruled out here without same_image; orange <-> yellow barely
     # moves it (that pair is left to same_image's colour pass); the copies are all kept
     assert maybe.tolist() == [True, False, True, True, True]
+
+
+def test_a_bucket_larger_than_the_decoded_cache_gives_the_same_answer(monkeypatch):
+    thumbs = _thumbs()
+    keys = sorted(thumbs)
+    pairs = [(a, b) for i, b in enumerate(keys) for a in keys[:i]]
+    full = D.confirmed_pairs(thumbs, pairs)
+    monkeypatch.setattr(D, "DECODED_CACHE", 3)
+    assert D.confirmed_pairs(thumbs, pairs) == full and len(full) >= 30
 
 
 def test_pairs_on_different_grids_are_decided_by_same_image():
