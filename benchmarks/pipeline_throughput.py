@@ -10,9 +10,9 @@ is the process's own `ru_maxrss` or, with worker processes, the largest of them.
 
 What each side does, with the same `curation` functions on the same rows:
 - **loop**: one process, no Beam. Generate and validate every row and keep the valid ones in a
-  list; hash bands (`duplicates.band_entries`) in a dict of buckets; each bucket's owned candidate
-  pairs (`duplicates.owned_pairs`); thumbnails of the candidate images; the same confirmation on the
-  same pairs (`duplicates.confirmed_pairs`); split groups; duplicate rows (`duplicate_key`,
+  list; hash bands (`duplicates.band_entries`) in a dict of buckets; the images in each bucket's owned
+  candidate pairs (`duplicates.pair_members`); thumbnails of those images; each bucket's pairs confirmed
+  (`duplicates.confirmed_in_bucket`, as the pipeline does); split groups; duplicate rows (`duplicate_key`,
   `duplicates_in_group`); then per row `placed`, `decontam_row`, the program caption and distill
   teachers (`curation.rollouts`), `captioned`, `distilled` (rewrite, verify, select), `rl_row`; the
   tables written as zstd Parquet in 1,000-row chunks.
@@ -63,7 +63,8 @@ def _valid_rows(recipe) -> tuple[list[dict], list[dict]]:
 
 
 def _split_groups(rows: list[dict], threshold: int) -> dict[str, str]:
-    """Image key -> split group, for images with a confirmed near-copy (the pipeline's scan, as a loop)."""
+    """Image key -> split group, for images with a confirmed near-copy (the pipeline's scan, as a loop:
+    buckets of hash bands, the images in pairs a bucket owns, their thumbnails, each bucket confirmed)."""
     from curation import duplicates as D
     from curation.dedup import hash_from_hex
 
@@ -73,14 +74,13 @@ def _split_groups(rows: list[dict], threshold: int) -> dict[str, str]:
         first_row.setdefault(row["image_key"], row)
         for band, member in D.band_entries(row["image_key"], hash_from_hex(row["image_hash"]), threshold):
             buckets[band] += member
-    pairs = []
-    for band, packed in buckets.items():
-        pairs += D.bucket_pairs(band, bytes(packed), threshold)
-    thumbs = {k: D.thumbnail_of(first_row[k]) for k in sorted({k for pair in pairs for k in pair})}
+    members = {band: D.pair_members(band, bytes(packed), threshold) for band, packed in buckets.items()}
+    thumbs = {k: D.thumbnail_of(first_row[k]) for k in sorted({k for ms in members.values() for k, _ in ms})}
     groups: dict[str, str] = {}
-    for a, b in D.confirmed_pairs(thumbs, pairs):
-        for image, group in D.group_edges(a, b):
-            groups[image] = min(group, groups.get(image, group))
+    for band, ms in members.items():
+        for a, b in D.confirmed_in_bucket(band, [(k, h, thumbs[k]) for k, (_, h) in ms], threshold):
+            for image, group in D.group_edges(a, b):
+                groups[image] = min(group, groups.get(image, group))
     return {k: g for k, g in groups.items() if k != g}
 
 

@@ -97,18 +97,25 @@ def test_batched_confirmation_gives_near_copies_answer_for_every_pair():
     assert ("p0-digit", "p0-resize") in truth
 
 
-def test_luminance_bound_rules_out_variants_and_keeps_copies():
-    from curation.near_copy import _brightest_channel, _p99
-
-    thumbs = {k: thumbnail_from_bytes(t) for k, t in _thumbs().items()}
+def test_luminance_bounds_rule_out_a_changed_digit_and_keep_copies():
+    thumbs = _thumbs()
     pairs = [("p0", "p0-recolour"), ("p0", "p0-digit"), ("p0", "p0-brighter"), ("p0", "p0-darker"),
              ("p0", "p0-jpeg70")]
-    x = np.stack([thumbs[a].pixels for a, _ in pairs]).astype(np.float32) / np.float32(255)
-    y = np.stack([thumbs[b].pixels for _, b in pairs]).astype(np.float32) / np.float32(255)
-    maybe = D._luma_maybe_same(x, y, [_p99(_brightest_channel(f)) for f in x], [_p99(_brightest_channel(f)) for f in y])
-    # a changed digit moves luminance: ruled out here without same_image; orange <-> yellow barely
-    # moves it (that pair is left to same_image's colour pass); the copies are all kept
-    assert maybe.tolist() == [True, False, True, True, True]
+    keys = sorted(thumbs)
+    images = D._Thumbnails([thumbs[k] for k in keys])
+    ia = np.array([keys.index(a) for a, _ in pairs])
+    ib = np.array([keys.index(b) for _, b in pairs])
+    gain_x, gain_y = D._gains(np.array([images.p99(i) for i in ia]), np.array([images.p99(j) for j in ib]))
+    assert gain_x.tolist() == [1.0] * 5 and gain_y[3] > 1.05 and gain_y[[0, 1, 2, 4]].tolist() == [1.0] * 4
+    floats = [np.stack([images.floats(i) for i in idx]) for idx in (ia, ib)]
+    full = D._luma_maybe_same(*floats, gain_x, gain_y)
+    # a changed digit moves luminance: ruled out without same_image; orange <-> yellow barely moves it (that
+    # pair is left to same_image's colour pass); the copies all stay
+    assert full.tolist() == [True, False, True, True, True]
+    eight_bit = (np.abs(np.stack([images.luma8(i) for i in ia]).astype(int) - np.stack([images.luma8(j) for j in ib]))
+                 >= D.LUMA8_FAR).sum(axis=(1, 2)) < D.MIN_PIXELS
+    assert eight_bit[[0, 1, 2, 4]].tolist() == [True, False, True, True]  # the same verdicts where no gain applies
+    assert D.confirmed_pairs(thumbs, pairs) == sorted([("p0", "p0-brighter"), ("p0", "p0-darker"), ("p0", "p0-jpeg70")])
 
 
 def test_a_bucket_larger_than_the_decoded_cache_gives_the_same_answer(monkeypatch):
