@@ -147,8 +147,11 @@ def _duplicate_decisions(valid: list, groups, recipe: DataRecipe):
     return (by_image.drops, by_group) | "Drops" >> beam.Flatten()
 
 
-def build_scan(p, recipe: DataRecipe, staging: Path, work: Path):
-    """Pass 1: ingest, validate; write valid rows to work shards, decisions and scan rejects."""
+def build_scan(p, recipe: DataRecipe, staging: str | Path, work: str | Path):
+    """Pass 1: ingest, validate; write valid rows to work shards, decisions and scan rejects.
+
+    ``staging`` (the version being written) and ``work`` (its scratch folder) are local paths or URLs.
+    """
     import apache_beam as beam
 
     from curation.validate import validate_row
@@ -164,10 +167,10 @@ def build_scan(p, recipe: DataRecipe, staging: Path, work: Path):
         rejects += [val[T.REJECTS], dead_letters(val["bad"], "validate", f"errors {i}")]
     # Work rows: uncompressed (PNG bytes do not compress) and in ~1 MB row groups, so pass 2 can
     # split them into many small read ranges for its workers without shuffling the rows.
-    files = _write([("examples", rows) for rows in valid] + [("rejects", r) for r in rejects], staging, recipe,
-                   "Write work rows", prefix="scan", folders={"examples": f"{work.name}/rows"}, codec="none",
-                   row_group_bytes=WORK_ROW_GROUP_BYTES)
-    work_files = files | "Work row files" >> beam.FlatMapTuple(lambda table, path: [path] if table == "examples" else [])
+    files = _write([("examples", rows) for rows in valid], work, recipe, "Write work rows", prefix="scan",
+                   folders={"examples": "rows"}, codec="none", row_group_bytes=WORK_ROW_GROUP_BYTES)
+    _write([("rejects", r) for r in rejects], staging, recipe, "Write scan rejects", prefix="scan")
+    work_files = files | "Work row paths" >> beam.MapTuple(lambda _, path: path)
     groups = _near_copy_groups(valid, work_files, recipe)
     drops = _duplicate_decisions(valid, groups, recipe)
     group_lines = groups | "Group decisions" >> beam.MapTuple(lambda k, g: {"kind": "group", "key": k, "group": g})
@@ -241,7 +244,7 @@ def _teachers(train, recipe: DataRecipe, rejects: list):
     return [skipped, fin["rows"]], fin
 
 
-def build_curate(p, recipe: DataRecipe, staging: Path, work: Path, eval_index):
+def build_curate(p, recipe: DataRecipe, staging: str | Path, work: str | Path, eval_index):
     """Pass 2: drop duplicates, split, decontaminate, teachers, verify, select, write every table."""
     import apache_beam as beam
 
@@ -249,9 +252,10 @@ def build_curate(p, recipe: DataRecipe, staging: Path, work: Path, eval_index):
     from pipelines import transforms as T
     from pipelines.runner import dead_letters
 
-    rows = (p | "Work row files" >> beam.Create([str(work / "rows" / "*.parquet")])
+    work = str(work).rstrip("/")
+    rows = (p | "Work row files" >> beam.Create([f"{work}/rows/*.parquet"])
             | "Read work rows" >> beam.io.ReadAllFromParquet(desired_bundle_size=WORK_ROW_GROUP_BYTES))
-    placed = (rows | "Dedup+split" >> beam.ParDo(T.PlaceRows(str(work / "dedup"), recipe.test_fraction,
+    placed = (rows | "Dedup+split" >> beam.ParDo(T.PlaceRows(f"{work}/dedup", recipe.test_fraction,
                                                              recipe.val_fraction, recipe.split_salt))
               .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
     kept = (placed["rows"] | "Decontaminate" >> beam.ParDo(T.ApplyRule("decontam", decontam_row, eval_index))

@@ -6,13 +6,43 @@ from pathlib import Path
 import apache_beam as beam
 
 from curation.accounting import NAMESPACE
+from curation.errors import SightlineError
 
 
 def pipeline_options(workers: int, beam_args: list[str] | None = None):
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    check_beam_args(beam_args or [])
     mode = "multi_processing" if workers > 1 else "in_memory"
     return PipelineOptions(beam_args or [], direct_running_mode=mode, direct_num_workers=max(1, workers))
+
+
+def check_beam_args(beam_args: list[str]) -> None:
+    """Refuse Beam options no ``PipelineOptions`` class knows, before anything runs: Beam itself only logs
+    and drops them, so a misspelt ``--dataflow_service_options`` would start a job without its GPUs."""
+    import difflib
+    import logging
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    if not beam_args:
+        return
+    log = logging.getLogger("apache_beam.options.pipeline_options")
+    level = log.level
+    log.setLevel(logging.ERROR)  # Beam warns "Discarding unparseable args": we say it better
+    try:
+        options = PipelineOptions(beam_args)
+        known = options.get_all_options()
+        unknown = sorted(set(options.get_all_options(retain_unknown_options=True)) - set(known))
+    finally:
+        log.setLevel(level)
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, list(known), n=1)
+            hints.append(f"--{name}" + (f" (did you mean --{close[0]}?)" if close else ""))
+        raise SightlineError(f"unknown Beam option{'s' if len(hints) > 1 else ''}: {', '.join(hints)}; "
+                             "Beam would ignore it (see docs/dataflow.md)")
 
 
 def runner(beam_args: list[str] | None = None):
