@@ -462,7 +462,7 @@ def test_choice_and_sentence_readers_are_fast(response, gold, choices):
 def test_options_in_long_questions_are_fast(question):
     started = time.monotonic()
     verify("B", "B", question=question)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 3.0  # a quadratic pattern took 4-14 s here; linear code takes ms
 
 
 def test_slow_math_verify_times_out(monkeypatch):

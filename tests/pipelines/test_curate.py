@@ -167,7 +167,7 @@ def test_decontamination_drops_rows_overlapping_an_eval_set(tmp_path):
     ev = tmp_path / "eval"
     ev.mkdir()
     lines, overlap_ids = [], set()
-    for i, row in enumerate(generate(5, seed=0)):  # the same images the recipe generates first
+    for i, row in enumerate(generate(5, seed=0, level=1)):  # the images the mini recipe (level 1) generates first
         (ev / f"{i}.png").write_bytes(row["images"][0]["bytes"])
         lines.append(json.dumps({"image": f"{i}.png", "question": f"benchmark question number {i}",
                                  "answer": "x"}))
@@ -182,7 +182,7 @@ def test_decontamination_drops_rows_overlapping_an_eval_set(tmp_path):
         by_reason.setdefault(r["reason"], set()).add(r["id"])
     assert overlap_ids <= by_reason["eval_image_overlap"]
     # the question overlap hits every generated row asking exactly that (case and spaces normalized)
-    asked = {r["id"] for r in generate(40, seed=0) if r["question"] == "How many shapes are there?"}
+    asked = {r["id"] for r in generate(40, seed=0, level=1) if r["question"] == "How many shapes are there?"}
     assert asked - overlap_ids and asked - overlap_ids <= by_reason.get("eval_question_overlap", set())
     assert not (set(_ids(store, "examples")) & (overlap_ids | asked))
     assert info.manifest["stage_counts"]["decontam"]["rejected"] == len(rej)
