@@ -90,13 +90,11 @@ def _near_copy_groups(valid: list, work_files, recipe: DataRecipe):
     import apache_beam as beam
 
     from curation import duplicates as D
-    from curation.dedup import hash_from_hex
     from pipelines import transforms as T
 
     th = recipe.dedup.threshold
-    buckets = [rows | f"Hash bands {i}" >> beam.FlatMap(
-        lambda r: D.band_entries(r["image_key"], hash_from_hex(r["image_hash"]), th))
-        | f"Bucket members {i}" >> beam.CombinePerKey(T.ConcatMembers()) for i, rows in enumerate(valid)]
+    buckets = [rows | f"Hash bands {i}" >> beam.ParDo(T.HashBands(th))
+               | f"Bucket members {i}" >> beam.CombinePerKey(T.ConcatMembers()) for i, rows in enumerate(valid)]
     if len(buckets) > 1:  # combined per source first, so each source's members are packed where they are made
         buckets = [buckets | "All buckets" >> beam.Flatten() | "Merge buckets" >> beam.CombinePerKey(T.ConcatMembers())]
     buckets = buckets[0]

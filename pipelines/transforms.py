@@ -20,25 +20,34 @@ from schemas import TABLES
 REJECTS = "rejects"
 
 
+_COLUMNS = {table: tuple(schema.names) for table, schema in TABLES.items()}
+
+
 def complete(table: str, row: dict) -> dict:
     """Exactly the table's columns (missing nullable ones as None), as Beam's Parquet sink needs."""
-    return {name: row.get(name) for name in TABLES[table].names}
+    return {name: row.get(name) for name in _COLUMNS[table]}
 
 
 class Counted(beam.DoFn):
-    """Base: per-stage counters and the time spent in the rule (microseconds, summed over elements)."""
+    """Base: per-stage counters and the time spent in the rule (microseconds, summed over elements).
+
+    Counts are summed in the DoFn and handed to Beam's counters once per bundle: a Beam counter
+    update per row per count costs more than the rule of a light stage.
+    """
 
     stage = "stage"
 
     def __init__(self):
-        self._c = {}
+        self._pending = {}
 
     def count(self, what: str, n: int = 1, stage: str | None = None) -> None:
-        name = counter_name(stage or self.stage, what)
-        c = self._c.get(name)
-        if c is None:
-            c = self._c[name] = Metrics.counter(NAMESPACE, name)
-        c.inc(n)
+        key = (stage or self.stage, what)
+        self._pending[key] = self._pending.get(key, 0) + n
+
+    def finish_bundle(self):
+        for (stage, what), n in self._pending.items():
+            Metrics.counter(NAMESPACE, counter_name(stage, what)).inc(n)
+        self._pending = {}
 
     def reject(self, row: dict, verdict: Reject, stage: str | None = None):
         self.count("rejected", stage=stage)
@@ -135,6 +144,36 @@ def _decision_lines(folder: str):
     for match in sorted(FileSystems.match([f"{folder}/*.parquet"])[0].metadata_list, key=lambda m: m.path):
         with FileSystems.open(match.path) as f:
             yield from pq.read_table(f, columns=["decision"]).column("decision").to_pylist()
+
+
+class HashBands(beam.DoFn):
+    """Valid rows -> (band key, packed members), once per bundle and band: each row's nine band entries
+    (``curation.duplicates.band_entries``) are appended where they are made, not emitted one by one."""
+
+    def __init__(self, threshold: int):
+        self.threshold = threshold
+
+    def start_bundle(self):
+        self.buckets = {}
+
+    def process(self, row):
+        from curation.dedup import hash_from_hex
+        from curation.duplicates import band_entries
+
+        for band, member in band_entries(row["image_key"], hash_from_hex(row["image_hash"]), self.threshold):
+            packed = self.buckets.get(band)
+            if packed is None:
+                packed = self.buckets[band] = bytearray()
+            packed += member
+
+    def finish_bundle(self):
+        from apache_beam.transforms.window import GlobalWindow
+        from apache_beam.utils.timestamp import MIN_TIMESTAMP
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        for band, packed in self.buckets.items():
+            yield WindowedValue((band, bytes(packed)), MIN_TIMESTAMP, [GlobalWindow()])
+        self.buckets = {}
 
 
 class ConcatMembers(beam.CombineFn):
