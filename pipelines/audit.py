@@ -90,22 +90,55 @@ QUERIES: dict[str, tuple[str, str]] = {
 }
 
 
-def connect(store: Store, version: int | str | None = "latest"):
-    """In-memory DuckDB with one view per table of the version; no extensions are loaded.
+# Statements an audit may run: queries only. COPY, ATTACH, INSTALL/LOAD, SET, PRAGMA, CREATE, EXPORT, CALL ...
+# are refused before DuckDB sees them (a COPY into the version's own folder would pass the path check below).
+READ_ONLY_STATEMENTS = ("SELECT", "EXPLAIN")
 
-    DuckDB reads local Parquet only: on object storage ``Store.local_copy`` first fills a verified cache.
+
+def connect(store: Store, version: int | str | None = "latest"):
+    """In-memory DuckDB with one view per table of the version, sandboxed to the version's folder.
+
+    The connection reads only files under the version's (local) folder: ``allowed_directories`` names it,
+    ``enable_external_access=false`` refuses every other path, URL, ATTACH and extension install, and
+    ``lock_configuration`` stops a query from turning that back on. Writes into the folder itself are
+    refused by :func:`check_read_only`. On object storage ``Store.local_copy`` first fills a verified cache
+    and the sandbox is that cache folder.
     """
     import duckdb
 
-    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
-                                             "autoload_known_extensions": False})
     v = store.resolve(version)
-    base, entries = store.local_copy(v), store.manifest(v)["files"]
+    base, entries = store.local_copy(v).resolve(), store.manifest(v)["files"]
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                             "autoload_known_extensions": False,
+                                             "allow_community_extensions": False})
+    # order matters: the allowed folder is fixed before external access is closed, then the settings lock.
+    # No spill folder: DuckDB silently allows reads under its temp_directory (default `.tmp` in the working
+    # directory), which would open whatever sits there; queries over a version fit in memory or fail clearly.
+    con.execute("SET temp_directory = ''")
+    con.execute("SET allowed_directories = $dirs", {"dirs": [str(base) + "/"]})
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
     for table in SCHEMAS:
         files = [str(base / e["path"]) for e in entries[table]]
         quoted = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{quoted}])")
     return con
+
+
+def check_read_only(con, sql: str) -> None:
+    """Refuse anything but queries, with one line naming the statement; a parse error is DuckDB's message."""
+    import duckdb
+
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as e:
+        raise SightlineError(f"query failed: {str(e).strip().splitlines()[0]}") from None
+    for st in statements:
+        kind = st.type.name
+        if kind not in READ_ONLY_STATEMENTS:
+            words = " ".join(st.query.split()[:2])
+            raise SightlineError(f"audit runs read-only queries: {kind} is refused ({words!r}...); "
+                                 f"use SELECT / WITH / FROM / DESCRIBE / SUMMARIZE / EXPLAIN over the views")
 
 
 def run_query(store: Store, query: str, *, version: int | str | None = "latest",
@@ -127,11 +160,18 @@ def run_query(store: Store, query: str, *, version: int | str | None = "latest",
     else:
         sql = " ".join([query, *args])
     try:
+        if query not in QUERIES:
+            check_read_only(con, sql)
         cur = con.execute(sql, params) if params else con.execute(sql)
         if cur.description is None:
             return [], []
         cols = [d[0] for d in cur.description]
         return cols, cur.fetchall()
+    except duckdb.PermissionException as e:
+        first = str(e).strip().splitlines()[0].removeprefix("Permission Error: ")
+        first = first.replace(" - file system operations are disabled by configuration", "")
+        raise SightlineError(f"audit reads only this version's files ({store.root}, "
+                             f"v{store.resolve(version):04d}): {first}") from None
     except duckdb.Error as e:
         first = str(e).strip().splitlines()[0]
         hint = "" if query in QUERIES else " (not a named query either; see `sightline audit --list`)"

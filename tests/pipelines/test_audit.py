@@ -94,3 +94,77 @@ def test_cli_list_and_table_output(store):
     assert r.returncode == 0 and all(q in r.stdout for q in QUERIES)
     r = _cli("audit", "--data", str(store.root), "--format", "json", "rejects")
     assert r.returncode == 0 and '"reason": "not_an_image"' in r.stdout
+
+
+# ---- the sandbox: an audit reads only the version's files, writes nothing, installs nothing
+@pytest.fixture
+def outside(tmp_path):
+    secret = tmp_path / "outside" / "secret.csv"
+    secret.parent.mkdir()
+    secret.write_text("a,b\n1,2\n")
+    return secret
+
+
+ESCAPES = [
+    ("COPY (SELECT 1 AS x) TO '{out}/written.csv'", "COPY is refused"),
+    ("COPY (SELECT 1 AS x) TO '{version}/written.csv'", "COPY is refused"),  # inside the folder: still no writes
+    ("SELECT 1; COPY rl TO '{out}/written.parquet'", "COPY is refused"),
+    ("SELECT * FROM read_text('{secret}')", "reads only this version's files"),
+    ("SELECT * FROM read_csv('{secret}')", "reads only this version's files"),
+    ("SELECT * FROM read_parquet('{version}/../../outside/secret.csv')", "reads only this version's files"),
+    ("SELECT * FROM glob('{out}/*')", "reads only this version's files"),
+    ("ATTACH '{out}/other.duckdb' AS other", "ATTACH is refused"),
+    ("INSTALL httpfs", "LOAD is refused"),
+    ("LOAD httpfs", "LOAD is refused"),
+    ("SET enable_external_access = true", "SET is refused"),
+    ("SELECT * FROM query('COPY (SELECT 1) TO ''{out}/written.csv''')", "query failed"),
+]
+
+
+@pytest.mark.parametrize("sql,needle", ESCAPES)
+def test_escapes_refused_in_process(store, outside, sql, needle):
+    version_dir = store.path(1)
+    sql = sql.format(out=outside.parent, version=version_dir, secret=outside)
+    with pytest.raises(SightlineError, match=needle) as e:
+        run_query(store, sql)
+    assert "\n" not in str(e.value)
+    assert sorted(p.name for p in outside.parent.iterdir()) == ["secret.csv"]  # nothing written beside it
+    assert not list(version_dir.glob("written*"))
+
+
+@pytest.mark.parametrize("sql,needle", [ESCAPES[0], ESCAPES[3], ESCAPES[7], ESCAPES[8]])
+def test_escapes_are_one_line_and_exit_1(store, outside, sql, needle):
+    sql = sql.format(out=outside.parent, version=store.path(1), secret=outside)
+    r = _cli("audit", "--data", str(store.root), sql)
+    err_lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 1 and len(err_lines) == 1 and needle in err_lines[0], r.stderr
+    assert r.stdout == "" and not (outside.parent / "written.csv").exists()
+
+
+@pytest.mark.parametrize("version", ["../../etc", "v0001/../../x", "1/..", "/etc/passwd"])
+def test_path_traversal_in_version_is_one_line(store, version):
+    r = _cli("audit", "--data", str(store.root), "--version", version, "summary")
+    err_lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 1 and len(err_lines) == 1 and "bad version" in err_lines[0], r.stderr
+
+
+def test_free_select_and_named_queries_still_work_in_the_sandbox(store):
+    version_dir = store.path(1)
+    # the version's own files are readable by path too (relative to nothing: absolute)
+    cols, rows = run_query(store, f"SELECT count(*) FROM read_parquet('{version_dir}/rl/*.parquet')")
+    assert rows == [(2,)]
+    cols, rows = run_query(store, "WITH t AS (SELECT task FROM examples) FROM t SELECT task, count(*) GROUP BY 1 ORDER BY 1")
+    assert rows == [("chart", 1), ("counting", 2)]
+    cols, rows = run_query(store, "DESCRIBE rl")
+    assert "pass_rate" in [r[0] for r in rows]
+    assert dict(run_query(store, "summary")[1])["rl"] == 2
+
+
+def test_duckdb_temp_directory_is_not_a_way_out(store, tmp_path, monkeypatch):
+    # DuckDB allows reads under its temp_directory (default: `.tmp` in the working directory) even with
+    # external access off; the sandbox turns spilling off so that folder stays closed.
+    (tmp_path / "cwd" / ".tmp").mkdir(parents=True)
+    (tmp_path / "cwd" / ".tmp" / "secret.txt").write_text("token")
+    monkeypatch.chdir(tmp_path / "cwd")
+    with pytest.raises(SightlineError, match="reads only this version's files"):
+        run_query(store, "SELECT content FROM read_text('.tmp/secret.txt')")
