@@ -67,7 +67,7 @@ def trace_rows(row: dict, texts: list[str], teacher: dict, select: SelectConfig)
         traces.append({
             "id": row["id"], "source": row["source"], "source_id": row["source_id"],
             "trace_id": trace_id(row["id"], teacher["model"], i), "split": row["split"], "task": row.get("task"),
-            "question": row["question"], "choices": row.get("choices"), "answer": row["answer"],
+            "level": row.get("level"), "question": row["question"], "choices": row.get("choices"), "answer": row["answer"],
             "answer_type": row.get("answer_type"), "caption": row.get("caption"),
             "caption_teacher": row.get("caption_teacher"), "teacher": teacher["model"],
             "prompt_version": teacher["prompt_version"], "sampling": json.dumps(teacher["sampling"], sort_keys=True),
@@ -81,7 +81,7 @@ def sft_row(row: dict, trace: dict) -> dict:
     """A selected trace as a chat: the student's user turn (image parts + question) and the trace."""
     user = user_message(row["question"], row.get("choices"), n_images=len(row["images"]))
     return {"id": row["id"], "source": row["source"], "source_id": row["source_id"], "trace_id": trace["trace_id"],
-            "task": row.get("task"), "teacher": trace["teacher"],
+            "task": row.get("task"), "level": row.get("level"), "teacher": trace["teacher"],
             "messages": [user, assistant_message(trace["trace"])], "images": list(row["images"])}
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 2: examples carry `images` (every image of a row, in order) instead of `image`
+SCHEMA_VERSION = 3  # 2: examples carry `images` (every image of a row, in order) instead of `image`
+#                    3: traces and sft carry `level` (a cold start on a slice of levels filters by it)
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 CONTENT_PART = pa.struct([("type", pa.string()), ("text", pa.string())])
@@ -47,6 +48,7 @@ TRACES = pa.schema(_LINEAGE + [
     pa.field("trace_id", _STR, nullable=False),   # id + teacher + sample index, hashed
     pa.field("split", _STR),
     pa.field("task", _STR),
+    pa.field("level", pa.int32()),
     pa.field("question", _STR),
     pa.field("choices", pa.list_(_STR)),
     pa.field("answer", _STR),
@@ -72,6 +74,7 @@ TRACES = pa.schema(_LINEAGE + [
 SFT = pa.schema(_LINEAGE + [
     pa.field("trace_id", _STR),
     pa.field("task", _STR),
+    pa.field("level", pa.int32()),
     pa.field("teacher", _STR),
     pa.field("messages", pa.list_(MESSAGE)),   # TRL / LLaMA-Factory chat convention
     pa.field("images", pa.list_(IMAGE)),

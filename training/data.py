@@ -59,13 +59,33 @@ def load_table(data: str | os.PathLike | Store, table: str, version: int | str |
 
 
 def sft_dataset(data: str | os.PathLike | Store, version: int | str | None = "latest", *,
-                limit: int | None = None, cache_dir: str | os.PathLike | None = None):
-    """The ``sft`` table as TRL's conversational format: ``messages`` (user turn with an image part) + ``images``."""
-    return load_table(data, "sft", version, columns=SFT_COLUMNS, limit=limit, cache_dir=cache_dir)
+                limit: int | None = None, levels: list[int] | None = None, teachers: list[str] | None = None,
+                cache_dir: str | os.PathLike | None = None):
+    """The ``sft`` table as TRL's conversational format: ``messages`` (user turn with an image part) + ``images``.
+
+    ``levels`` keeps the rows of those levels, ``teachers`` the rows whose teacher starts with one of the
+    given prefixes (``policy`` for a loop round's own verified answers); ``limit`` applies after both.
+    """
+    if levels is None and teachers is None:
+        return load_table(data, "sft", version, columns=SFT_COLUMNS, limit=limit, cache_dir=cache_dir)
+    ds = load_table(data, "sft", version, cache_dir=cache_dir)
+    if levels is not None and "level" not in ds.column_names:
+        raise SightlineError(f"the sft table of {as_store(data).root} has no level column (written before "
+                             "schema 3): re-curate it to filter by level")
+    wanted = set(levels or ())
+    prefixes = tuple(teachers or ())
+    keep = [i for i, (level, teacher) in enumerate(zip(ds["level"] if levels is not None else [None] * len(ds),
+                                                       ds["teacher"] if teachers is not None else [""] * len(ds)))
+            if (levels is None or level in wanted) and (teachers is None or (teacher or "").startswith(prefixes))]
+    if not keep:
+        raise SightlineError(f"no sft rows of {as_store(data).root} match levels={levels} teachers={teachers}")
+    if limit is not None:
+        keep = keep[:int(limit)]
+    return ds.select(keep).select_columns(SFT_COLUMNS)
 
 
 def rl_dataset(data: str | os.PathLike | Store, version: int | str | None = "latest", *, table: str = "rl",
                limit: int | None = None, cache_dir: str | os.PathLike | None = None):
-    """The ``rl`` (or ``test``) table: conversational ``prompt`` + ``images`` + reward/sampler columns."""
-    assert table in ("rl", "test"), f"rl_dataset reads the rl or test table, not {table!r}"
+    """The ``rl`` (or ``val`` / ``test``) table: conversational ``prompt`` + ``images`` + reward/sampler columns."""
+    assert table in ("rl", "val", "test"), f"rl_dataset reads the rl, val or test table, not {table!r}"
     return load_table(data, table, version, columns=RL_COLUMNS, limit=limit, cache_dir=cache_dir)

@@ -11,24 +11,29 @@ import pytest
 TINY = {"vocab_size": 400, "text_hidden": 64, "text_layers": 1, "vision_depth": 1, "vision_hidden": 32, "image_size": 112}
 
 
-def synthetic_tables(n_train: int, n_test: int, *, seed: int = 0, families=None) -> dict[str, list[dict]]:
-    """examples/sft/rl/test rows for ``n_train + n_test`` synthetic examples (the last n_test held out)."""
+def synthetic_tables(n_train: int, n_test: int, *, seed: int = 0, families=None, level=None,
+                     n_val: int = 0) -> dict[str, list[dict]]:
+    """examples/sft/rl/test rows for ``n_train + n_test`` synthetic examples (the last n_test held out);
+    with ``n_val``, the last ``n_val`` of the held-out rows form a ``val`` table instead."""
     from curation.synthetic import generate, solution_from_scene
     from curation.prompts import assistant_message, user_message
 
     tables: dict[str, list[dict]] = {"examples": [], "sft": [], "rl": [], "test": []}
-    for i, ex in enumerate(generate(n_train + n_test, seed=seed, families=families)):
-        split = "train" if i < n_train else "test"
+    if n_val:
+        tables["val"] = []
+    for i, ex in enumerate(generate(n_train + n_test + n_val, seed=seed, families=families, level=level)):
+        split = "train" if i < n_train else "test" if i < n_train + n_test else "val"
         tables["examples"].append({**ex, "split": split})
         lineage = {"id": ex["id"], "source": ex["source"], "source_id": ex["source_id"]}
         user = user_message(ex["question"], ex["choices"])
         rl = {**lineage, "task": ex["task"], "level": ex["level"], "prompt": [user], "images": ex["images"],
               "solution": ex["answer"], "answer_type": ex["answer_type"], "choices": ex["choices"]}
-        if split == "test":
-            tables["test"].append(rl)
+        if split != "train":
+            tables[split].append(rl)
             continue
         tables["rl"].append(rl)
-        tables["sft"].append({**lineage, "trace_id": f"{ex['id']}-0", "task": ex["task"], "teacher": "program",
+        tables["sft"].append({**lineage, "trace_id": f"{ex['id']}-0", "task": ex["task"], "level": ex["level"],
+                              "teacher": "program",
                               "messages": [user, assistant_message(solution_from_scene(ex["scene"]))],
                               "images": ex["images"]})
     return tables

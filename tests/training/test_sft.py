@@ -1,6 +1,9 @@
 import json
 
+import pytest
 import torch
+
+from curation.errors import SightlineError
 
 from curation.config import build
 from training.callbacks import read_jsonl
@@ -64,3 +67,89 @@ def test_run_saves_a_loadable_model_and_metrics(tiny_model_dir, synthetic_store,
     assert json.loads((out / "final" / "tokenizer.json").read_text())["truncation"] is None
     model, processor = load_model_and_processor(result["model"])  # the saved folder is a full checkpoint
     assert type(model).__name__ == "Qwen2VLForConditionalGeneration" and len(processor.tokenizer) <= 400
+
+
+# ---------------------------------------------------------------------------- slices and early stopping
+
+
+@pytest.fixture(scope="module")
+def store_with_val(tmp_path_factory):
+    """40 train rows over levels 1-3 (sft rows carry their level), 10 test and 12 val rows."""
+    from curation.store import Store
+    from tests.training.conftest import synthetic_tables
+
+    store = Store(tmp_path_factory.mktemp("data") / "val")
+    tables = synthetic_tables(40, 10, seed=5, n_val=12)
+    tables["sft"][0]["teacher"] = "policy:sft@0123456789ab"  # one row distilled by a loop round's policy
+    store.write_version(tables, config={"source": "tests/training/test_sft.py"})
+    return store, tables
+
+
+def test_sft_slices_by_level_and_teacher(store_with_val):
+    from training.data import sft_dataset
+
+    store, tables = store_with_val
+    level_of = {r["id"]: r["level"] for r in tables["sft"]}
+    want = [r["id"] for r in tables["sft"] if r["level"] == 1]
+    assert 0 < len(want) < len(tables["sft"])  # the fixture spans several levels
+    ds = load_ids(sft_dataset(store.root, levels=[1]), store)
+    assert ds == want and {level_of[i] for i in ds} == {1}
+    assert load_ids(sft_dataset(store.root, levels=[1], limit=2), store) == want[:2]
+    assert load_ids(sft_dataset(store.root, teachers=["policy"]), store) == [tables["sft"][0]["id"]]
+    assert set(sft_dataset(store.root, levels=[1]).column_names) == {"messages", "images"}  # TRL's layout
+    with pytest.raises(SightlineError, match="no sft rows"):
+        sft_dataset(store.root, levels=[1], teachers=["nobody"])
+
+
+def load_ids(ds, store) -> list[str]:
+    """The sft ids behind a filtered dataset's rows (each row's messages are unique per id here)."""
+    from training.data import load_table
+
+    full = load_table(store, "sft")
+    by_messages = {json.dumps(m, sort_keys=True): i for m, i in zip(full["messages"], full["id"])}
+    return [by_messages[json.dumps(m, sort_keys=True)] for m in ds["messages"]]
+
+
+def test_plateau_rule_keeps_the_best_and_counts_misses():
+    from training.early_stopping import Plateau
+
+    p = Plateau(patience=2, min_delta=0.01)
+    assert p.update(10, 0.30) == (True, False)
+    assert p.update(20, 0.305) == (False, False)   # within min_delta: a miss
+    assert p.update(30, 0.40) == (True, False)     # a real gain resets the count
+    assert p.update(40, 0.39) == (False, False)
+    assert p.update(50, 0.10) == (False, True)     # second miss in a row: stop
+    assert p.best == {"step": 30, "val_accuracy": 0.40}
+    assert Plateau(patience=None).update(1, 0.0) == (True, False) and Plateau(None).update(1, 0.0)[1] is False
+
+
+def test_early_stopping_stops_at_the_plateau_and_final_is_the_best(tiny_model_dir, store_with_val, tmp_path):
+    """lr 0: val accuracy cannot change, so the first check is the best and patience 2 stops at step 6."""
+    from training.early_stopping import ValAccuracyStopping
+
+    store, _ = store_with_val
+    cfg = _config(tmp_path, max_steps=20, learning_rate=0.0, limit=16, val_every=2, val_limit=6,
+                  early_stopping_patience=2, val_max_new_tokens=8)
+    result = run(cfg, ModelConfig(path=str(tiny_model_dir)), store.root)
+    es = result["early_stopping"]
+    assert result["steps"] == 6 and es["stopped_at"] == 6
+    assert [p["step"] for p in es["curve"]] == [2, 4, 6] and es["plateau_step"] == 2
+    assert len({p["val_accuracy"] for p in es["curve"]}) == 1 and es["val_rows"] == 6
+    best = (tmp_path / "sft" / "best" / "model.safetensors").read_bytes()
+    assert (tmp_path / "sft" / "final" / "model.safetensors").read_bytes() == best
+    # the callback's score is evaluation's: same rows, same greedy decoding, same verifier
+    from curation.models import load_model_and_processor
+    from training.data import rl_dataset
+    from training.evaluate import EvalConfig, evaluate
+
+    val = rl_dataset(store.root, table="val", limit=6)
+    model, processor = load_model_and_processor(result["model"])
+    cb = ValAccuracyStopping(val, processor, tmp_path / "unused", every=1, patience=None, max_new_tokens=8)
+    again = evaluate(result["model"], store, cfg=EvalConfig(table="val", limit=6, max_new_tokens=8,
+                                                             image_probes=False), progress=False)
+    assert cb.accuracy(model) == again["accuracy"] == es["best_val_accuracy"]
+
+
+def test_early_stopping_needs_val_checks(tmp_path):
+    with pytest.raises(SightlineError, match="needs val_every"):
+        _config(tmp_path, early_stopping_patience=3)
