@@ -17,6 +17,7 @@ runner), or on N local processes with --workers N. See docs/dataflow.md for Data
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -295,14 +296,20 @@ def _check_ingest(staging: Path, c: dict[str, int], recipe: DataRecipe) -> None:
             raise SightlineError(message + " (nothing was published)")
 
 
-def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] | None = None):
-    """Run both passes and publish one new version; returns curation.store.VersionInfo."""
+def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] | None = None,
+        profiles: list | None = None):
+    """Run both passes and publish one new version; returns curation.store.VersionInfo.
+
+    ``profiles``: a list that receives one ``pipelines.profile.PassProfile`` per pass (elements, seconds and
+    rows/s per step from Beam's metrics; the pass's peak RSS, workers included) and one for the commit.
+    """
     from curation.accounting import ROW_STAGES, accounting, stage_counts
     from curation.config import to_dict
     from curation.decontam import EvalIndex
     from curation.prompts import CAPTION_PROMPT_VERSION, DISTILL_PROMPT_VERSION, PROMPT_VERSION
     from curation.store import Store
     from curation.store_fs import remove_tree
+    from pipelines.profile import PassProfile, PeakRss, timed_run
     from pipelines.runner import counters, new_pipeline
     from pipelines.summary import finalize_shards, print_summary, rejects_summary, table_rows
 
@@ -320,16 +327,18 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
         if spec.backend == "transformers" and not Path(spec.model).exists():
             raise SightlineError(f"{spec.role} teacher: model path {spec.model} does not exist")
     seconds: dict[str, float] = {}
-    with store.begin(spool=spool) as st:
+    rss = PeakRss() if profiles is not None else contextlib.nullcontext()
+    with rss, store.begin(spool=spool) as st:
+        rss = rss if profiles is not None else None
         work = st.path / "_work"
         _log(f"[1/2] scan ({f'{workers} processes' if workers > 1 else 'in-process'}): ingest -> validate -> "
              f"near-copy groups -> duplicate decisions")
         t = time.perf_counter()
         p = new_pipeline(workers, beam_args)
         build_scan(p, recipe, st.path, work)
-        r1 = p.run()
-        r1.wait_until_finish()
+        r1, prof = timed_run(p, "scan", workers, rss)
         seconds["scan"] = time.perf_counter() - t
+        _keep(profiles, prof)
         c = counters(r1)
         _log(f"      {c.get('ingest.in', 0)} rows in, {c.get('validate.out', 0)} valid ({seconds['scan']:.1f} s)")
         _check_ingest(st.path, c, recipe)
@@ -339,11 +348,14 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
             t = time.perf_counter()
             p = new_pipeline(workers, beam_args)
             build_curate(p, recipe, st.path, work, eval_index)
-            r2 = p.run()
-            r2.wait_until_finish()
+            r2, prof = timed_run(p, "curate", workers, rss)
             seconds["curate"] = time.perf_counter() - t
+            _keep(profiles, prof)
             for k, v in counters(r2).items():
                 c[k] = c.get(k, 0) + v
+        t = time.perf_counter()
+        if rss is not None:
+            rss.reset()
         remove_tree(work)  # before commit: a version holds only what its manifest lists
         finalize_shards(st.path)
         by_stage, by_reason = rejects_summary(st.path)
@@ -354,12 +366,20 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
                          stage_counts=stage_counts(c, by_stage, seconds),
                          accounting=accounting(c, by_stage, rows.get("examples", 0)),
                          extra={"rejects_by_reason": {f"{s}/{r}": n for (s, r), n in sorted(by_reason.items())}})
+        if rss is not None:
+            _keep(profiles, PassProfile("commit (shard names, counts, sha256, manifest)", time.perf_counter() - t,
+                                        rss.peak_mb))
     print_summary(info, by_reason, ROW_STAGES)
     if cap.backend == "program" and c.get("caption.skipped", 0):
         _log(f"warning: {c['caption.skipped']} train rows have no synthetic scene, so the program captioner cannot "
              f"serve them; they went to rl uncaptioned (no traces). Set caption.backend (transformers | vllm, with "
              f"caption.model) to caption them, or caption.backend: none to say so.")
     return info
+
+
+def _keep(profiles: list | None, prof) -> None:
+    if profiles is not None:
+        profiles.append(prof)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -376,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None,
                    help="local worker processes (default: recipe's runner.workers; 1 = in-process)")
     p.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
+    p.add_argument("--profile", action="store_true",
+                   help="after the run, print per pass its wall time and peak RSS (worker processes included) and "
+                        "per step the elements in/out, seconds and rows/s, from Beam's metrics")
     p.add_argument("beam_args", nargs="*", metavar="-- BEAM_ARGS",
                    help="after `--`: Beam pipeline options, e.g. -- --runner=DataflowRunner --project=P "
                         "(see docs/dataflow.md; default: in-process local runner)")
@@ -401,5 +424,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None and args.workers < 1:
         raise SightlineError("--workers must be >= 1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    run(recipe, workers=args.workers, beam_args=args.beam_args)
+    profiles = [] if args.profile else None
+    run(recipe, workers=args.workers, beam_args=args.beam_args, profiles=profiles)
+    if profiles:
+        from pipelines.profile import format_pass
+
+        print("\nprofile (seconds: Beam's execution-time metric per step; rows/s = elements in / seconds)")
+        for prof in profiles:
+            print(format_pass(prof))
     return 0

@@ -1,0 +1,186 @@
+"""Where a Beam pass spends its time and memory: a profile per stage, from Beam's own metrics.
+
+``sightline data --profile`` (and ``benchmarks/pipeline_throughput.py``) print, for each step of the graph
+as the code names it ("Validate", "Hash bands", "Write tables: examples", ...), the elements it took in
+and put out and the seconds it ran, and for each pass its wall time and peak memory:
+
+- elements: Beam's ``element_count`` of the step's main input and of its outputs (every PCollection is
+  counted by the runner; nothing is estimated);
+- seconds: Beam's ``ptransform_execution_time`` (the SDK's state sampler, ~every 200 ms) summed over the
+  step's transforms, on every worker: "busy seconds", which can exceed the wall time with workers > 1;
+- ``runner``: the pass's wall time minus the steps' seconds (one worker only): what the runner costs
+  between steps (shuffles, encoding, scheduling) and pipeline construction;
+- peak RSS: sampled every 50 ms over this process and all its children (Beam's worker processes).
+
+Identical steps over several inputs (``Validate 0``, ``Validate 1``) are one line.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Self
+
+EXECUTION_MSECS = "beam:metric:ptransform_execution_time:total_msecs:v1"
+ELEMENT_COUNT = "beam:metric:element_count:v1"
+_INDEX = re.compile(r" \d+$")
+
+
+@dataclass
+class StepProfile:
+    step: str
+    elements_in: int = 0
+    elements_out: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rows_per_s(self) -> float | None:
+        """Elements through the step per busy second: the larger of in and out (a read takes in file names)."""
+        n = max(self.elements_in, self.elements_out)
+        return n / self.seconds if self.seconds > 0 and n else None
+
+
+@dataclass
+class PassProfile:
+    name: str
+    wall_seconds: float
+    peak_rss_mb: float
+    workers: int = 1
+    steps: list[StepProfile] = field(default_factory=list)
+
+    @property
+    def runner_seconds(self) -> float | None:
+        """Wall time not spent inside any step (meaningful with one worker only)."""
+        if self.workers > 1:
+            return None
+        return max(0.0, self.wall_seconds - sum(s.seconds for s in self.steps))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["runner_seconds"] = self.runner_seconds
+        return d
+
+
+class PeakRss:
+    """Peak resident memory of this process plus its children (Beam's workers), sampled in a thread.
+
+    ``with PeakRss() as m: ...`` then ``m.peak_mb``; ``m.reset()`` starts a new peak (one per pass).
+    """
+
+    def __init__(self, interval_s: float = 0.05):
+        import psutil  # accelerate's dependency, so always installed with Sightline
+
+        self._proc = psutil.Process()
+        self._error = psutil.Error
+        self.interval_s = interval_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
+
+    def current(self) -> int:
+        total = self._proc.memory_info().rss
+        for child in self._proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except self._error:  # exited between listing and reading
+                continue
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.current())
+            self._stop.wait(self.interval_s)
+
+    def reset(self) -> None:
+        self.peak = self.current()
+
+    @property
+    def peak_mb(self) -> float:
+        return max(self.peak, self.current()) / 2**20
+
+    def __enter__(self) -> Self:
+        self.reset()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def step_name(unique_name: str) -> str:
+    """A top-level transform's label without its per-input index: ``Validate 0`` -> ``Validate``."""
+    return _INDEX.sub("", unique_name)
+
+
+def step_profiles(pipeline, result) -> list[StepProfile]:
+    """Per top-level step of ``pipeline`` (after ``result`` finished): elements in/out and busy seconds."""
+    from apache_beam.metrics import monitoring_infos as mi
+    from apache_beam.portability.api import beam_runner_api_pb2
+
+    proto = pipeline.to_runner_api()  # ids are assigned in the same order as for the run
+    transforms = proto.components.transforms
+    side = set()
+    for t in transforms.values():
+        if t.spec.urn == "beam:transform:pardo:v1":
+            payload = beam_runner_api_pb2.ParDoPayload.FromString(t.spec.payload)
+            side |= {t.inputs[k] for k in payload.side_inputs if k in t.inputs}
+    top_of: dict[str, str] = {}  # every transform id -> its top-level ancestor's id
+
+    def walk(tid: str, top: str) -> None:
+        top_of[tid] = top
+        for sub in transforms[tid].subtransforms:
+            walk(sub, top)
+
+    roots = list(proto.root_transform_ids)
+    while len(roots) == 1 and transforms[roots[0]].subtransforms:  # Python wraps the graph in one root
+        roots = list(transforms[roots[0]].subtransforms)
+    for tid in roots:
+        walk(tid, tid)
+    top_by_name = {transforms[t].unique_name: top for t, top in top_of.items()}  # timings are keyed by name
+    counts: dict[str, int] = {}
+    msecs: dict[str, float] = {}
+    for info in result.monitoring_infos():
+        if info.urn == ELEMENT_COUNT and "PCOLLECTION" in info.labels:
+            pc = info.labels["PCOLLECTION"]
+            counts[pc] = counts.get(pc, 0) + int(mi.extract_counter_value(info))
+        elif info.urn == EXECUTION_MSECS and info.labels.get("PTRANSFORM") in top_by_name:
+            top = top_by_name[info.labels["PTRANSFORM"]]
+            msecs[top] = msecs.get(top, 0.0) + float(mi.extract_counter_value(info))
+    by_step: dict[str, StepProfile] = {}
+    for tid in roots:
+        t = transforms[tid]
+        s = by_step.setdefault(step_name(t.unique_name), StepProfile(step_name(t.unique_name)))
+        s.elements_in += sum(counts.get(pc, 0) for pc in set(t.inputs.values()) - side)
+        s.elements_out += sum(counts.get(pc, 0) for pc in set(t.outputs.values()))
+        s.seconds += msecs.get(tid, 0.0) / 1000
+    return list(by_step.values())
+
+
+def format_pass(p: PassProfile) -> str:
+    """A text table of one pass: its steps in graph order (those that saw no element and took no time left
+    out), then the runner's share; the peak RSS in the heading."""
+    head = [f"{p.name}: {p.wall_seconds:.1f} s wall, peak RSS {p.peak_rss_mb:,.0f} MB"
+            + (f", {p.workers} workers (seconds are summed over them)" if p.workers > 1 else "")]
+    lines = head + ([f"  {'step':34s} {'in':>9s} {'out':>9s} {'seconds':>8s} {'rows/s':>9s}"] if p.steps else [])
+    for s in p.steps:
+        if not (s.seconds or s.elements_in or s.elements_out):
+            continue
+        rate = f"{s.rows_per_s:9,.0f}" if s.rows_per_s else f"{'':>9s}"
+        lines.append(f"  {s.step[:34]:34s} {s.elements_in:9,d} {s.elements_out:9,d} {s.seconds:8.2f} {rate}")
+    if p.steps and p.runner_seconds is not None:
+        lines.append(f"  {'(runner: between and around steps)':34s} {'':9s} {'':9s} {p.runner_seconds:8.2f}")
+    return "\n".join(lines)
+
+
+def timed_run(pipeline, name: str, workers: int, rss: PeakRss | None) -> tuple[object, PassProfile]:
+    """Run ``pipeline`` to the end; returns (result, its PassProfile)."""
+    if rss is not None:
+        rss.reset()
+    t = time.perf_counter()
+    result = pipeline.run()
+    result.wait_until_finish()
+    wall = time.perf_counter() - t
+    return result, PassProfile(name, wall, rss.peak_mb if rss is not None else 0.0, workers,
+                               step_profiles(pipeline, result))

@@ -1,0 +1,58 @@
+"""The per-step profile (pipelines/profile.py) reads Beam's own metrics of a real in-process run."""
+from __future__ import annotations
+
+import time
+
+import apache_beam as beam
+
+from pipelines.profile import PeakRss, format_pass, step_name, timed_run
+from pipelines.runner import new_pipeline
+
+
+def _slow(x):
+    time.sleep(0.002)  # the state sampler measures time in the step, sleeping included
+    return x
+
+
+def test_steps_count_elements_and_time_from_beam_metrics():
+    p = new_pipeline(1)
+    rows = p | "Make" >> beam.Create(list(range(300)))
+    for i in range(2):  # two branches of the same step are one line
+        (rows | f"Slow {i}" >> beam.Map(_slow)
+         | f"Key {i}" >> beam.Map(lambda x: (x % 7, x))
+         | f"Group {i}" >> beam.GroupByKey()
+         | f"Sizes {i}" >> beam.MapTuple(lambda k, v: len(v)))
+    _, prof = timed_run(p, "test", 1, None)
+    steps = {s.step: s for s in prof.steps}
+    assert list(steps) == ["Make", "Slow", "Key", "Group", "Sizes"]
+    assert (steps["Make"].elements_in, steps["Make"].elements_out) == (0, 300)
+    assert (steps["Slow"].elements_in, steps["Slow"].elements_out) == (600, 600)
+    assert (steps["Group"].elements_in, steps["Group"].elements_out) == (600, 14)
+    assert (steps["Sizes"].elements_in, steps["Sizes"].elements_out) == (14, 14)
+    # 600 sleeps of 2 ms: at least ~1.2 s in Slow, measured by Beam's sampler (~200 ms resolution)
+    assert 0.8 <= steps["Slow"].seconds <= prof.wall_seconds
+    assert steps["Slow"].seconds > 4 * steps["Sizes"].seconds
+    assert prof.runner_seconds is not None and prof.runner_seconds >= 0
+    text = format_pass(prof)
+    assert "Slow" in text and "600" in text and "runner" in text
+
+
+def test_step_name_drops_the_branch_index_only():
+    assert step_name("Validate 0") == "Validate"
+    assert step_name("Write tables: examples 12") == "Write tables: examples"
+    assert step_name("Hash bands") == "Hash bands"
+    assert step_name("v2 reader") == "v2 reader"
+
+
+def test_peak_rss_sees_a_large_allocation():
+    with PeakRss(interval_s=0.01) as rss:
+        base = rss.peak_mb
+        block = bytearray(300 * 2**20)
+        block[::4096] = b"x" * len(block[::4096])  # touch every page so it is resident
+        time.sleep(0.1)
+        grown = rss.peak_mb
+        del block
+        rss.reset()
+        after = rss.peak_mb
+    assert grown - base >= 250
+    assert after < grown - 200  # reset starts a new peak
