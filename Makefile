@@ -61,6 +61,7 @@ audit: setup
 
 report: setup
 	$(SL) report --data $(DATA)
+	$(SL) report --html --data $(DATA)
 
 bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

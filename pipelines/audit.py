@@ -141,6 +141,22 @@ def check_read_only(con, sql: str) -> None:
                                  f"use SELECT / WITH / FROM / DESCRIBE / SUMMARIZE / EXPLAIN over the views")
 
 
+FUNNEL_STAGES = ("ingest", "validate", "dedup", "decontam", "caption", "distill")
+
+
+def funnel(con) -> list[tuple[str, int]]:
+    """Rows left after each stage: everything that came in, minus that stage's rejects, cumulatively."""
+    total = con.execute("SELECT (SELECT count(*) FROM examples) + (SELECT count(*) FROM rejects)").fetchone()[0]
+    by_stage = dict(con.execute("SELECT stage, count(*) FROM rejects GROUP BY stage").fetchall())
+    out, left = [("input", total)], total
+    for stage in FUNNEL_STAGES:
+        left -= by_stage.get(stage, 0)
+        out.append((stage, left))
+    for table in ("rl", "test", "sft"):
+        out.append((f"{table} rows", con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]))
+    return out
+
+
 def run_query(store: Store, query: str, *, version: int | str | None = "latest",
               args: list[str] | None = None) -> tuple[list[str], list[tuple]]:
     """Run a named query or free SQL; returns (column names, rows)."""

@@ -9,7 +9,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("pipelines.data_cmd", "build a new dataset version (Beam curate pipeline); `data verify` checks one"),
     "audit": ("pipelines.audit", "DuckDB queries over a version: summary, rejects, difficulty, lengths, lineage, SQL"),
-    "report": ("pipelines.report", "PNG charts of a version (funnel, rejects, lengths, pass rates, task mix)"),
+    "report": ("pipelines.report", "PNG charts of a version, or --html: a self-contained datasheet page (samples, rejects, lineage)"),
     "difficulty": ("pipelines.difficulty", "score rl prompts by a policy's pass rate over k rollouts -> new version"),
     "train": ("pipelines.train_cmd", "tiny-model | sft | grpo | all: train on a dataset version"),
     "eval": ("training.evaluate", "held-out accuracy: overall, per family, with blank / swapped images"),

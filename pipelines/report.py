@@ -1,34 +1,23 @@
-"""`sightline report`: PNG charts of one version, built from DuckDB queries over its shards.
+"""`sightline report`: PNG charts of one version, or its HTML datasheet, built from DuckDB queries over its shards.
 
     sightline report --data data/mini [--version N] [--out DIR]
+    sightline report --html --data data/mini [--version N] [--out FILE] [--rows 100] [--max-mb 20]
 
 Charts (written next to the version unless --out is given, since versions are immutable the
 default is ``<data>/reports/vNNNN/``): funnel of rows per stage, rejects by reason, trace
 length histogram by verdict, pass-rate histogram (when the difficulty pipeline filled it), and
-the task-family mix per table.
+the task-family mix per table. ``--html`` writes one self-contained page instead (``pipelines/browse.py``):
+funnel and accounting, rejects with examples, filterable samples with thumbnails, difficulty, trace
+lengths, lineage, teachers and config; default ``<data>/reports/vNNNN/datasheet.html``.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from curation.errors import SightlineError
 from curation.store import Store
-from pipelines.audit import connect
-
-FUNNEL_STAGES = ("ingest", "validate", "dedup", "decontam", "caption", "distill")
-
-
-def funnel(con) -> list[tuple[str, int]]:
-    """Rows left after each stage: everything that came in, minus that stage's rejects, cumulatively."""
-    total = con.execute("SELECT (SELECT count(*) FROM examples) + (SELECT count(*) FROM rejects)").fetchone()[0]
-    by_stage = dict(con.execute("SELECT stage, count(*) FROM rejects GROUP BY stage").fetchall())
-    out, left = [("input", total)], total
-    for stage in FUNNEL_STAGES:
-        left -= by_stage.get(stage, 0)
-        out.append((stage, left))
-    for table in ("rl", "test", "sft"):
-        out.append((f"{table} rows", con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]))
-    return out
+from pipelines.audit import FUNNEL_STAGES, connect, funnel  # noqa: F401 - re-exported
 
 
 def make_charts(store: Store, version, out_dir: Path) -> list[Path]:
@@ -113,10 +102,25 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="dataset folder, e.g. data/mini")
     p.add_argument("--version", default="latest", help="version number or latest (default)")
-    p.add_argument("--out", default=None, help="folder for the PNGs (default: <data>/reports/vNNNN)")
+    p.add_argument("--out", default=None, help="folder for the PNGs (default: <data>/reports/vNNNN); with --html "
+                                               "the page's file (default: <data>/reports/vNNNN/datasheet.html)")
+    p.add_argument("--html", action="store_true", help="write the self-contained HTML datasheet instead of PNGs")
+    p.add_argument("--rows", type=int, default=100, help="--html: sampled rows per table (default %(default)s)")
+    p.add_argument("--max-mb", type=float, default=20.0,
+                   help="--html: size cap of the page in MB; samples are halved until it fits (default %(default)s)")
     a = p.parse_args(argv)
     store = Store(a.data)
     v = store.resolve(a.version)
+    if a.html:
+        from pipelines.browse import build
+
+        if a.out is None and store.is_remote:
+            raise SightlineError("--out FILE is required with --html for a store on object storage")
+        out = Path(a.out) if a.out else Path(store.root) / "reports" / f"v{v:04d}" / "datasheet.html"
+        r = build(store, v, out, rows=a.rows, max_mb=a.max_mb)
+        print(f"wrote {r['path']}: {r['bytes'] / 1e6:.2f} MB (cap {a.max_mb:g} MB), {r['rows_per_table']} sampled rows "
+              f"per table, {r['images']} thumbnails, {r['seconds']:.1f} s ({r['cpu_seconds']:.1f} s CPU)")
+        return 0
     out = Path(a.out) if a.out else store.root / "reports" / f"v{v:04d}"
     for path in make_charts(store, v, out):
         print(path)
