@@ -19,13 +19,18 @@ from typing import Any
 from curation.errors import SightlineError
 from curation.sources.paths import MISSING, column_of, parse_path, resolve
 
-EXTENSIONS = {"jsonl": (".jsonl", ".ndjson", ".jsonlines"), "json": (".json",), "parquet": (".parquet",)}
+EXTENSIONS = {"jsonl": (".jsonl", ".ndjson", ".jsonlines"), "json": (".json",), "parquet": (".parquet",),
+              "csv": (".csv",), "tsv": (".tsv", ".tab")}
+FILE_TYPES = ("parquet", "jsonl", "json", "csv", "tsv")  # a folder's files of these types are read
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+LFS_HINT = "a Git LFS pointer, not the data: fetch the files with git lfs pull"
 HF_MARKERS = ("state.json", "dataset_dict.json", "dataset_info.json")
 MAX_LINE_BYTES = 16 * 2**20  # a JSONL line larger than this is a reject, not a memory spike
 HEAD_BYTES = 8192            # read to recognise binary files and JSON documents
 KEY_FIELD = "_key"           # the key of an object keyed by id, mappable like a column
 _MAGIC = (
     (b"PAR1", "a Parquet file: use type: parquet"),
+    (LFS_POINTER, LFS_HINT),
     (b"ARROW1", "an Arrow file (for a save_to_disk folder give the folder with type: hf_disk)"),
     (b"\xff\xff\xff\xff", "an Arrow stream (for a save_to_disk folder give the folder with type: hf_disk)"),
     (b"\x89PNG", "a PNG image, not a table"), (b"\xff\xd8\xff", "a JPEG image, not a table"),
@@ -82,13 +87,30 @@ def find_files(s: dict) -> tuple[list[Path], Path | None]:
     p = Path(path)
     if p.is_file():
         return [p], None
-    ext = EXTENSIONS.get(s["type"], ())
+    ext = _extensions(s["type"])
     files = sorted(f for f in p.rglob("*") if f.suffix.lower() in ext and _visible(f, p))
     if not files:
         found = sorted({f.suffix for f in p.rglob("*") if f.is_file() and f.suffix})[:8]
         seen = f" (found {', '.join(found)})" if found else ""
         raise fail(s, f"no {'/'.join(ext)} files under {p}{seen}")
     return files, p
+
+
+def _extensions(kind: str) -> tuple[str, ...]:
+    if kind == "mixed":
+        return tuple(e for t in FILE_TYPES for e in EXTENSIONS[t])
+    return EXTENSIONS.get(kind, ())
+
+
+def file_kind(file: Path, head: bytes | None = None) -> str:
+    """The reader a file of a mixed folder gets: by extension, then (JSON) by content."""
+    suffix = file.suffix.lower()
+    for kind in ("parquet", "csv", "tsv"):
+        if suffix in EXTENSIONS[kind]:
+            return kind
+    kind = _json_kind(file, head)
+    return "jsonl" if suffix in EXTENSIONS["jsonl"] and kind == "json" and first_char(head or read_head(file)) == "{" \
+        else kind
 
 
 def relative_name(file: Path, root: Path | None) -> str:
@@ -103,12 +125,15 @@ def detect_type(path: str) -> str:
             return "hf_disk"
         counts = {t: sum(1 for f in p.rglob("*") if f.suffix.lower() in ext and _visible(f, p))
                   for t, ext in EXTENSIONS.items()}
-        for kind in ("parquet", "jsonl", "json"):
-            if counts[kind]:
-                return kind if kind != "json" else _json_kind(next(
-                    f for f in sorted(p.rglob("*.json")) if _visible(f, p)))
-        raise SightlineError(f"cannot tell the type of {path}: no save_to_disk markers, .parquet, .jsonl or "
-                             ".json files in it; set 'type'")
+        present = [kind for kind in FILE_TYPES if counts[kind]]
+        if len(present) > 1:
+            return "mixed"  # every file read by its own kind: none skipped in silence
+        if present:
+            kind = present[0]
+            return kind if kind != "json" else _json_kind(next(
+                f for f in sorted(p.rglob("*.json")) if _visible(f, p)))
+        raise SightlineError(f"cannot tell the type of {path}: no save_to_disk markers, .parquet, .jsonl, "
+                             ".json, .csv or .tsv files in it; set 'type'")
     files = [p] if not is_glob(path) else sorted(Path(f) for f in glob.glob(str(p), recursive=True)
                                                   if Path(f).is_file())
     if not files:
@@ -120,6 +145,9 @@ def detect_type(path: str) -> str:
         return "parquet"
     if problem:
         raise SightlineError(f"cannot read {first} as a source: {problem}")
+    for kind in ("csv", "tsv"):
+        if first.suffix.lower() in EXTENSIONS[kind]:
+            return kind
     return _json_kind(first, head)
 
 
@@ -275,6 +303,8 @@ def open_hf(s: dict):
 def parquet_schema(s: dict, file: Path):
     import pyarrow.parquet as pq
 
+    if (problem := binary_problem(read_head(file))) and problem != _MAGIC[0][1]:
+        raise fail(s, f"{file} is {problem}")
     try:
         return pq.ParquetFile(file).schema_arrow
     except Exception as e:  # pyarrow raises several types for a bad footer
@@ -283,7 +313,8 @@ def parquet_schema(s: dict, file: Path):
 
 def _wanted(s: dict, names) -> list[str]:
     """The top-level columns the mapped paths read (only those are loaded)."""
-    return sorted({column_of(t, names) for t in s["columns"].values() if t != KEY_FIELD} & set(names))
+    paths = [t for v in s["columns"].values() if v is not None for t in (v if isinstance(v, list) else [v])]
+    return sorted({column_of(t, names) for t in paths if t != KEY_FIELD} & set(names))
 
 
 def parquet_items(s: dict, file: Path, prefix: str) -> Iterator[Item]:
@@ -322,14 +353,36 @@ def items(s: dict) -> Iterator[tuple[str, str, Any, Path, str]]:
     files, root = find_files(s)
     for file in files:
         prefix = f"{relative_name(file, root)}:" if root is not None else ""
-        if s["type"] == "jsonl":
-            found = jsonl_items(file, prefix)
-        elif s["type"] == "json":
-            found = json_items(file, prefix, s["records"])
-        else:
-            found = parquet_items(s, file, prefix)
-        for item in found:
+        for item in file_items(s, file, prefix):
             yield *item, prefix
 
 
-__all__ = ["KEY_FIELD", "detect_type", "find_files", "items", "open_hf", "parse_path"]
+def file_items(s: dict, file: Path, prefix: str) -> Iterator[Item]:
+    """The records of one file, read as the source's type (in a mixed folder: as the file's own)."""
+    kind = s["type"]
+    if kind == "mixed":
+        head = read_head(file)
+        if problem := binary_problem(head):
+            if problem != _MAGIC[0][1]:
+                yield "reject", prefix.rstrip(":") or "0", ("bad_file", f"{file.name} is {problem}"), file
+                return
+            kind = "parquet"
+        else:
+            kind = file_kind(file, head)
+    if kind == "jsonl":
+        yield from jsonl_items(file, prefix)
+    elif kind == "json":
+        yield from json_items(file, prefix, s["records"])
+    elif kind in ("csv", "tsv"):
+        from curation.sources.delimited import delimited_items
+
+        yield from delimited_items(s, file, prefix, "\t" if kind == "tsv" else ",")
+    else:
+        if (problem := binary_problem(read_head(file))) and problem != _MAGIC[0][1]:
+            yield "reject", prefix.rstrip(":") or "0", ("bad_file", f"{file.name} is {problem}"), file
+            return
+        yield from parquet_items(s, file, prefix)
+
+
+__all__ = ["KEY_FIELD", "LFS_HINT", "LFS_POINTER", "detect_type", "file_items", "file_kind", "find_files",
+           "items", "open_hf", "parse_path"]

@@ -26,14 +26,20 @@ _HINTS = {
     "bad_image_value": "map 'image' to a path, {bytes, path}, bytes, or a list of those",
     "empty_question": "the mapped question column is empty: map another column",
     "empty_answer": "the mapped answer column is empty: map another column",
+    "image_lfs_pointer": "the images are Git LFS pointers, not images: fetch them with git lfs pull",
+    "not_an_image": "the image files do not decode: check that they are images (a clone without git lfs "
+                    "leaves pointers)",
 }
 
 
 def ingest_health(source_name: str, n_rows: int, reject_counts: dict[str, int], example_detail: str,
-                  max_reject_fraction: float = 0.5) -> str | None:
-    """One line when more than ``max_reject_fraction`` of ``n_rows`` were rejected (or none
-    were read), else None. ``example_detail`` is the detail of one reject of the top reason."""
+                  max_reject_fraction: float = 0.5, stage: str = "ingest") -> str | None:
+    """One line when more than ``max_reject_fraction`` of ``n_rows`` were rejected at ``stage``
+    (ingest, or validate for the rows ingest passed), or none were read, else None.
+    ``example_detail`` is the detail of one reject of the top reason."""
     if n_rows <= 0:
+        if stage != "ingest":
+            return None
         return f"source {source_name!r}: no rows read; check 'path' (and 'records' for a JSON document)"
     rejected = sum(reject_counts.values())
     if rejected <= max_reject_fraction * n_rows:
@@ -41,9 +47,13 @@ def ingest_health(source_name: str, n_rows: int, reject_counts: dict[str, int], 
     reason, count = max(reject_counts.items(), key=lambda kv: (kv[1], kv[0]))
     detail = " ".join((example_detail or "").split())
     detail = detail if len(detail) <= MAX_DETAIL else detail[:MAX_DETAIL - 3] + "..."
-    line = (f"source {source_name!r}: {rejected} of {n_rows} rows rejected at ingest "
+    line = (f"source {source_name!r}: {rejected} of {n_rows} rows rejected at {stage} "
             f"(top: {reason} x{count}: {detail or 'no detail'})")
     hint = hint_for(reason, detail)
+    if reason == "image_lfs_pointer":
+        hint = f"{count} images are Git LFS pointers: fetch them with git lfs pull"
+    elif reason == "not_an_image" and "76657273696f6e20" in detail:  # the bytes start with "version "
+        hint = "the images look like Git LFS pointers: fetch them with git lfs pull"
     return f"{line}; {hint}" if hint else line
 
 

@@ -43,9 +43,19 @@ def inspect_source(spec_or_path: dict | str | Path, n: int = 3) -> dict[str, Any
     spec.setdefault("name", _name_of(str(spec.get("path", "source"))))
     s = validate_spec(spec, check_columns=False)
     files = [] if s["type"] == "hf_disk" else formats.find_files(s)[0]
-    rows = _sample(s)
+    try:
+        rows = _sample(s)
+    except SightlineError as e:
+        return _unreadable(s, files, str(e))
+    except Exception as e:  # noqa: BLE001 -- inspect prints a line for any unreadable file, never a traceback
+        return _unreadable(s, files, f"source {s['name']!r}: cannot read {files[0] if files else s['path']}: "
+                                     f"{type(e).__name__}: {e}")
     fields = _fields(rows)
     given = {k: v for k, v in (spec.get("columns") or {}).items()}
+    if not given and s["type"] in ("csv", "tsv", "parquet"):
+        from curation.sources.spec import header_names, vlmevalkit_columns
+
+        given = vlmevalkit_columns(header_names(s)) or {}  # VLMEvalKit's layout: its own mapping
     guessed = guess_mapping(rows)
     mapping = {**{k: v for k, v in guessed.items() if k not in given}, **given}
     required = [c for c in REQUIRED if c != "answer" or s["require_answer"]]
@@ -63,7 +73,8 @@ def inspect_source(spec_or_path: dict | str | Path, n: int = 3) -> dict[str, Any
         result["error"] = f"no field found for {', '.join(missing)}: add them to 'columns'"
         return result
     try:
-        for kind, row in read_source(entry, limit=n):
+        entry_spec = {**entry, "columns": entry["columns"] or None}
+        for kind, row in read_source(entry_spec, limit=n):
             if kind == "example":
                 result["rows"].append(_row_summary(row))
             else:
@@ -71,7 +82,16 @@ def inspect_source(spec_or_path: dict | str | Path, n: int = 3) -> dict[str, Any
                                        "detail": row["detail"]})
     except SightlineError as e:
         result["error"] = str(e)
+    except Exception as e:  # noqa: BLE001 -- a line of output, never a traceback
+        result["error"] = f"cannot parse rows: {type(e).__name__}: {e}"
     return result
+
+
+def _unreadable(s: dict, files: list, why: str) -> dict[str, Any]:
+    return {"name": s["name"], "path": s["path"], "type": s["type"], "n_files": len(files) or 1,
+            "files": [str(f) for f in files[:10]] or [s["path"]], "fields": [], "mapping": {}, "guessed": [],
+            "missing": [], "spec": {"type": s["type"], "name": s["name"], "path": s["path"]}, "rows": [],
+            "error": why}
 
 
 def _name_of(path: str) -> str:
@@ -85,8 +105,8 @@ def _order(ours: str) -> int:
 
 def _sample(s: dict) -> list[dict]:
     rows = []
-    for kind, _, payload, _, _ in formats.items({**s, "columns": {}}) if s["type"] in ("json", "jsonl") \
-            else _arrow_rows(s):
+    for kind, _, payload, _, _ in _arrow_rows(s) if s["type"] in ("parquet", "hf_disk") \
+            else formats.items({**s, "columns": {}}):
         if kind == "record":
             rows.append(payload)
         if len(rows) >= SAMPLE_ROWS:
@@ -102,7 +122,9 @@ def _arrow_rows(s: dict):
     else:
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(formats.find_files(s)[0][0])
+        first = formats.find_files(s)[0][0]
+        formats.parquet_schema(s, first)  # a one-line error for a pointer or a damaged file
+        pf = pq.ParquetFile(first)
         table = next(pf.iter_batches(batch_size=SAMPLE_ROWS), None)
         names = pf.schema_arrow.names
     for row in ([] if table is None else table.to_pylist()):

@@ -12,13 +12,16 @@ from curation.sources.paths import MISSING, flatten, flatten_type, parse_path, r
 from curation.sources.values import ANSWER_TYPES
 
 STAGE = "ingest"
-TYPES = ("jsonl", "json", "parquet", "hf_disk", "auto")
-COLUMNS = ("question", "answer", "image", "choices", "answer_type", "task", "id")
+TYPES = ("jsonl", "json", "parquet", "hf_disk", "csv", "tsv", "auto", "mixed")  # mixed: what auto makes of a
+COLUMNS = ("question", "answer", "image", "choices", "answer_type", "task", "id", "hint")  # folder of several kinds
+LIST_COLUMNS = ("choices",)  # may map several source columns into one list: choices: [A, B, C, D, E]
+VLMEVALKIT = {"id": "index", "question": "question", "answer": "answer", "task": "category", "hint": "hint"}
 REQUIRED = ("question", "answer", "image")
 DEFAULTS = {"columns": None, "answer_type": None, "task": None, "allow_outside": False,
             "max_image_bytes": 50_000_000, "batch_size": 64, "split": None, "answer_is_index": False,
             "require_answer": True, "limit": None, "image_root": None, "records": None,
-            "parse_options": True, "max_reject_fraction": None}  # None: the recipe's ingest setting
+            "parse_options": True, "max_reject_fraction": None,  # None: the recipe's ingest setting
+            "turns": "first", "conversation": None}
 SCAN_ROWS = 1000   # records of the first JSON / JSONL files read to learn the fields they have
 SCAN_FILES = 50    # ... from at most this many files
 SHOWN_NAMES = 30   # field names listed in an error
@@ -27,11 +30,11 @@ REASONS = (
     "bad_json", "bad_file", "bad_text_encoding", "line_too_long", "missing_question", "empty_question",
     "bad_question", "missing_answer", "empty_answer", "bad_answer", "answer_letter_outside_choices",
     "bad_choices", "bad_answer_type", "missing_image", "bad_image_value", "image_path_outside",
-    "image_missing", "image_unreadable", "image_too_large_bytes",
+    "image_missing", "image_unreadable", "image_too_large_bytes", "image_lfs_pointer", "bad_conversation",
 )
 
-__all__ = ["ANSWER_TYPES", "COLUMNS", "DEFAULTS", "REASONS", "STAGE", "TYPES", "compile_columns",
-           "sample_records", "validate_spec"]
+__all__ = ["ANSWER_TYPES", "COLUMNS", "DEFAULTS", "REASONS", "STAGE", "TYPES", "column_paths", "compile_columns",
+           "sample_records", "validate_spec", "vlmevalkit_columns"]
 
 
 def _check_options(spec: dict, s: dict) -> None:
@@ -47,6 +50,13 @@ def _check_options(spec: dict, s: dict) -> None:
     if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, (int, float))
                                  or not 0 <= fraction <= 1):
         raise fail(spec, "max_reject_fraction must be a number from 0 to 1")
+    if s["turns"] not in ("first", "all"):
+        raise fail(spec, f"turns must be first or all, got {s['turns']!r}")
+    if s["conversation"] is not None:
+        try:
+            parse_path(s["conversation"])
+        except (ValueError, TypeError) as e:
+            raise fail(spec, f"conversation: {e}") from None
     for key in ("allow_outside", "answer_is_index", "require_answer", "parse_options"):
         if not isinstance(s[key], bool):
             raise fail(spec, f"{key} must be true or false")
@@ -66,8 +76,10 @@ def validate_spec(spec: dict, *, check_columns: bool = True) -> dict:
         raise SightlineError(f"a source spec is a mapping, got {type(spec).__name__}")
     unknown = sorted(set(spec) - {"type", "name", "path"} - set(DEFAULTS))
     if unknown:
-        known = ", ".join(["type", "name", "path", *DEFAULTS])
-        raise fail(spec, f"unknown key(s) {', '.join(unknown)}; known: {known}")
+        keys = ["type", "name", "path", *DEFAULTS]
+        close = difflib.get_close_matches(str(unknown[0]), keys, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise fail(spec, f"unknown key(s) {', '.join(map(str, unknown))}{hint} (known: {', '.join(keys)})")
     s = {**DEFAULTS, "type": "auto", **spec}
     if s["type"] not in TYPES:
         raise fail(spec, f"unknown type {s.get('type')!r}; known: {', '.join(TYPES)}")
@@ -90,18 +102,25 @@ def validate_spec(spec: dict, *, check_columns: bool = True) -> dict:
             raise fail(spec, f"image_root is not a folder: {root}")
         s["image_root"] = str(root)
     _check_options(spec, s)
+    if spec.get("columns") is None and s["type"] in ("csv", "tsv", "parquet"):
+        s["columns"] = vlmevalkit_columns(header_names(s)) or None
     mapped = dict(s["columns"] or {})
     bad = sorted(set(mapped) - set(COLUMNS))
     if bad:
-        raise fail(spec, f"unknown column name(s) {', '.join(bad)} in 'columns'; "
+        close = difflib.get_close_matches(str(bad[0]), COLUMNS, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise fail(spec, f"unknown column name(s) {', '.join(map(str, bad))} in 'columns'{hint}; "
                          f"ours are {', '.join(COLUMNS)}")
-    if any(not isinstance(v, str) or not v for v in mapped.values()):
-        raise fail(spec, "'columns' maps our names to the source's column names (non-empty strings)")
     for ours, theirs in mapped.items():
-        try:
-            parse_path(theirs)
-        except ValueError as e:
-            raise fail(spec, f"columns.{ours}: {e}") from None
+        paths = theirs if isinstance(theirs, list) and ours in LIST_COLUMNS else [theirs]
+        if not paths or any(not isinstance(v, str) or not v for v in paths):
+            raise fail(spec, "'columns' maps our names to the source's column names (non-empty strings; "
+                             "choices may take a list of columns)")
+        for path in paths:
+            try:
+                parse_path(path)
+            except ValueError as e:
+                raise fail(spec, f"columns.{ours}: {e}") from None
     s["columns"] = {c: mapped.get(c, c) for c in COLUMNS}
     if check_columns:
         # Required columns and optional ones mapped to another name must exist; an optional column
@@ -112,15 +131,57 @@ def validate_spec(spec: dict, *, check_columns: bool = True) -> dict:
 
 
 def compile_columns(s: dict) -> dict[str, tuple[str, tuple]]:
-    """Our name -> (their path, parsed steps), parsed once per read."""
-    return {ours: (theirs, parse_path(theirs)) for ours, theirs in s["columns"].items()}
+    """Our name -> (their path, parsed steps), parsed once per read; a list of columns (choices:
+    [A, B, C]) -> (their names joined, a list of (path, steps))."""
+    out: dict[str, tuple[str, tuple]] = {}
+    for ours, theirs in s["columns"].items():
+        if isinstance(theirs, list):
+            out[ours] = (", ".join(theirs), [(t, parse_path(t)) for t in theirs])  # type: ignore[assignment]
+        else:
+            out[ours] = (theirs, parse_path(theirs))
+    return out
+
+
+def column_paths(theirs) -> list[str]:
+    """The source paths one of our columns reads (several for a list of columns)."""
+    return list(theirs) if isinstance(theirs, list) else [theirs]
+
+
+def header_names(s: dict) -> list[str]:
+    """The column names of the first file of a CSV / TSV / Parquet source ([] when unreadable here)."""
+    try:
+        first = formats.find_files(s)[0][0]
+        if s["type"] == "parquet":
+            return list(formats.parquet_schema(s, first).names)
+        from curation.sources.delimited import delimited_header
+
+        return delimited_header(first, "\t" if s["type"] == "tsv" else ",")
+    except (SightlineError, OSError, UnicodeDecodeError):
+        return []  # the reader says why, with the file's name, when it gets there
+
+
+def vlmevalkit_columns(names: list[str]) -> dict | None:
+    """The mapping of VLMEvalKit's / MMBench's TSV layout (``index, question, hint, A, B, ..., answer,
+    category, image``) when ``names`` are its columns: option columns become ``choices``, the hint is
+    prepended to the question, ``index`` names the row, ``category`` the task; else None."""
+    have = set(names)
+    image = "image" if "image" in have else "image_path" if "image_path" in have else None
+    if not ({"index", "question", "answer", "A", "B"} <= have and image):
+        return None
+    letters = []
+    for i in range(26):
+        letter = chr(ord("A") + i)
+        if letter not in have:
+            break
+        letters.append(letter)
+    columns = {k: v for k, v in VLMEVALKIT.items() if v in have}
+    return {**columns, "image": image, "choices": letters}
 
 
 # ---------------------------------------------------------------- mapped columns exist
 
 
-def _missing_column(s: dict, ours: str, where: str, available: list[str]) -> SightlineError:
-    theirs = s["columns"][ours]
+def _missing_column(s: dict, ours: str, where: str, available: list[str], theirs: str) -> SightlineError:
     via = f" (mapped from {ours!r})" if theirs != ours else ""
     close = difflib.get_close_matches(theirs, available, n=3, cutoff=0.6)
     shown = ", ".join(available[:SHOWN_NAMES]) + (", ..." if len(available) > SHOWN_NAMES else "")
@@ -132,24 +193,25 @@ def _check_columns(s: dict, needed: list[str]) -> None:
     if s["type"] in ("parquet", "hf_disk"):
         for where, schema in _arrow_schemas(s):
             for ours in needed:
-                theirs = s["columns"][ours]
-                if theirs in schema.names:
-                    continue
-                steps = parse_path(theirs)
-                if steps[0] not in schema.names or not type_has_path(schema.field(steps[0]).type, steps[1:]):
-                    available = [p for f in schema for p in flatten_type(f.name, f.type)]
-                    raise _missing_column(s, ours, where, sorted(available))
+                for theirs in column_paths(s["columns"][ours]):
+                    if theirs in schema.names:
+                        continue
+                    steps = parse_path(theirs)
+                    if steps[0] not in schema.names or not type_has_path(schema.field(steps[0]).type, steps[1:]):
+                        available = [p for f in schema for p in flatten_type(f.name, f.type)]
+                        raise _missing_column(s, ours, where, sorted(available), theirs)
         return
     where, rows = sample_records(s)
     if not rows:
         raise fail(s, f"{where} has no rows")
     for ours in needed:
-        theirs, steps = s["columns"][ours], parse_path(s["columns"][ours])
-        if not any(resolve(row, theirs, steps) is not MISSING for row in rows):
-            names: dict[str, None] = {}
-            for row in rows[:100]:
-                names.update(dict.fromkeys(flatten(row)))
-            raise _missing_column(s, ours, where, sorted(names))
+        for theirs in column_paths(s["columns"][ours]):
+            steps = parse_path(theirs)
+            if not any(resolve(row, theirs, steps) is not MISSING for row in rows):
+                names: dict[str, None] = {}
+                for row in rows[:100]:
+                    names.update(dict.fromkeys(flatten(row)))
+                raise _missing_column(s, ours, where, sorted(names), theirs)
 
 
 def _arrow_schemas(s: dict):
@@ -176,9 +238,7 @@ def sample_records(s: dict, max_rows: int = SCAN_ROWS) -> tuple[str, list[dict]]
 
 def _records(s: dict, file: Path, limit: int) -> list[dict]:
     out: list[dict] = []
-    reader = (formats.jsonl_items(file, "") if s["type"] == "jsonl"
-              else formats.json_items(file, "", s["records"]))
-    for kind, _, payload, _ in reader:
+    for kind, _, payload, _ in formats.file_items(s, file, ""):
         if kind == "record":
             out.append(payload)
         if len(out) >= limit:
@@ -188,8 +248,12 @@ def _records(s: dict, file: Path, limit: int) -> list[dict]:
 
 def _first_file_records(s: dict, file: Path, limit: int) -> list[dict]:
     head = formats.read_head(file)
+    if s["type"] == "mixed":
+        return _records(s, file, limit)
     if problem := formats.binary_problem(head):
         raise fail(s, f"{file} is {problem}")
+    if s["type"] in ("csv", "tsv"):
+        return _records(s, file, limit)
     first = formats.first_char(head)
     if s["type"] == "jsonl":
         if first == "[":

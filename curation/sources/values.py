@@ -9,17 +9,16 @@ Images are read as bytes, bounded in size, and not decoded: the validate stage d
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import math
-import os
 import re
-import stat
 from pathlib import Path
 from typing import Any
 
 from curation.options import options_from_question, strip_image_placeholder
-from curation.sources.paths import MISSING, flatten, resolve
+from curation.sources.image_values import images_of
+from curation.sources.paths import MISSING, resolve
+from curation.sources.rowerrors import Reject, absent
 from schemas.ids import row_id
 from schemas.tables import EXAMPLES
 
@@ -27,14 +26,6 @@ ANSWER_TYPES = ("multiple_choice", "multi_choice", "yes_no", "integer", "number"
 MAX_CHOICES = 26
 _LETTER = re.compile(r"[(\[]?([A-Z])[)\]]?")
 _LETTER_SEP = re.compile(r"\s*(?:[,;/&+]|\band\b)\s*|\s+")
-
-
-class Reject(Exception):
-    """One row's failure; turned into a reject row, never raised to callers of ``read_source``."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(reason)
-        self.reason, self.detail = reason, detail
 
 
 def to_row(s: dict, columns: dict, source_id: str, record: dict, base: Path, root: Path,
@@ -45,7 +36,11 @@ def to_row(s: dict, columns: dict, source_id: str, record: dict, base: Path, roo
     for sources of several files, so a mapped ``id`` stays unique across them.
     """
     def get(ours: str) -> Any:
-        return resolve(record, *columns[ours])
+        theirs, steps = columns[ours]
+        if isinstance(steps, list):  # several source columns into one list: choices: [A, B, C, D]
+            values = [resolve(record, t, st) for t, st in steps]
+            return [v for v in values if not _blank(v)]
+        return resolve(record, theirs, steps)
 
     row_key = get("id")
     if row_key is not MISSING and row_key is not None and str(row_key).strip():
@@ -63,13 +58,16 @@ def to_row(s: dict, columns: dict, source_id: str, record: dict, base: Path, roo
             answer = None
         if answer is not None or s["require_answer"]:
             answer = _answer(answer, choices, s["answer_is_index"], columns["answer"][0], record)
+        hint = get("hint")
+        if isinstance(hint, str) and hint.strip():  # VLMEvalKit's MCQ prompt puts the hint first
+            question = f"Hint: {hint.strip()}\n{question}"
         several = _gold_letters_in_range(answer, choices) if answer is not None and choices else False
-        answer_type = _answer_type(get("answer_type"), several, choices, s["answer_type"])
+        answer_type = _answer_type(get("answer_type"), several, choices, s["answer_type"], answer, s["name"])
         task = get("task")
         task = str(task) if task is not None and task is not MISSING else s["task"]
         _check_encodable(question, answer, task, *(choices or ()))
         # Last: the only check that touches the disk.
-        images = _images(get("image"), base, root, s, columns["image"][0], record)
+        images = images_of(get("image"), base, root, s, columns["image"][0], record)
     except Reject as r:
         r.source_id = source_id
         r.question = raw_question if isinstance(raw_question, str) else None
@@ -102,20 +100,9 @@ def _image_key(images: list[dict]) -> bytes:
     return b"".join(hashlib.sha256(im["bytes"]).digest() for im in images)
 
 
-def _absent(field: str, theirs: str, value: Any, record: dict) -> str:
-    """Why a field has no value, naming close field names of the row when the path is wrong."""
-    if value is not MISSING:
-        return f"{theirs!r} is null"
-    names = list(flatten(record))
-    close = difflib.get_close_matches(theirs, names, n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-    shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-    return f"no {theirs!r} ({field}) in the row{hint} (row has: {shown or 'nothing'})"
-
-
 def _question(value: Any, theirs: str, record: dict) -> str:
     if value is MISSING or value is None:
-        raise Reject("missing_question", _absent("question", theirs, value, record))
+        raise Reject("missing_question", absent("question", theirs, value, record))
     if not isinstance(value, str):
         raise Reject("bad_question", f"question is a {type(value).__name__}, not text")
     if not value.strip():
@@ -155,7 +142,7 @@ def _choices(value: Any) -> list[str] | None:
 
 def _answer(value: Any, choices: list[str] | None, is_index: bool, theirs: str, record: dict) -> str:
     if value is MISSING or value is None:
-        raise Reject("missing_answer", _absent("answer", theirs, value, record))
+        raise Reject("missing_answer", absent("answer", theirs, value, record))
     if isinstance(value, str) and not value.strip():
         raise Reject("empty_answer", "empty answer")
     if is_index:
@@ -211,14 +198,85 @@ def _gold_letters_in_range(answer: str, choices: list[str]) -> bool:
     return len(set(letters)) > 1
 
 
-def _answer_type(value: Any, several: bool, choices: list[str] | None, default: str | None) -> str | None:
-    if value is not MISSING and value is not None and value != "":
-        if value not in ANSWER_TYPES:
-            raise Reject("bad_answer_type", f"{value!r}; known: {', '.join(ANSWER_TYPES)}")
-        return value
+def _blank(value: Any) -> bool:
+    """No value: absent, null, an empty string, or the NaN pandas writes for an empty cell."""
+    return (value is MISSING or value is None or (isinstance(value, str) and not value.strip())
+            or (isinstance(value, float) and math.isnan(value)))
+
+
+def _answer_type(value: Any, several: bool, choices: list[str] | None, default: str | None,
+                 answer: str | None = None, source: str = "") -> str | None:
+    """The row's answer type: the source's own (mapped from a known synonym), the entry's default,
+    or the one its gold implies. A value no synonym covers is inferred from the gold with a
+    warning (once per source and value), never a reject by itself."""
+    given = None
+    if not _blank(value):
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise Reject("bad_answer_type", f"answer_type is a {type(value).__name__}, not text")
+        given = map_answer_type(str(value))
+        if given is UNKNOWN:
+            _warn_unknown(source, str(value))
+            given, default = None, None  # the row said something we do not know: its gold decides
+    if given in ("multiple_choice", "multi_choice"):
+        if several:
+            return "multi_choice"
+        if choices or given == "multi_choice":
+            return given
+        given = None  # "multiple choice" with the options out of reach (in an image): the gold decides
+    if given is not None:
+        return given
     if several:
         return "multi_choice"
-    return "multiple_choice" if choices else default
+    if choices:
+        return "multiple_choice"
+    if default is not None:
+        return default
+    if answer is None:
+        return None
+    from curation.verify import answer_type_for_gold
+
+    return answer_type_for_gold(answer, choices)
+
+
+UNKNOWN: Any = object()
+INFER = None  # a synonym that says "free form": the gold decides between integer, number, math, text, open
+ANSWER_TYPE_SYNONYMS = {
+    **{k: k for k in ANSWER_TYPES},
+    "float": "number", "decimal": "number", "real": "number", "numeric": "number", "numerical": "number",
+    "float_number": "number", "decimal_number": "number", "percentage": "number", "percent": "number",
+    "int": "integer", "integer_number": "integer", "count": "integer", "counting": "integer",
+    "bool": "yes_no", "boolean": "yes_no", "yesno": "yes_no", "yes/no": "yes_no", "true_false": "yes_no",
+    "binary": "yes_no", "multiple-choice": "multiple_choice", "multi_choice": "multiple_choice",
+    "multi-choice": "multiple_choice", "multichoice": "multiple_choice", "mcq": "multiple_choice",
+    "mc": "multiple_choice", "choice": "multiple_choice", "single_choice": "multiple_choice",
+    "options": "multiple_choice", "multiple_answers": "multi_choice", "multi_select": "multi_choice",
+    "multiple_select": "multi_choice", "expression": "math", "formula": "math", "latex": "math",
+    "equation": "math", "string": "text", "str": "text", "word": "text", "short_answer": "text",
+    "open_ended": "open", "open-ended": "open", "long_answer": "open", "sentence": "open", "free_text": "open",
+    "free_form": INFER, "free-form": INFER, "freeform": INFER, "list": INFER, "other": INFER,
+}
+
+
+def map_answer_type(value: str):
+    """Our answer type for a source's value (case and spaces ignored), None to infer it from
+    the gold, or UNKNOWN."""
+    key = value.strip().lower().replace(" ", "_")
+    if key in ANSWER_TYPE_SYNONYMS:
+        return ANSWER_TYPE_SYNONYMS[key]
+    return ANSWER_TYPE_SYNONYMS.get(key.replace("_", "-"), UNKNOWN)
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_unknown(source: str, value: str) -> None:
+    if (source, value) not in _WARNED and len(_WARNED) < 1000:
+        _WARNED.add((source, value))
+        import logging
+
+        logging.getLogger("sightline.sources").warning(
+            "source %r: answer_type %r is not one we know (%s); inferred from the gold", source, value,
+            ", ".join(ANSWER_TYPES))
 
 
 def _check_encodable(*texts: str | None) -> None:
@@ -229,97 +287,3 @@ def _check_encodable(*texts: str | None) -> None:
                 text.encode("utf-8")
             except UnicodeEncodeError as e:
                 raise Reject("bad_text_encoding", f"unpaired surrogate at character {e.start}") from None
-
-
-# ---------------------------------------------------------------- images
-
-
-def _images(value: Any, base: Path, root: Path, s: dict, theirs: str, record: dict) -> list[dict]:
-    if value is MISSING or value is None:
-        why = "no image" if value is None else _absent("image", theirs, value, record)
-        raise Reject("missing_image", why)
-    many = isinstance(value, (list, tuple))
-    values = list(value) if many else [value]
-    if not values:
-        raise Reject("missing_image", "the image list is empty")
-    images = []
-    for i, item in enumerate(values):
-        try:
-            data, path = _image(item, base, root, s)
-        except Reject as r:
-            if many and len(values) > 1:
-                r.detail = f"image {i} of {len(values)}: {r.detail}"
-            raise
-        images.append({"bytes": data, "path": path})
-    return images
-
-
-def _image(value: Any, base: Path, root: Path, s: dict) -> tuple[bytes, str | None]:
-    """One image's bytes and a path hint, from bytes, an HF ``{bytes, path}`` struct or a path."""
-    if value is None:
-        raise Reject("missing_image", "no image")
-    path = None
-    if isinstance(value, dict):
-        data, path = value.get("bytes"), value.get("path")
-        if data and not isinstance(data, (bytes, bytearray, memoryview)):
-            raise Reject("bad_image_value", f"image bytes are a {type(data).__name__}")
-        if data:
-            return _bounded(bytes(data), s), _path_hint(path)
-        if not path:
-            raise Reject("missing_image", "image struct has neither bytes nor path")
-    elif isinstance(value, (bytes, bytearray, memoryview)):
-        if not value:
-            raise Reject("missing_image", "image bytes are empty")
-        return _bounded(bytes(value), s), None
-    elif isinstance(value, str):
-        path = value
-    else:
-        raise Reject("bad_image_value", f"image is a {type(value).__name__}; expected a path, "
-                                        "{bytes, path}, bytes or a list of those")
-    if not isinstance(path, str) or not path.strip() or "\x00" in path or _path_hint(path) is None:
-        raise Reject("bad_image_value", f"image path {path!r}")
-    return _read_file(path, base, root, s), path
-
-
-def _path_hint(path: Any) -> str | None:
-    """The struct's ``path`` kept as a name hint when it is text a Parquet file can store."""
-    if not isinstance(path, str):
-        return None
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return None
-    return path
-
-
-def _bounded(data: bytes, s: dict) -> bytes:
-    if len(data) > s["max_image_bytes"]:
-        raise Reject("image_too_large_bytes", f"{len(data)} bytes > max_image_bytes={s['max_image_bytes']}")
-    return data
-
-
-def _read_file(path: str, base: Path, root: Path, s: dict) -> bytes:
-    p = Path(path).expanduser()
-    if not p.is_absolute():
-        p = Path(os.path.normpath(base / p))
-        inside = os.path.commonpath([str(p), os.path.normpath(root)]) == os.path.normpath(root)
-        if not inside and not s["allow_outside"]:
-            raise Reject("image_path_outside",
-                         f"{path} resolves outside {root} (set image_root or allow_outside)")
-    try:
-        st = os.stat(p)
-    except (FileNotFoundError, NotADirectoryError):
-        raise Reject("image_missing", f"no file {p}") from None
-    except OSError as e:
-        raise Reject("image_unreadable", f"{p}: {e}") from None
-    if not stat.S_ISREG(st.st_mode):  # a folder, a FIFO (which would block), a device
-        raise Reject("image_unreadable", f"{p} is not a regular file")
-    limit = s["max_image_bytes"]
-    if st.st_size > limit:
-        raise Reject("image_too_large_bytes", f"{p}: {st.st_size} bytes > max_image_bytes={limit}")
-    try:
-        with open(p, "rb") as f:
-            data = f.read(limit + 1)
-    except OSError as e:
-        raise Reject("image_unreadable", f"{p}: {e}") from None
-    return _bounded(data, s)

@@ -57,6 +57,7 @@ def jsonl_source(tmp_path):
         json.dumps({"question": "Q?", "answer": "1", "image": "imgs/a.png", "answer_type": "essay"}).encode(),  # 16
         b'{"question": "Q\\ud800?", "answer": "1", "image": "imgs/a.png"}',           # 17 lone surrogate
         json.dumps({"question": "Q?", "answer": "1", "image": {"bytes": "aGk=", "path": None}}).encode(),  # 18
+        json.dumps({"question": "Q?", "answer": "1", "image": "imgs/a.png", "answer_type": ["x"]}).encode(),  # 19
     ]
     path = root / "data.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
@@ -65,8 +66,9 @@ def jsonl_source(tmp_path):
 
 def test_jsonl_reads_values_and_yields_each_reject(jsonl_source, tmp_path):
     examples, rejects = split(read_source(jsonl_source))
-    assert [e["source_id"] for e in examples] == ["0", "8"]
-    first, second = examples
+    assert [e["source_id"] for e in examples] == ["0", "8", "16"]
+    first, second, unknown_type = examples
+    assert unknown_type["answer_type"] == "integer"  # "essay" is no type we know: inferred from the gold "1"
     image = png()
     assert first["id"] == row_id(image, "Which colour?")
     assert first["images"][0] == {"bytes": image, "path": "imgs/a.png"}
@@ -81,19 +83,19 @@ def test_jsonl_reads_values_and_yields_each_reject(jsonl_source, tmp_path):
     expected = {"1": "bad_json", "2": "bad_text_encoding", "3": "missing_question", "4": "empty_answer",
                 "5": "bad_choices", "6": "image_missing", "7": "image_path_outside",
                 "9": "image_unreadable", "11": "bad_json", "12": "missing_image", "13": "bad_choices",
-                "14": "bad_question", "15": "bad_answer", "16": "bad_answer_type",
-                "17": "bad_text_encoding", "18": "bad_image_value"}
+                "14": "bad_question", "15": "bad_answer",
+                "17": "bad_text_encoding", "18": "bad_image_value", "19": "bad_answer_type"}
     assert {k: r["reason"] for k, r in rejects.items()} == expected
     missing = rejects["6"]
     assert missing["stage"] == "ingest" and missing["source"] == "toy"
     assert missing["id"] == source_row_id("toy", "6")
     assert missing["question"] == "Q?" and "gone.png" in missing["detail"]
-    assert len(examples) + len(rejects) == 18                    # 19 lines, one blank
+    assert len(examples) + len(rejects) == 19                    # 20 lines, one blank
 
 
 def test_jsonl_options_allow_outside_limit_and_size_bound(jsonl_source):
     examples, _ = split(read_source({**jsonl_source, "allow_outside": True}))
-    assert [e["source_id"] for e in examples] == ["0", "7", "8"]
+    assert [e["source_id"] for e in examples] == ["0", "7", "8", "16"]
     assert examples[1]["images"][0]["bytes"] == png((0, 0, 255))
     assert len(list(read_source(jsonl_source, limit=3))) == 3
     assert len(list(read_source({**jsonl_source, "limit": 2}))) == 2
@@ -102,8 +104,8 @@ def test_jsonl_options_allow_outside_limit_and_size_bound(jsonl_source):
 
 
 def test_spec_mistakes_are_one_line_errors(jsonl_source, tmp_path):
-    with pytest.raises(SightlineError, match="unknown type 'csv'"):
-        validate_spec({**jsonl_source, "type": "csv"})
+    with pytest.raises(SightlineError, match="unknown type 'xml'"):
+        validate_spec({**jsonl_source, "type": "xml"})
     with pytest.raises(SightlineError, match="path does not exist"):
         validate_spec({**jsonl_source, "path": str(tmp_path / "nope.jsonl")})
     with pytest.raises(SightlineError, match=r"column 'prompt' \(mapped from 'question'\) not in data.jsonl; "
@@ -145,7 +147,7 @@ def test_parquet_file_with_hf_image_structs(tmp_path):
             "columns": {"question": "q", "answer": "a", "image": "img", "choices": "options", "id": "pid"}}
     examples, rejects = split(read_source(spec))
     assert [(e["source_id"], e["answer"], e["answer_type"]) for e in examples] == [
-        ("x1", "A", "multiple_choice"), ("x2", "7", None)]
+        ("x1", "A", "multiple_choice"), ("x2", "7", "integer")]  # inferred from the gold
     assert examples[0]["images"][0] == {"bytes": png(), "path": "one.png"}
     assert examples[1]["images"][0]["bytes"] == png((9, 9, 9)) and examples[1]["choices"] is None
     assert {k: r["reason"] for k, r in rejects.items()} == {

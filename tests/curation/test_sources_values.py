@@ -105,7 +105,7 @@ def test_options_in_the_question_become_choices_only_when_the_row_has_none(make_
     assert (examples["1"]["question"], examples["1"]["choices"]) == (
         "Which is red?\nAnswer with the letter.", ["left", "right"])
     assert (examples["2"]["question"], examples["2"]["choices"]) == ("Which is red? (A) left (B) right", ["l", "r"])
-    assert (examples["3"]["choices"], examples["3"]["answer_type"]) == (None, None)
+    assert (examples["3"]["choices"], examples["3"]["answer_type"]) == (None, "text")
     off, _ = make_source(rows[:1], parse_options=False)
     assert (off["0"]["question"], off["0"]["choices"]) == ("Which is red? (A) left (B) right", None)
 
