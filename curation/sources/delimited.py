@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from curation.sources.formats import Item, binary_problem, read_head
+Item = tuple[str, str, Any, Path]
 
 IMAGE_REF_CHARS = 64  # VLMEvalKit: an ``image`` cell this short names another row's ``index`` (shared image)
 
@@ -33,14 +34,11 @@ def _shared_images(file: Path, delimiter: str) -> dict[str, str]:
                 if r.get("index") in refs and r.get("image") and len(r["image"]) > IMAGE_REF_CHARS}
 
 
-def delimited_items(s: dict, file: Path, prefix: str, delimiter: str) -> Iterator[Item]:
+def delimited_items(file: Path, prefix: str, delimiter: str) -> Iterator[Item]:
     """Rows of a CSV / TSV file with a header line; an empty cell is no value (as pandas reads it)."""
     import csv
 
-    name = prefix.rstrip(":") or "0"
-    if problem := binary_problem(read_head(file)):
-        yield "reject", name, ("bad_file", f"{file.name} is {problem}"), file
-        return
+    # (the caller has checked that the file is text: formats.file_items)
     index = -1
     try:
         shared = _shared_images(file, delimiter)

@@ -376,7 +376,10 @@ def file_items(s: dict, file: Path, prefix: str) -> Iterator[Item]:
     elif kind in ("csv", "tsv"):
         from curation.sources.delimited import delimited_items
 
-        yield from delimited_items(s, file, prefix, "\t" if kind == "tsv" else ",")
+        if problem := binary_problem(read_head(file)):
+            yield "reject", prefix.rstrip(":") or "0", ("bad_file", f"{file.name} is {problem}"), file
+            return
+        yield from delimited_items(file, prefix, "\t" if kind == "tsv" else ",")
     else:
         if (problem := binary_problem(read_head(file))) and problem != _MAGIC[0][1]:
             yield "reject", prefix.rstrip(":") or "0", ("bad_file", f"{file.name} is {problem}"), file
