@@ -12,7 +12,7 @@ the width and of the height), brightness (x0.9 or x1.1) and rotation (2-3 degree
 corners). Per Hamming threshold it prints the recall of copies (a copy is found when it lies
 within the threshold of its original) per alteration, the false-positive rate over all pairs of
 distinct originals (exact, N^2/2 pairs, fine at N=500), and the share of originals the hash-only
-drop rule would remove as false duplicates. The multi-index band keys of ``curation.dedup`` are
+drop rule would remove as false duplicates. The multi-index band keys of ``curation.images.hashes`` are
 checked to find exactly the all-pairs answer over all N x 6 images. dhash, whash and a
 phash-and-dhash combination are measured the same way for comparison.
 
@@ -23,7 +23,7 @@ digit apart (fonts 20-64 px); ``curation.synthetic`` scenes with one object reco
 number changed; plus the hash part's shapes and photos. It prints, per kind of distinct pair, how
 often the hash makes it a candidate and how often ``same_image`` merges it; per image group and
 alteration, the recall of copies; then the issue's done-when checks through
-``dedup.find_duplicates`` (100 puzzles one change apart with one question: nothing dropped;
+``hashes.find_duplicates`` (100 puzzles one change apart with one question: nothing dropped;
 copies with the same question: dropped as ``near``), and the speed of thumbnails and verdicts.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from collections import defaultdict
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-from curation import dedup, near_copy
+from curation.images import hashes, near_copy
 
 ALTERATIONS = ("resize", "jpeg70", "crop5", "bright10", "rotate3")
 THRESHOLDS = range(17)
@@ -122,7 +122,7 @@ def hashers():
     import imagehash
 
     return {
-        "phash": dedup.phash64,
+        "phash": hashes.phash64,
         "dhash": lambda im: _to_int(imagehash.dhash(im)),
         "whash": lambda im: _to_int(imagehash.whash(im)),
     }
@@ -136,7 +136,7 @@ def band_pairs(hashes: list[int], t: int) -> set[tuple[int, int]]:
     """Pairs within ``t`` found through the band index only (never all pairs)."""
     buckets = defaultdict(list)
     for i, h in enumerate(hashes):
-        for key in dedup.band_keys(h, t):
+        for key in hashes.band_keys(h, t):
             buckets[key].append(i)
     found = set()
     arr = np.array(hashes, dtype=np.uint64)
@@ -251,17 +251,17 @@ def synthetic_variant_pairs(n: int, seed: int, rng: np.random.Generator) -> list
 
 
 def thumb(img: Image.Image):
-    return dedup.thumbnail(img, THUMB["size"])
+    return hashes.thumbnail(img, THUMB["size"])
 
 
 def candidates_of(images: list[Image.Image], question: str, prefix: str) -> list:
-    """dedup.Candidate rows for images that all carry one question (keys sort in list order)."""
+    """hashes.Candidate rows for images that all carry one question (keys sort in list order)."""
     rows = []
     for i, img in enumerate(images):
         data = io.BytesIO()
         img.save(data, "PNG")
-        rows.append(dedup.Candidate(f"{prefix}{i:05d}", dedup.image_sha256(data.getvalue()), dedup.phash64(img),
-                                    question, dedup.thumbnail_bytes(thumb(img))))
+        rows.append(hashes.Candidate(f"{prefix}{i:05d}", hashes.image_sha256(data.getvalue()), hashes.phash64(img),
+                                    question, hashes.thumbnail_bytes(thumb(img))))
     return rows
 
 
@@ -278,14 +278,14 @@ def confirm_report(n: int, seed: int) -> None:
     originals = {"puzzle512": [render_puzzle(s) for s in puzzles], "synthetic112": [a for _, a, _ in synthetic],
                  "shapes112": [render_shapes(rng) for _ in range(n // 2)],
                  "photo256": [render_photo(rng) for _ in range(n // 2)]}
-    t = dedup.DEFAULT_THRESHOLD
+    t = hashes.DEFAULT_THRESHOLD
     print(f"\nconfirmation: near_copy.same_image on {THUMB['size']} px thumbnails (luminance and smoothed colour "
           f"differences, {near_copy.MIN_PIXELS}rd-largest, <= {near_copy.TAU}); hash candidates at phash t={t}")
     print(f"digit fonts {FONT_RANGE[0]}-{FONT_RANGE[1] - 1} px on 512 px; 'small' = under {SMALL_FONT} px")
     print(f"{'distinct pair (must stay apart)':32s} {'pairs':>6s} {'hash cand.':>10s} {'merged':>7s} {'min score':>10s}")
     by_kind = defaultdict(list)
     for kind, a, b in distinct + synthetic:
-        by_kind[kind].append((dedup.hamming(dedup.phash64(a), dedup.phash64(b)), *dedup.same_image(thumb(a), thumb(b))))
+        by_kind[kind].append((hashes.hamming(hashes.phash64(a), hashes.phash64(b)), *hashes.same_image(thumb(a), thumb(b))))
     for kind, v in sorted(by_kind.items()):
         d, same, score = (np.array(x) for x in zip(*v))
         print(f"{kind:32s} {len(v):6d} {np.mean(d <= t):10.3f} {np.mean(same):7.3f} {score.min():10.3f}")
@@ -297,8 +297,8 @@ def confirm_report(n: int, seed: int) -> None:
             res = []
             for img in imgs:
                 other = alter(img, how, rng)
-                same, score = dedup.same_image(thumb(img), thumb(other))
-                res.append((same, same and dedup.hamming(dedup.phash64(img), dedup.phash64(other)) <= t, score))
+                same, score = hashes.same_image(thumb(img), thumb(other))
+                res.append((same, same and hashes.hamming(hashes.phash64(img), hashes.phash64(other)) <= t, score))
             s, both, score = (np.array(x) for x in zip(*res))
             recall[how] += list(both)
             print(f"{group:20s} {how:>10s} {len(res):5d} {s.mean():10.3f} {both.mean():9.3f} {score.max():10.3f}")
@@ -309,7 +309,7 @@ def confirm_report(n: int, seed: int) -> None:
 
 
 def done_when(rng: np.random.Generator, originals: dict) -> None:
-    """The issue's targets through dedup.find_duplicates (bands x question, then confirmation)."""
+    """The issue's targets through hashes.find_duplicates (bands x question, then confirmation)."""
     q = "Which cell differs from the others?"
     family, seen = [], set()
     for _ in range(20):  # 20 puzzles x (itself + 4 one-change variants) = 100 distinct images
@@ -324,15 +324,15 @@ def done_when(rng: np.random.Generator, originals: dict) -> None:
         family += images
     rows = candidates_of(family, q, "p")
     assert len({r.image_sha256 for r in rows}) == len(rows) == 100
-    cand = sum(1 for i, a in enumerate(rows) for b in rows[:i] if dedup.hamming(a.phash, b.phash) <= dedup.DEFAULT_THRESHOLD)
-    dropped = dedup.find_duplicates(rows)
+    cand = sum(1 for i, a in enumerate(rows) for b in rows[:i] if hashes.hamming(a.phash, b.phash) <= hashes.DEFAULT_THRESHOLD)
+    dropped = hashes.find_duplicates(rows)
     print(f"\ndone-when: {len(rows)} puzzles one colour or one digit apart (fonts >= {SMALL_FONT} px), one question:"
           f" {cand} hash-candidate pairs, {len(dropped)} dropped (target 0)")
     origs = [img for imgs in originals.values() for img in imgs]
     base = candidates_of(origs, q, "a")
     for how in ALTERATIONS:
         copies = [alter(img, how, rng) for img in origs]
-        drops = dedup.find_duplicates(base + candidates_of(copies, q, "b"))
+        drops = hashes.find_duplicates(base + candidates_of(copies, q, "b"))
         found = [d for k, d in drops.items() if k.startswith("b") and d.kept == "a" + k[1:]]
         false = sum(1 for k in drops if k.startswith("a"))
         kinds = sorted({d.kind for d in found})
@@ -345,15 +345,15 @@ def speed(originals: dict, rng: np.random.Generator) -> None:
     imgs = [img for group in ("puzzle512", "photo256") for img in originals[group]]
     copies = [alter(img, "jpeg70", rng) for img in imgs]
     t0 = time.perf_counter()
-    blobs = [dedup.thumbnail_bytes(thumb(img)) for img in imgs]
+    blobs = [hashes.thumbnail_bytes(thumb(img)) for img in imgs]
     t1 = time.perf_counter()
-    copy_blobs = [dedup.thumbnail_bytes(thumb(img)) for img in copies]
+    copy_blobs = [hashes.thumbnail_bytes(thumb(img)) for img in copies]
     t2 = time.perf_counter()
     for a, b in zip(blobs, copy_blobs):  # copies: both passes run
-        dedup.same_image(a, b)
+        hashes.same_image(a, b)
     t3 = time.perf_counter()
     for a, b in zip(blobs, blobs[1:] + blobs[:1]):  # distinct: most stop after the luminance pass
-        dedup.same_image(a, b)
+        hashes.same_image(a, b)
     t4 = time.perf_counter()
     kb = np.mean([len(b) for b in blobs]) / 1024
     print(f"\nspeed (one process, decoded 512/256 px images): thumbnail + bytes {len(imgs) / (t1 - t0):,.0f} rows/s "
@@ -453,7 +453,7 @@ def hash_report(args) -> None:
             line += (f"\n{'':12s} recommended t={t}: largest with false drops <= {MAX_FALSE_DROP} "
                      f"(recall {r['recall']:.3f}: " + ", ".join(f"{a} {r[a]:.3f}" for a in ALTERATIONS) + ")")
         print(line)
-    print(f"curation.dedup.DEFAULT_THRESHOLD = {dedup.DEFAULT_THRESHOLD}")
+    print(f"curation.images.hashes.DEFAULT_THRESHOLD = {hashes.DEFAULT_THRESHOLD}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ What each side does, with the same `curation` functions on the same rows:
   candidate pairs (`duplicates.pair_members`); thumbnails of those images; each bucket's pairs confirmed
   (`duplicates.confirmed_in_bucket`, as the pipeline does); split groups; duplicate rows (`duplicate_key`,
   `duplicates_in_group`); then per row `placed`, `decontam_row`, the program caption and distill
-  teachers (`curation.rollouts`), `captioned`, `distilled` (rewrite, verify, select), `rl_row`; the
+  teachers (`curation.generation.rollouts`), `captioned`, `distilled` (rewrite, verify, select), `rl_row`; the
   tables written as zstd Parquet in 1,000-row chunks.
 - **pipeline**: `pipelines.curate.run` with 1 or 2 local worker processes: the same rules as Beam
   transforms in two passes (valid rows spilled to Parquet work shards and read back, hash buckets
@@ -48,7 +48,7 @@ def _recipe(n: int, out: str):
 def _valid_rows(recipe) -> tuple[list[dict], list[dict]]:
     from curation.rejects import Reject, reject_row
     from curation.synthetic import generate
-    from curation.validate import validate_row
+    from curation.images.validate import validate_row
 
     syn = recipe.synthetic
     level = tuple(syn.level) if isinstance(syn.level, list) else syn.level
@@ -65,8 +65,8 @@ def _valid_rows(recipe) -> tuple[list[dict], list[dict]]:
 def _split_groups(rows: list[dict], threshold: int) -> dict[str, str]:
     """Image key -> split group, for images with a confirmed near-copy (the pipeline's scan, as a loop:
     buckets of hash bands, the images in pairs a bucket owns, their thumbnails, each bucket confirmed)."""
-    from curation import duplicates as D
-    from curation.dedup import hash_from_hex
+    from curation.images import duplicates as D
+    from curation.images.hashes import hash_from_hex
 
     buckets: dict[tuple[int, int], bytearray] = defaultdict(bytearray)
     first_row: dict[str, dict] = {}
@@ -85,7 +85,7 @@ def _split_groups(rows: list[dict], threshold: int) -> dict[str, str]:
 
 
 def _drops(rows: list[dict], groups: dict[str, str], scope: str) -> dict[str, dict]:
-    from curation import duplicates as D
+    from curation.images import duplicates as D
     from schemas import normalize_question
 
     problems: dict[str, list] = defaultdict(list)
@@ -98,12 +98,12 @@ def _drops(rows: list[dict], groups: dict[str, str], scope: str) -> dict[str, di
 
 def loop_job(n: int, out: str) -> dict:
     """The baseline: one process, one loop over the rows, the pipeline's rules called directly."""
-    from curation.assemble import distilled, rl_eligible, rl_row, teachable
+    from curation.generation.assemble import distilled, rl_eligible, rl_row, teachable
     from curation.decontam import decontam_row
-    from curation.duplicates import placed
-    from curation.prompts import DISTILL_PROMPT_VERSION
+    from curation.images.duplicates import placed
+    from curation.generation.prompts import DISTILL_PROMPT_VERSION
     from curation.rejects import Reject, reject_row
-    from curation.rollouts import generator_for
+    from curation.generation.rollouts import generator_for
 
     recipe = _recipe(n, out)
     cap, dis = recipe.caption, recipe.distill
@@ -152,15 +152,15 @@ def complete(table: str, row: dict) -> dict:
 
 
 def _caption(row, captioner, cap):
-    from curation.assemble import captioned
-    from curation.rollouts import request_for, texts_or_errors
+    from curation.generation.assemble import captioned
+    from curation.generation.rollouts import request_for, texts_or_errors
 
     out = texts_or_errors(captioner, [request_for(row, cap)])[0]
     return captioned(row, out.get("texts"), out.get("error"), cap.model_id)
 
 
 def _texts(reasoner, row, dis) -> dict:
-    from curation.rollouts import request_for, texts_or_errors
+    from curation.generation.rollouts import request_for, texts_or_errors
 
     out = texts_or_errors(reasoner, [request_for(row, dis)])[0]
     return {"texts": out.get("texts"), "error": out.get("error")}

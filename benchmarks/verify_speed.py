@@ -1,4 +1,4 @@
-"""Verifications per second of ``curation.verify.verify`` on a realistic mix of visual-QA answers.
+"""Verifications per second of ``curation.answers.verify.verify`` on a realistic mix of visual-QA answers.
 
 Run (pinned to one core, single thread):
 
@@ -19,7 +19,7 @@ import random
 import time
 from typing import NamedTuple
 
-from curation.verify import verify
+from curation.answers.verify import verify
 
 
 class Case(NamedTuple):

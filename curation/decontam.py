@@ -2,7 +2,7 @@
 
 An ``EvalIndex`` holds the eval images' 64-bit perceptual hashes and 64-bit digests of their
 normalized questions, as numpy arrays, so it pickles to ~10 bytes per eval row and can be handed
-to every Beam worker. Image lookups use the same multi-index bands as ``curation.dedup``
+to every Beam worker. Image lookups use the same multi-index bands as ``curation.images.hashes``
 (Norouzi et al., CVPR 2012): the per-band sorted arrays are rebuilt lazily after unpickling, and
 never travel. A row overlaps when its image lies within ``threshold`` bits of an eval image
 (``eval_image_overlap``) or its normalized question equals an eval question
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from curation.dedup import DEFAULT_THRESHOLD, band_keys, band_widths, hash_from_hex, hash_hex, phash64
+from curation.images.hashes import DEFAULT_THRESHOLD, band_keys, band_widths, hash_from_hex, hash_hex, phash64
 from curation.errors import SightlineError
 from schemas.ids import normalize_question
 
@@ -60,7 +60,7 @@ class EvalIndex:
                   min_question_chars: int = 0, max_pixels: int = 16_000_000) -> EvalIndex:
         """From row dicts with ``question`` and ``image_hash`` (hex or int) or ``image`` (bytes or
         ``{bytes, path}``); each row's ``source`` names its eval set (else ``name``)."""
-        from curation.images import check_image
+        from curation.images.decode import check_image
 
         hashes, questions, skipped = [], [], Counter()
         for row in rows:

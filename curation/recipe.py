@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from curation.config import load
-from curation.distill import SelectConfig
+from curation.generation.distill import SelectConfig
 from curation.errors import SightlineError
-from curation.teachers import TeacherSpec
-from curation.validate import ValidateConfig
+from curation.generation.teachers import TeacherSpec
+from curation.images.validate import ValidateConfig
 
 DEDUP_SCOPES = ("question", "question_answer", "image")
 
@@ -38,7 +38,7 @@ class IngestConfig:
 @dataclass
 class DedupConfig:
     threshold: int | None = field(default=None, metadata={
-        "help": "perceptual-hash distance that makes two images candidates (None: curation.dedup's default)"})
+        "help": "perceptual-hash distance that makes two images candidates (None: curation.images.hashes's default)"})
     scope: str = field(default="question", metadata={
         "help": "which rows may be duplicates: question (near-copy image AND same normalized question, the "
                 "default), question_answer (also the same answer), image (near-copy image, any question)"})
@@ -49,7 +49,7 @@ class DedupConfig:
         if self.scope not in DEDUP_SCOPES:
             raise SightlineError(f"dedup.scope must be one of {', '.join(DEDUP_SCOPES)}, got {self.scope!r}")
         if self.threshold is None:
-            from curation.dedup import DEFAULT_THRESHOLD
+            from curation.images.hashes import DEFAULT_THRESHOLD
 
             self.threshold = DEFAULT_THRESHOLD
         if not 0 <= self.threshold <= 32:

@@ -9,7 +9,7 @@ near-duplicates across splits):
 
 - the **image key** of a row is the sha256 of its image bytes (for a multi-image row, the first
   image: the one whose perceptual hash the row carries);
-- images that are confirmed near-copies (``curation.dedup.near_copy_pairs``) are joined by
+- images that are confirmed near-copies (``curation.images.hashes.near_copy_pairs``) are joined by
   union-find; the **group key** of every image in a cluster is the smallest image key in it;
 - :func:`split_of` hashes the group key, so the side depends on the group alone: re-runs, row
   order and worker count cannot move a row.

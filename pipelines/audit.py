@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from curation.errors import SightlineError
-from curation.store import Store
+from curation.store.versions import Store
 from schemas import SCHEMAS
 
 # name -> (one-line help, SQL). `{id}` is filled for lineage (bound as a parameter, not pasted).

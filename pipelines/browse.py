@@ -21,7 +21,7 @@ from typing import Any
 
 from curation.accounting import ROW_STAGES
 from curation.errors import SightlineError
-from curation.store import Store
+from curation.store.versions import Store
 from pipelines.audit import QUERIES, connect, funnel
 
 SAMPLED_TABLES = ("sft", "traces", "rl", "val", "test")
@@ -51,7 +51,7 @@ class Thumbnails:
     def _encode(self, data: bytes) -> str | None:
         from PIL import Image
 
-        from curation.images import check_image  # bounded decode: a bomb costs a header read
+        from curation.images.decode import check_image  # bounded decode: a bomb costs a header read
 
         chk = check_image(data)
         if not chk.ok:

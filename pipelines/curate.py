@@ -34,7 +34,7 @@ WORK_ROW_GROUP_BYTES = 1 << 20
 def _decisions_layout():
     import pyarrow as pa
 
-    return pa.schema([("decision", pa.string())])  # one JSON object per line: curation.duplicates.read_decisions
+    return pa.schema([("decision", pa.string())])  # one JSON object per line: curation.images.duplicates.read_decisions
 
 
 def _log(msg: str) -> None:
@@ -84,13 +84,13 @@ def _near_copy_groups(valid: list, work_files, recipe: DataRecipe):
     """Valid rows -> (image key, split group) for every image that has a confirmed near-copy.
 
     Hash-band buckets cross the shuffle as packed bytes; each bucket finds the candidate pairs it owns
-    (``curation.duplicates.owned_pairs``). Thumbnails are made from the work rows read back (never from
+    (``curation.images.duplicates.owned_pairs``). Thumbnails are made from the work rows read back (never from
     rows held in memory), for candidate images only, and travel to the buckets that own their pairs,
     where each pair is confirmed: no pair list ever crosses a shuffle.
     """
     import apache_beam as beam
 
-    from curation import duplicates as D
+    from curation.images import duplicates as D
     from pipelines import transforms as T
 
     th = recipe.dedup.threshold
@@ -125,7 +125,7 @@ def _duplicate_decisions(valid: list, groups, recipe: DataRecipe):
     """
     import apache_beam as beam
 
-    from curation import duplicates as D
+    from curation.images import duplicates as D
     from pipelines import transforms as T
     from schemas import normalize_question
 
@@ -153,7 +153,7 @@ def build_scan(p, recipe: DataRecipe, staging: str | Path, work: str | Path):
     """
     import apache_beam as beam
 
-    from curation.validate import validate_row
+    from curation.images.validate import validate_row
     from pipelines import transforms as T
     from pipelines.runner import dead_letters
 
@@ -220,8 +220,8 @@ def _teachers(train, recipe: DataRecipe, rejects: list):
     """Train rows -> rows after the caption and distill teachers (+ traces, sft), and uncaptioned rows."""
     import apache_beam as beam
 
-    from curation.assemble import teachable
-    from curation.prompts import DISTILL_PROMPT_VERSION
+    from curation.generation.assemble import teachable
+    from curation.generation.prompts import DISTILL_PROMPT_VERSION
     from pipelines import transforms as T
     from pipelines.runner import dead_letters
 
@@ -298,7 +298,7 @@ def _check_ingest(staging: Path, c: dict[str, int], recipe: DataRecipe) -> None:
 
 def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] | None = None,
         profiles: list | None = None):
-    """Run both passes and publish one new version; returns curation.store.VersionInfo.
+    """Run both passes and publish one new version; returns curation.store.versions.VersionInfo.
 
     ``profiles``: a list that receives one ``pipelines.profile.PassProfile`` per pass (elements, seconds and
     rows/s per step from Beam's metrics; the pass's peak RSS, workers included) and one for the commit.
@@ -306,9 +306,9 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
     from curation.accounting import ROW_STAGES, accounting, stage_counts
     from curation.config import to_dict
     from curation.decontam import EvalIndex
-    from curation.prompts import CAPTION_PROMPT_VERSION, DISTILL_PROMPT_VERSION, PROMPT_VERSION
-    from curation.store import Store
-    from curation.store_fs import remove_tree
+    from curation.generation.prompts import CAPTION_PROMPT_VERSION, DISTILL_PROMPT_VERSION, PROMPT_VERSION
+    from curation.store.versions import Store
+    from curation.store.fs import remove_tree
     from pipelines.profile import PassProfile, PeakRss, timed_run
     from pipelines.runner import counters, new_pipeline
     from pipelines.summary import finalize_shards, print_summary, rejects_summary, table_rows

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from curation.errors import SightlineError
-from curation.store import Store
+from curation.store.versions import Store
 
 
 def _split_problems(store: Store, version: int) -> list[str]:

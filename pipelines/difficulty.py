@@ -7,9 +7,9 @@
 Graph (Beam, FnApiRunner named explicitly so it never tries to download the Prism runner):
   rl shards -> rows -> RunInference(GenerationHandler over the policy: loaded once per worker, k
   sampled completions per prompt, batched, failing rows retried alone) -> ScoreRollouts
-  (``curation.difficulty.score_rollouts``: the GRPO accuracy reward's verifier) -> scores, rejects.
-Then ``curation.derive.derive_version`` publishes the child version: `rl` gets ``n_rollouts``,
-``n_correct`` and ``pass_rate`` (``curation.difficulty.with_scores``), every other table is copied byte
+  (``curation.difficulty.rules.score_rollouts``: the GRPO accuracy reward's verifier) -> scores, rejects.
+Then ``curation.difficulty.derive.derive_version`` publishes the child version: `rl` gets ``n_rollouts``,
+``n_correct`` and ``pass_rate`` (``curation.difficulty.rules.with_scores``), every other table is copied byte
 for byte, and a prompt whose rollouts or verification fail goes to `rejects` (stage ``difficulty``)
 instead of `rl`, so ``stage_counts.difficulty`` reads in = out + rejected. Rows past ``--limit`` are
 carried unscored. The store may be a local folder or object storage.
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from curation.difficulty import STAGE
+from curation.difficulty.rules import STAGE
 from curation.errors import SightlineError
 from training.difficulty import DifficultyConfig
 
@@ -34,10 +34,10 @@ def _log(msg: str) -> None:
 
 
 def read_rows(job: tuple[int, str, int, int | None]):
-    """One rl shard -> rows tagged with ``_key`` (``curation.difficulty.row_key``); rows past the limit skipped."""
+    """One rl shard -> rows tagged with ``_key`` (``curation.difficulty.rules.row_key``); rows past the limit skipped."""
     import pyarrow.parquet as pq
 
-    from curation.difficulty import row_key
+    from curation.difficulty.rules import row_key
 
     shard, path, offset, limit = job
     row = 0
@@ -59,7 +59,7 @@ def _score_rollouts_dofn():
         stage = STAGE
 
         def process(self, result):
-            from curation.difficulty import difficulty_reject, score_rollouts
+            from curation.difficulty.rules import difficulty_reject, score_rollouts
             from curation.rejects import Reject
 
             row = result.example
@@ -107,7 +107,7 @@ def build(p, jobs: list, cfg: DifficultyConfig, work: Path) -> None:
 
 def _rollouts(store, parent: int, cfg: DifficultyConfig) -> tuple[dict[str, dict], list[dict], int]:
     """Run the graph over ``parent``'s rl shards: (scores by key, rejects with their ``_key``, rl rows in)."""
-    from curation.difficulty import shard_jobs
+    from curation.difficulty.rules import shard_jobs
     from pipelines.runner import new_pipeline
     from training.callbacks import read_jsonl
 
@@ -132,10 +132,10 @@ def _rollouts(store, parent: int, cfg: DifficultyConfig) -> tuple[dict[str, dict
 def run(data: str | Path, version: int | str | None, cfg: DifficultyConfig) -> int:
     """Score ``data``'s rl prompts by ``cfg.model``'s pass rate over ``cfg.k`` rollouts; returns the new version."""
     from curation.config import to_dict
-    from curation.derive import derive_version
-    from curation.difficulty import difficulty_counts, with_scores
-    from curation.prompts import PROMPT_VERSION
-    from curation.store import Store
+    from curation.difficulty.derive import derive_version
+    from curation.difficulty.rules import difficulty_counts, with_scores
+    from curation.generation.prompts import PROMPT_VERSION
+    from curation.store.versions import Store
 
     if not cfg.model:
         raise SightlineError("difficulty needs --model (a policy checkpoint folder)")

@@ -84,7 +84,7 @@ def _log(msg: str) -> None:
 def pin_version(exp: ExperimentRecipe) -> int:
     """The curated version every arm uses: resolved at the first run, then read back from ``experiment.json``
     (a later curate must not slip a new version under half-finished seeds)."""
-    from curation.store import Store
+    from curation.store.versions import Store
     from pipelines.train_cmd import curated_version
 
     run = train_recipe(exp, exp.seeds[0]).run
@@ -135,7 +135,7 @@ def check(exp: ExperimentRecipe) -> list[str]:
 def run_experiment(exp: ExperimentRecipe, command: str = "") -> dict:
     """Every (seed, arm), then the aggregate files; returns the results dict written to results.json."""
     from curation.config import to_dict
-    from curation.store import Store
+    from curation.store.versions import Store
     from pipelines import experiment_report as report
     from training.evaluate import majority_baseline
 

@@ -134,7 +134,7 @@ class Seed:
             return json.loads(done.read_text())
         if "difficulty" not in self.recipe.run.stages:
             return {"version": self.version, "rollouts": 0, "minutes": 0.0}
-        from curation.store import Store
+        from curation.store.versions import Store
 
         model = self.sft()["model"]
         _log(f"seed {self.seed}: difficulty pass")

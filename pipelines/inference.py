@@ -1,6 +1,6 @@
 """The one Beam RunInference model handler: teachers (caption, distill) and the policy (difficulty).
 
-An adapter over ``curation.rollouts``: the backend is loaded once per worker, rows are batched by
+An adapter over ``curation.generation.rollouts``: the backend is loaded once per worker, rows are batched by
 ``BatchElements`` up to the spec's ``batch_size``, and each batch is generated with the per-row retry
 of ``texts_or_errors``. Rows come out as ``PredictionResult(row, {"texts": [...]} or {"error": ...})``.
 RunInference's own model-time metrics go to ``<namespace>_<stage>``, which the runner adds to the
@@ -15,8 +15,8 @@ from typing import Any
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from curation.accounting import model_metrics_namespace
-from curation.rollouts import Progress, generator_for, request_for, texts_or_errors
-from curation.teachers import TeacherSpec
+from curation.generation.rollouts import Progress, generator_for, request_for, texts_or_errors
+from curation.generation.teachers import TeacherSpec
 
 
 class GenerationHandler(ModelHandler[dict, PredictionResult, Any]):

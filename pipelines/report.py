@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from curation.errors import SightlineError
-from curation.store import Store
+from curation.store.versions import Store
 from pipelines.audit import FUNNEL_STAGES, connect, funnel  # noqa: F401 - re-exported
 
 

@@ -1,6 +1,6 @@
 """After the Beam passes: name the shards, count what happened, and say it to the user.
 
-The staging folder is a local ``Path`` or a ``curation.store_fs.FsPath`` on object storage; only the
+The staging folder is a local ``Path`` or a ``curation.store.fs.FsPath`` on object storage; only the
 calls both support are used (glob, rename, unlink, open) and Parquet footers via ``parquet_metadata``.
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ def read_columns(path, columns: list[str]) -> list[dict]:
 
 def finalize_shards(staging: Path) -> None:
     """Drop empty shards where a table has others, then name them part-00000-of-000NN.parquet."""
-    from curation.store import shard_name
-    from curation.store_fs import parquet_metadata
+    from curation.store.versions import shard_name
+    from curation.store.fs import parquet_metadata
     from schemas import SCHEMAS
 
     for table in SCHEMAS:
@@ -38,7 +38,7 @@ def finalize_shards(staging: Path) -> None:
 
 
 def table_rows(staging: Path) -> dict[str, int]:
-    from curation.store_fs import parquet_metadata
+    from curation.store.fs import parquet_metadata
 
     return {d.name: sum(parquet_metadata(f).num_rows for f in d.glob("*.parquet"))
             for d in sorted(staging.iterdir()) if d.is_dir() and not d.name.startswith("_")}

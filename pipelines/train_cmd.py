@@ -110,7 +110,7 @@ def cmd_show_config(recipe: TrainRecipe) -> int:
 
 
 def cmd_all(recipe: TrainRecipe) -> int:
-    from curation.store import Store
+    from curation.store.versions import Store
     from training.grpo import run as run_grpo
     from training.sft import run as run_sft
 

@@ -148,7 +148,7 @@ def _decision_lines(folder: str):
 
 class HashBands(beam.DoFn):
     """Valid rows -> (band key, packed members), once per bundle and band: each row's nine band entries
-    (``curation.duplicates.band_entries``) are appended where they are made, not emitted one by one."""
+    (``curation.images.duplicates.band_entries``) are appended where they are made, not emitted one by one."""
 
     def __init__(self, threshold: int):
         self.threshold = threshold
@@ -157,8 +157,8 @@ class HashBands(beam.DoFn):
         self.buckets = {}
 
     def process(self, row):
-        from curation.dedup import hash_from_hex
-        from curation.duplicates import band_entries
+        from curation.images.hashes import hash_from_hex
+        from curation.images.duplicates import band_entries
 
         for band, member in band_entries(row["image_key"], hash_from_hex(row["image_hash"]), self.threshold):
             packed = self.buckets.get(band)
@@ -177,7 +177,7 @@ class HashBands(beam.DoFn):
 
 
 class ConcatMembers(beam.CombineFn):
-    """Packed band members (``curation.duplicates.band_entries``) of one bucket, concatenated.
+    """Packed band members (``curation.images.duplicates.band_entries``) of one bucket, concatenated.
 
     Lifted before the shuffle, so a bucket crosses it as a few byte strings, not one element per image.
     """
@@ -215,7 +215,7 @@ class CandidateThumbnails(beam.DoFn):
         self.recent = {}
 
     def process(self, row, candidates):
-        from curation.duplicates import thumbnail_of
+        from curation.images.duplicates import thumbnail_of
 
         key = row["image_key"]
         if key not in candidates:
@@ -233,7 +233,7 @@ class ProblemsOfImages(beam.DoFn):
     re-keyed by the image's split group (tag ``regroup``), to meet the rows of its copies."""
 
     def process(self, keyed, groups):
-        from curation.duplicates import duplicates_in_group, regrouped
+        from curation.images.duplicates import duplicates_in_group, regrouped
 
         key, members = keyed
         group = groups.get(key[:key.index(":")])
@@ -246,7 +246,7 @@ class ProblemsOfImages(beam.DoFn):
 
 
 class PlaceRows(Counted):
-    """Pass 1's decisions applied by ``curation.duplicates.placed``: duplicates out, split groups placed."""
+    """Pass 1's decisions applied by ``curation.images.duplicates.placed``: duplicates out, split groups placed."""
 
     stage = "dedup"
 
@@ -255,12 +255,12 @@ class PlaceRows(Counted):
         self.decisions_dir, self.split = decisions_dir, (test_fraction, val_fraction, salt)
 
     def setup(self):
-        from curation.duplicates import read_decisions
+        from curation.images.duplicates import read_decisions
 
         self.drops, self.groups = read_decisions(_decision_lines(self.decisions_dir))
 
     def process(self, row):
-        from curation.duplicates import placed
+        from curation.images.duplicates import placed
 
         self.count("in")
         out = placed(row, self.drops, self.groups, *self.split)
@@ -285,7 +285,7 @@ class Taught(NamedTuple):
 
 
 class ProgramTeacher(Counted):
-    """The program teachers (``curation.teachers``) row by row, without RunInference: they need no model,
+    """The program teachers (``curation.generation.teachers``) row by row, without RunInference: they need no model,
     batching or accelerator, and RunInference's module imports torch (~4 s) in every worker."""
 
     def __init__(self, spec):
@@ -293,12 +293,12 @@ class ProgramTeacher(Counted):
         self.spec, self.stage = spec, spec.stage
 
     def setup(self):
-        from curation.rollouts import generator_for
+        from curation.generation.rollouts import generator_for
 
         self.generator = generator_for(self.spec).load()
 
     def process(self, row):
-        from curation.rollouts import request_for, texts_or_errors
+        from curation.generation.rollouts import request_for, texts_or_errors
 
         t = time.perf_counter()
         out = texts_or_errors(self.generator, [request_for(row, self.spec)])[0]
@@ -310,7 +310,7 @@ class ProgramTeacher(Counted):
 
 
 class AfterCaption(Counted):
-    """PredictionResult(row, {"texts"|"error"}) -> ``curation.assemble.captioned``'s verdict."""
+    """PredictionResult(row, {"texts"|"error"}) -> ``curation.generation.assemble.captioned``'s verdict."""
 
     stage = "caption"
 
@@ -319,7 +319,7 @@ class AfterCaption(Counted):
         self.teacher_id = teacher_id
 
     def process(self, result):
-        from curation.assemble import captioned
+        from curation.generation.assemble import captioned
 
         self.count("in")
         out = captioned(result.example, result.inference.get("texts"), result.inference.get("error"), self.teacher_id)
@@ -331,7 +331,7 @@ class AfterCaption(Counted):
 
 
 class AfterDistill(Counted):
-    """PredictionResult(row, texts) -> traces (all), sft (selected) and the row, by ``curation.assemble.distilled``."""
+    """PredictionResult(row, texts) -> traces (all), sft (selected) and the row, by ``curation.generation.assemble.distilled``."""
 
     stage = "distill"
 
@@ -340,7 +340,7 @@ class AfterDistill(Counted):
         self.teacher, self.select = teacher, select
 
     def process(self, result):
-        from curation.assemble import distilled
+        from curation.generation.assemble import distilled
 
         row = result.example
         self.count("in")
@@ -371,7 +371,7 @@ class WriteSplit(Counted):
         self.keep_open = keep_open
 
     def process(self, row):
-        from curation.assemble import rl_eligible, rl_row
+        from curation.generation.assemble import rl_eligible, rl_row
 
         self.count(row["split"])
         verdict = rl_eligible(row, self.keep_open)

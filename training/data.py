@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from curation.errors import SightlineError
-from curation.store import Store
+from curation.store.versions import Store
 
 SFT_COLUMNS = ["messages", "images"]
 RL_COLUMNS = ["id", "task", "level", "prompt", "images", "solution", "answer_type", "choices",

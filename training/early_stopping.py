@@ -58,7 +58,7 @@ class ValAccuracyStopping(TrainerCallback):
 
     def accuracy(self, model) -> float:
         """Greedy accuracy of ``model`` on the rows (the model is put back in training mode after)."""
-        from curation.models import generate_texts
+        from curation.generation.models import generate_texts
         from training.evaluate import score
 
         was_training = model.training

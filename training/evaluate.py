@@ -1,8 +1,8 @@
 """Held-out evaluation: greedy accuracy on a version's ``test`` (or ``val``) table, overall and per task
 family, and how much of it depends on the image.
 
-Scored with ``curation.verify.verify``, the same function as the GRPO reward and the curate
-pipeline's verify stage. Rollouts come from ``curation.models.generate_texts``, the code the
+Scored with ``curation.answers.verify.verify``, the same function as the GRPO reward and the curate
+pipeline's verify stage. Rollouts come from ``curation.generation.models.generate_texts``, the code the
 difficulty pass samples with; generation is batched (left padding) and greedy, so a checkpoint's
 score is deterministic on a given machine.
 
@@ -116,7 +116,7 @@ def donor_images(own: list, donor: list) -> list:
 
 def score(responses: list[str], rows: list[dict]) -> dict:
     """Verify each response against its row; overall and per-task accuracy plus per-row verdicts."""
-    from curation.verify import format_ok, verify
+    from curation.answers.verify import format_ok, verify
 
     per_task: dict[str, dict] = {}
     verdicts = []
@@ -158,7 +158,7 @@ def evaluate(model_path: str | Path, store, version: int | str | None = "latest"
              trust_remote_code: bool = False) -> dict:
     """Greedy accuracy of the checkpoint at ``model_path`` on ``store``'s ``cfg.table`` (``Store`` or its
     path), the image probes under ``probes``, the number of generated completions under ``rollouts``."""
-    from curation import models
+    from curation.generation import models
     from training.data import as_store
 
     cfg = cfg or EvalConfig()
@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         raise SightlineError(str(e)) from None
 
-    from curation.store import Store
+    from curation.store.versions import Store
 
     store = Store(args.data)
     v = store.resolve(args.version)

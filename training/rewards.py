@@ -1,6 +1,6 @@
 """GRPO reward functions, TRL-style: ``(completions, **columns) -> list[float]``.
 
-``accuracy_reward`` calls ``curation.verify.verify``, the function the curate pipeline's verify
+``accuracy_reward`` calls ``curation.answers.verify.verify``, the function the curate pipeline's verify
 stage and ``sightline eval`` call too, so the reward, the data filter and the reported accuracy
 cannot drift apart (nanochat's habit). Completions may be plain strings or TRL's conversational
 form ``[{"role": "assistant", "content": ...}]``; dataset columns (``solution``, ``choices``,
@@ -40,8 +40,8 @@ def _column(values: Sequence | None, i: int) -> Any:
 
 def accuracy_reward(completions: list, solution: Sequence[str], choices: Sequence | None = None,
                     answer_type: Sequence | None = None, **kwargs: Any) -> list[float]:
-    """1.0 when the final answer verifies against ``solution`` (``curation.verify.verify``), else 0.0."""
-    from curation.verify import verify
+    """1.0 when the final answer verifies against ``solution`` (``curation.answers.verify.verify``), else 0.0."""
+    from curation.answers.verify import verify
 
     assert len(solution) == len(completions), "one solution per completion"
     out = []
@@ -54,8 +54,8 @@ def accuracy_reward(completions: list, solution: Sequence[str], choices: Sequenc
 
 
 def format_reward(completions: list, **kwargs: Any) -> list[float]:
-    """1.0 for ``<think>...</think><answer>...</answer>`` (``curation.verify.format_ok``), else 0.0."""
-    from curation.verify import format_ok
+    """1.0 for ``<think>...</think><answer>...</answer>`` (``curation.answers.verify.format_ok``), else 0.0."""
+    from curation.answers.verify import format_ok
 
     return [1.0 if format_ok(completion_text(c)) else 0.0 for c in completions]
 

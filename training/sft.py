@@ -86,7 +86,7 @@ def build_trainer(cfg: SFTStageConfig, model: ModelConfig, data: str | Path, ver
     """An ``SFTTrainer`` training ``model`` on ``data``'s sft table (loaded here unless passed in)."""
     from trl import SFTTrainer
 
-    from curation.models import load_model_and_processor
+    from curation.generation.models import load_model_and_processor
     from training.callbacks import JsonlMetrics, tensorboard_callback
     from training.data import rl_dataset, sft_dataset
 
@@ -112,7 +112,7 @@ def build_trainer(cfg: SFTStageConfig, model: ModelConfig, data: str | Path, ver
 
 def run(cfg: SFTStageConfig, model: ModelConfig, data: str | Path, version: str | int = "latest") -> dict:
     """Train, save ``<output_dir>/final`` (model + processor), return and write ``sft_result.json``."""
-    from curation.models import clear_saved_truncation
+    from curation.generation.models import clear_saved_truncation
 
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)

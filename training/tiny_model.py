@@ -4,7 +4,7 @@ No model hub is reachable here, so the CPU default is a Qwen2-VL *architecture* 
 dimensions, built locally and saved with ``save_pretrained``: a byte-level BPE trained on the
 synthetic corpus with Qwen's special tokens, Qwen2-VL's own chat template, and the PIL image
 processor. Loading it is then the same ``from_pretrained(path)`` path a real checkpoint takes
-(``curation.models.load_model_and_processor``).
+(``curation.generation.models.load_model_and_processor``).
 
     sightline train tiny-model --out models/tiny
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from curation.models import qwen_classes
+from curation.generation.models import qwen_classes
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                   "<|image_pad|>", "<|video_pad|>"]
@@ -69,7 +69,7 @@ def _train_tokenizer(texts: list[str], vocab_size: int):
 
 
 def _tokenizer_corpus(texts: Iterable[str] | None, seed: int) -> list[str]:
-    from curation.prompts import FORMAT_INSTRUCTION, LETTERS
+    from curation.generation.prompts import FORMAT_INSTRUCTION, LETTERS
 
     if texts is None:
         from curation.synthetic import corpus

@@ -26,6 +26,9 @@ Spec (our column name -> where the value sits in the source's rows; unmapped nam
 JSON array, the key of an object keyed by id) or the value of the mapped ``id`` column;
 in a source of several files (a folder or a glob) it starts with the file's relative name
 (``"cat/data.jsonl:3"``).
+
+Owns reading real sources into rows or rejects; may import ``curation.answers`` (options in the
+question), ``curation.rejects`` and ``curation.errors``, never the store, images or generation rooms.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Values are taken as datasets ship them: questions with a chat template's ``<image>`` token
 (stripped) and with their options written inside ("(A) 3 (B) 5": parsed into ``choices`` when
-the row has none, see ``curation.options``); choices as strings or numbers; golds as text,
+the row has none, see ``curation.answers.options``); choices as strings or numbers; golds as text,
 numbers, booleans, an option letter or several ("A, C": ``multi_choice``); images as a path,
 an HF ``{bytes, path}`` struct, raw bytes, or a list of those (every image is kept, in order).
 Images are read as bytes, bounded in size, and not decoded: the validate stage does that.
@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from curation.options import options_from_question, strip_image_placeholder
+from curation.answers.options import options_from_question, strip_image_placeholder
 from curation.sources.image_values import images_of
 from curation.sources.paths import MISSING, resolve
 from curation.sources.rowerrors import Reject, absent
@@ -233,7 +233,7 @@ def _answer_type(value: Any, several: bool, choices: list[str] | None, default: 
         return default
     if answer is None:
         return None
-    from curation.verify import answer_type_for_gold
+    from curation.answers.verify import answer_type_for_gold
 
     return answer_type_for_gold(answer, choices)
 

@@ -4,6 +4,9 @@ Five families in the spirit of R1-V counting, FigureQA, CLEVR, and Geometry3K, e
 difficulty ``level`` 1..3: ``counting``, ``chart``, ``spatial``, ``arithmetic``, ``geometry``.
 ``generate`` yields ``examples`` rows (schemas.tables.EXAMPLES) whose ``scene`` column feeds the
 program teachers ``caption_from_scene`` and ``solution_from_scene``.
+
+Owns the generator, the renderer and the program teachers' texts; imports nothing else from
+``curation``.
 """
 from curation.synthetic.generator import FAMILIES, generate, generate_one, scenes
 from curation.synthetic.render import render

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from curation.decontam import EvalIndex, eval_spec
-from curation.dedup import hamming, hash_hex, phash64
+from curation.images.hashes import hamming, hash_hex, phash64
 from curation.errors import SightlineError
 
 

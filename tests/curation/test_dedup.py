@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
-from curation.dedup import (
+from curation.images.hashes import (
     Candidate,
     Drop,
     band_keys,

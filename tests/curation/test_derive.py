@@ -7,9 +7,9 @@ import fsspec
 import pyarrow as pa
 import pytest
 
-from curation.derive import derive_version
+from curation.difficulty.derive import derive_version
 from curation.errors import SightlineError
-from curation.store import Store
+from curation.store.versions import Store
 from schemas import SchemaError
 from tests.training.conftest import synthetic_tables
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from curation.difficulty import (
+from curation.difficulty.rules import (
     STAGE,
     difficulty_counts,
     difficulty_reject,
@@ -14,7 +14,7 @@ from curation.difficulty import (
     shard_jobs,
     with_scores,
 )
-from curation.prompts import user_message
+from curation.generation.prompts import user_message
 from curation.rejects import Reject
 from schemas import to_table
 
@@ -82,7 +82,7 @@ def test_pass_rate_and_counts_balance():
 @pytest.mark.parametrize("backend", ["program", "none"])
 def test_policy_needs_a_model_backend(backend):
     from curation.errors import SightlineError
-    from curation.teachers import TeacherSpec
+    from curation.generation.teachers import TeacherSpec
 
     with pytest.raises(SightlineError, match="policy: backend must be one of transformers, vllm"):
         TeacherSpec(role="policy", backend=backend)

@@ -1,4 +1,4 @@
-from curation.distill import SelectConfig, rewrite_trace, select_traces
+from curation.generation.distill import SelectConfig, rewrite_trace, select_traces
 
 
 def test_rewrite_turns_caption_talk_into_image_talk():

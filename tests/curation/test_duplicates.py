@@ -8,8 +8,8 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from curation import duplicates as D
-from curation.dedup import hamming, phash64, thumbnail, thumbnail_bytes
+from curation.images import duplicates as D
+from curation.images.hashes import hamming, phash64, thumbnail, thumbnail_bytes
 from tests.curation.test_dedup import altered, png, puzzle
 
 
@@ -71,7 +71,7 @@ def test_confirmed_in_bucket_confirms_only_the_pairs_its_band_owns():
     a, b = _key(1), _key(2)
     ha, hb = phash64(base), phash64(copy)
     members = [(a, ha, thumbnail_bytes(thumbnail(png(base)))), (b, hb, thumbnail_bytes(thumbnail(png(copy))))]
-    from curation.dedup import band_keys
+    from curation.images.hashes import band_keys
 
     shared = [i for i, ((_, va), (_, vb)) in enumerate(zip(band_keys(ha, 8), band_keys(hb, 8))) if va == vb]
     assert shared  # a copy's hash agrees on some band

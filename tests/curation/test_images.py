@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curation.images import REASONS, check_image
+from curation.images.decode import REASONS, check_image
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:

@@ -1,10 +1,10 @@
-"""Batched near-copy verdicts (``curation.near_copy_batch``): the same answers as ``near_copies`` pair by
+"""Batched near-copy verdicts (``curation.images.near_copy_batch``): the same answers as ``near_copies`` pair by
 pair, on puzzles, their one-colour and one-digit variants, their copies and photos."""
 import numpy as np
 from PIL import Image
 
-from curation import near_copy_batch as B
-from curation.dedup import thumbnail, thumbnail_bytes, thumbnail_from_bytes
+from curation.images import near_copy_batch as B
+from curation.images.hashes import thumbnail, thumbnail_bytes, thumbnail_from_bytes
 from tests.curation.test_dedup import altered, jpeg, photo, png, puzzle
 
 
@@ -35,7 +35,7 @@ def test_batched_confirmation_gives_near_copies_answer_for_every_pair():
     assert copies <= set(truth)  # every copy is found, and no variant against the base or a same-size copy
     assert not any(("recolour" in a + b or "digit" in a + b) and "resize" not in a + b for a, b in truth)
     # (near_copies does pass a one-digit variant against the 0.6x resized copy: the half grid of rescaled
-    # pairs blurs the digit away. The batch keeps that answer, as it must; the rule is curation.near_copy's.)
+    # pairs blurs the digit away. The batch keeps that answer, as it must; the rule is curation.images.near_copy's.)
     assert ("p0-digit", "p0-resize") in truth
 
 

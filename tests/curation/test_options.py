@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from curation.options import options_from_question, strip_image_placeholder
+from curation.answers.options import options_from_question, strip_image_placeholder
 
 
 @pytest.mark.parametrize("question, expected", [

@@ -8,11 +8,11 @@ import pytest
 from PIL import Image
 
 from curation.config import build
-from curation.prompts import CAPTION_PROMPT, user_message
+from curation.generation.prompts import CAPTION_PROMPT, user_message
 from curation.recipe import CaptionTeacher, DistillTeacher
-from curation.rollouts import PolicyRollouts, Progress, generator_for, request_for, texts_or_errors
+from curation.generation.rollouts import PolicyRollouts, Progress, generator_for, request_for, texts_or_errors
 from curation.synthetic import generate
-from curation.teachers import ProgramTeacher, Request, TeacherSpec, VLLMTeacher, vllm_conversation
+from curation.generation.teachers import ProgramTeacher, Request, TeacherSpec, VLLMTeacher, vllm_conversation
 from tests.training.conftest import TINY, synthetic_tables
 
 

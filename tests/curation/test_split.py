@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from curation.dedup import (
+from curation.images.hashes import (
     Candidate,
     candidate_keys,
     image_sha256,

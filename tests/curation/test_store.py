@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curation.errors import SightlineError
-from curation.store import Store
+from curation.store.versions import Store
 from schemas import SCHEMAS, SchemaError
 
 
@@ -38,7 +38,7 @@ def test_crash_between_shards_and_manifest_leaves_no_version(tmp_path, hand_buil
 
     st = store.begin()
     st.write_table("rl", hand_built_tables["rl"])
-    monkeypatch.setattr("curation.store_write.validate_manifest", boom)
+    monkeypatch.setattr("curation.store.writer.validate_manifest", boom)
     with pytest.raises(RuntimeError, match="injected"):
         st.commit(parent=None, config={})
     monkeypatch.undo()

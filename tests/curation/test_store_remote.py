@@ -9,8 +9,8 @@ import fsspec
 import pytest
 
 from curation.errors import SightlineError
-from curation.store import Store
-from curation.store_fs import FsPath, claim_folder, location
+from curation.store.versions import Store
+from curation.store.fs import FsPath, claim_folder, location
 from tests.curation.object_store import registered
 
 
@@ -88,7 +88,7 @@ def test_crash_before_manifest_leaves_nothing_visible(root, hand_built_tables, m
         store.resolve("latest")
     st2 = store.begin()  # a second crash, inside commit this time
     st2.write_table("rl", hand_built_tables["rl"])
-    monkeypatch.setattr("curation.store_write.validate_manifest", lambda m: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr("curation.store.writer.validate_manifest", lambda m: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(RuntimeError, match="boom"):
         st2.commit(parent=None, config={})
     monkeypatch.undo()
@@ -178,7 +178,7 @@ def test_claim_folder_is_lost_to_any_other_object(tmp_path):
 def test_writer_that_never_wins_a_claim_fails_cleanly(hand_built_tables, tmp_path, monkeypatch):
     fs = registered()
     fs.rival_claims = True  # a competitor's marker lands next to every claim
-    monkeypatch.setattr("curation.store_write.CLAIM_ATTEMPTS", 3)
+    monkeypatch.setattr("curation.store.writer.CLAIM_ATTEMPTS", 3)
     store = Store(f"sltest://busy-{uuid.uuid4().hex[:8]}/d")
     with pytest.raises(SightlineError, match=r"could not claim a version number .* in 3 tries") as err:
         store.write_version(hand_built_tables, config={})
@@ -229,7 +229,7 @@ def test_fspath_gives_writers_the_pathlib_calls_they_use(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from curation.store_fs import copy_file, parquet_metadata, remove_tree
+    from curation.store.fs import copy_file, parquet_metadata, remove_tree
 
     registered()
     d = location(f"sltest://paths-{uuid.uuid4().hex[:8]}/v0001/rl")

@@ -328,7 +328,7 @@ def test_corpus_yields_questions_captions_and_traces():
 
 def test_program_traces_pass_the_verifier():
     verify_module = pytest.importorskip(
-        "curation.verify", reason="curation/verify.py (another engineer's module) does not exist yet")
+        "curation.answers.verify", reason="curation/answers/verify.py (another engineer's module) does not exist yet")
     for r in generate(200, seed=11):
         verdict = verify_module.verify(solution_from_scene(r["scene"]), r["answer"], choices=r["choices"],
                                        answer_type=r["answer_type"])

@@ -3,7 +3,7 @@ import pytest
 from curation.errors import SightlineError
 from curation.config import build
 from curation.recipe import CaptionTeacher, DistillTeacher
-from curation.teachers import ProgramTeacher, Request, TeacherSpec, make_teacher
+from curation.generation.teachers import ProgramTeacher, Request, TeacherSpec, make_teacher
 
 
 def test_spec_errors_are_clear():
@@ -22,7 +22,7 @@ def test_spec_errors_are_clear():
 
 def test_program_teachers_are_deterministic_and_need_a_scene():
     from curation.synthetic import generate
-    from curation.verify import verify
+    from curation.answers.verify import verify
 
     rows = list(generate(6, seed=3))
     reasoner = make_teacher(build(DistillTeacher, {"n": 3, "error_rate": 0.5})).load()

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from curation import math_check
-from curation.verify import (
+from curation.answers import math_check
+from curation.answers.verify import (
     MAX_SECONDS,
     MULTI_CHOICE,
     OPEN,

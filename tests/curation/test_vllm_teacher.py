@@ -22,7 +22,7 @@ import pytest
 from curation.config import build
 from curation.errors import SightlineError
 from curation.recipe import CaptionTeacher, DistillTeacher
-from curation.teachers import Request, VLLMTeacher, make_teacher
+from curation.generation.teachers import Request, VLLMTeacher, make_teacher
 
 REPO = Path(__file__).resolve().parents[2]
 VLLM_PYTHON = Path(os.environ.get("SIGHTLINE_VLLM_PYTHON", REPO / ".venv-vllm" / "bin" / "python"))

@@ -94,7 +94,7 @@ def build_tiny_qwen2(out: Path, vocab_size: int = 384) -> Path:
 def main(workdir: str) -> dict:
     from curation.config import build
     from curation.errors import SightlineError
-    from curation.teachers import Request, TeacherSpec, TransformersTeacher, make_teacher
+    from curation.generation.teachers import Request, TeacherSpec, TransformersTeacher, make_teacher
 
     t0 = time.perf_counter()
     ckpt = build_tiny_qwen2(Path(workdir) / "tiny-qwen2")
@@ -140,7 +140,7 @@ def main(workdir: str) -> dict:
     # The policy role (the difficulty pass) on the same engine: an rl row's whole conversation in, k
     # samples out, seeded per row, and the shared retry turns a row whose images do not match its prompt
     # into one error while its batch-mates still generate.
-    from curation.rollouts import generator_for, request_for, texts_or_errors
+    from curation.generation.rollouts import generator_for, request_for, texts_or_errors
 
     policy = generator_for(TeacherSpec(role="policy", backend="vllm", model=str(ckpt), n=3, temperature=1.0,
                                        top_p=1.0, max_new_tokens=MAX_NEW, dtype="float32", seed=7))

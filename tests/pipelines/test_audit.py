@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from curation.errors import SightlineError
-from curation.store import Store
+from curation.store.versions import Store
 from pipelines.audit import QUERIES, format_rows, run_query
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from curation.errors import SightlineError
-from curation.store import Store
+from curation.store.versions import Store
 from pipelines.browse import build, page_data
 from pipelines.browser import Browser, find_chromium
 

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from curation.store import Store
+from curation.store.versions import Store
 from curation.recipe import load_data_recipe
 from pipelines.curate import run
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from curation.store import Store
+from curation.store.versions import Store
 from curation.recipe import load_data_recipe
 from pipelines.curate import run
 from tests.training.conftest import TINY

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from curation.store import Store
+from curation.store.versions import Store
 from tests.training.conftest import TINY, synthetic_tables
 
 K = 2
@@ -13,7 +13,7 @@ K = 2
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
     """v1: 7 rl prompts in 3 shards (the last with a corrupt image) -> difficulty -> v2."""
-    import curation.verify
+    import curation.answers.verify
     from curation.synthetic import corpus
     from pipelines import difficulty
     from training.difficulty import DifficultyConfig
@@ -32,7 +32,7 @@ def scored(tmp_path_factory):
         st.commit(parent=None, config={"source": "test"},
                   stage_counts={"validate": {"in": 10, "out": 9, "rejected": 1}})
 
-    real = curation.verify.verify
+    real = curation.answers.verify.verify
 
     class Verdict:
         def __init__(self, correct):
@@ -42,7 +42,7 @@ def scored(tmp_path_factory):
         return Verdict(real(text, gold, **kw).correct or len(text) % 2 == 1)
 
     with pytest.MonkeyPatch.context() as mp:  # the in-process runner calls it in this process
-        mp.setattr(curation.verify, "verify", verify)
+        mp.setattr(curation.answers.verify, "verify", verify)
         cfg = DifficultyConfig(model=str(model), k=K, max_new_tokens=8, batch_size=4, seed=0, device="cpu")
         version = difficulty.run(store.root, 1, cfg)
     return store, version, tables, model
@@ -109,7 +109,7 @@ def test_limit_on_object_storage_scores_the_first_rows_and_carries_the_rest(scor
 
     import fsspec
 
-    from curation.store_fs import copy_file, location
+    from curation.store.fs import copy_file, location
     from pipelines import difficulty
     from training.difficulty import DifficultyConfig
 

@@ -12,7 +12,7 @@ ARMS = ["sft", "grpo_vade", "sft_continued", "grpo_nosuch"]
 
 
 def _store_with_val(root):
-    from curation.store import Store
+    from curation.store.versions import Store
 
     tables = synthetic_tables(40, 20, seed=3)
     tables["val"], tables["test"] = tables["test"][:8], tables["test"][8:]

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 
 from benchmarks.real_sources import SHAPES, curate, jpeg_copy, outcome, png_bytes, write_source
-from curation.dedup import hamming, phash64
+from curation.images.hashes import hamming, phash64
 from curation.split import image_key
 from pipelines.cli import main as sightline
 

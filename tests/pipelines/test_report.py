@@ -1,6 +1,6 @@
 from PIL import Image
 
-from curation.store import Store
+from curation.store.versions import Store
 from pipelines.audit import connect
 from pipelines.report import funnel, main
 

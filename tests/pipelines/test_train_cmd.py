@@ -75,7 +75,7 @@ def test_a_mistyped_recipe_fails_in_one_line_and_touches_nothing(synthetic_store
 
 @pytest.mark.slow
 def test_train_all_with_difficulty_and_grpo(synthetic_store, tmp_path):
-    from curation.store import Store
+    from curation.store.versions import Store
 
     store = Store(tmp_path / "data" / "copy")  # difficulty writes a new version: work on a private store
     store.write_version({t: synthetic_store.read_table(t) for t in ("sft", "rl", "test")}, config={})

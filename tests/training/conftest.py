@@ -16,7 +16,7 @@ def synthetic_tables(n_train: int, n_test: int, *, seed: int = 0, families=None,
     """examples/sft/rl/test rows for ``n_train + n_test`` synthetic examples (the last n_test held out);
     with ``n_val``, the last ``n_val`` of the held-out rows form a ``val`` table instead."""
     from curation.synthetic import generate, solution_from_scene
-    from curation.prompts import assistant_message, user_message
+    from curation.generation.prompts import assistant_message, user_message
 
     tables: dict[str, list[dict]] = {"examples": [], "sft": [], "rl": [], "test": []}
     if n_val:
@@ -42,7 +42,7 @@ def synthetic_tables(n_train: int, n_test: int, *, seed: int = 0, families=None,
 @pytest.fixture(scope="session")
 def synthetic_store(tmp_path_factory):
     """A store with one version: 40 sft/rl rows and 20 test rows over all five families."""
-    from curation.store import Store
+    from curation.store.versions import Store
 
     store = Store(tmp_path_factory.mktemp("data") / "synth")
     store.write_version(synthetic_tables(40, 20, seed=3), config={"source": "tests/training/conftest.py"})

@@ -152,7 +152,7 @@ def test_help_lists_the_recipe_sections(capsys):
 
 
 def test_curated_version_steps_back_over_difficulty_versions(tmp_path):
-    from curation.store import Store
+    from curation.store.versions import Store
 
     store = Store(tmp_path / "d")
     store.write_version({}, config={"name": "curated"})

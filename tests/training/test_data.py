@@ -2,9 +2,9 @@ import pytest
 from PIL import Image
 
 from curation.errors import SightlineError
-from curation.store import Store
+from curation.store.versions import Store
 from training.data import RL_COLUMNS, rl_dataset, sft_dataset
-from curation.prompts import FORMAT_INSTRUCTION, user_prompt
+from curation.generation.prompts import FORMAT_INSTRUCTION, user_prompt
 
 
 def test_sft_dataset_is_trl_conversational_with_lazy_pil_images(synthetic_store):

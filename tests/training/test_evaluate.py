@@ -3,7 +3,7 @@ import json
 import pytest
 
 from curation.errors import SightlineError
-from curation.models import generate_texts
+from curation.generation.models import generate_texts
 from training.evaluate import (
     EvalConfig,
     blank_images,
@@ -77,8 +77,8 @@ def test_config_refuses_a_table_that_is_not_held_out():
 
 
 def test_evaluate_equals_verify_on_the_models_own_greedy_outputs(tiny_model_dir, synthetic_store):
-    from curation.models import load_model_and_processor
-    from curation.verify import verify
+    from curation.generation.models import load_model_and_processor
+    from curation.answers.verify import verify
     from training.data import rl_dataset
 
     model, processor = load_model_and_processor(tiny_model_dir)
@@ -96,7 +96,7 @@ def test_evaluate_equals_verify_on_the_models_own_greedy_outputs(tiny_model_dir,
 
 def test_probes_feed_the_model_blank_and_donor_images(tiny_model_dir, synthetic_store):
     """The real model's probe answers equal its answers to white images and to donors' images built here."""
-    from curation.models import load_model_and_processor
+    from curation.generation.models import load_model_and_processor
     from training.data import rl_dataset
 
     cfg = EvalConfig(limit=6, batch_size=4, max_new_tokens=10, device="cpu", samples=6, probe_seed=7)
@@ -139,13 +139,13 @@ def _image_reader(rows, images, seen):
 def test_probes_drop_accuracy_of_a_model_that_reads_the_image(tiny_model_dir, synthetic_store, monkeypatch):
     """Plumbing with a predictable model (not a trained one): real images 100%, blank images 0%, another
     row's image right exactly when the donor's answer verifies as this row's answer, per family."""
-    from curation.verify import verify
+    from curation.answers.verify import verify
     from training.data import rl_dataset
 
     test = rl_dataset(synthetic_store, table="test")
     rows = test.to_list()
     seen: list = []
-    monkeypatch.setattr("curation.models.generate_texts", _image_reader(rows, test["images"], seen))
+    monkeypatch.setattr("curation.generation.models.generate_texts", _image_reader(rows, test["images"], seen))
     cfg = EvalConfig(batch_size=6, device="cpu")
     result = evaluate(tiny_model_dir, synthetic_store, "latest", cfg, progress=False)
     n = len(rows)
@@ -170,7 +170,7 @@ def test_probes_drop_accuracy_of_a_model_that_reads_the_image(tiny_model_dir, sy
 
 
 def test_val_table_is_read_when_present_and_refused_when_absent(tiny_model_dir, synthetic_store, tmp_path):
-    from curation.store import Store
+    from curation.store.versions import Store
     from tests.training.conftest import synthetic_tables
 
     with pytest.raises(SightlineError, match="has no 'val' rows"):

@@ -46,7 +46,7 @@ def test_accuracy_reward_uses_the_verifier_on_plain_and_conversational_completio
 
 
 def test_accuracy_reward_matches_verify_exactly():
-    from curation.verify import verify
+    from curation.answers.verify import verify
 
     texts = [GOOD, "<answer>\\sqrt{73}</answer>", "<answer>90°</answer>", "<answer>2</answer>"]
     gold = ["3", "\\sqrt{73}", "90", "3"]

@@ -53,7 +53,7 @@ def test_sft_lowers_the_loss_on_a_fixed_batch(tiny_model_dir, synthetic_store, t
 
 
 def test_run_saves_a_loadable_model_and_metrics(tiny_model_dir, synthetic_store, tmp_path):
-    from curation.models import load_model_and_processor
+    from curation.generation.models import load_model_and_processor
 
     result = run(_config(tmp_path, max_steps=3, limit=16), ModelConfig(path=str(tiny_model_dir)), synthetic_store.root)
     out = tmp_path / "sft"
@@ -75,7 +75,7 @@ def test_run_saves_a_loadable_model_and_metrics(tiny_model_dir, synthetic_store,
 @pytest.fixture(scope="module")
 def store_with_val(tmp_path_factory):
     """40 train rows over levels 1-3 (sft rows carry their level), 10 test and 12 val rows."""
-    from curation.store import Store
+    from curation.store.versions import Store
     from tests.training.conftest import synthetic_tables
 
     store = Store(tmp_path_factory.mktemp("data") / "val")
@@ -138,7 +138,7 @@ def test_early_stopping_stops_at_the_plateau_and_final_is_the_best(tiny_model_di
     best = (tmp_path / "sft" / "best" / "model.safetensors").read_bytes()
     assert (tmp_path / "sft" / "final" / "model.safetensors").read_bytes() == best
     # the callback's score is evaluation's: same rows, same greedy decoding, same verifier
-    from curation.models import load_model_and_processor
+    from curation.generation.models import load_model_and_processor
     from training.data import rl_dataset
     from training.evaluate import EvalConfig, evaluate
 

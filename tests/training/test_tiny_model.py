@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from curation.errors import SightlineError
-from curation.models import load_model_and_processor
+from curation.generation.models import load_model_and_processor
 from training.tiny_model import FORMAT_TOKENS, SPECIAL_TOKENS
 
 

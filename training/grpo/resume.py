@@ -35,7 +35,7 @@ def start_fingerprint(model_path: str | Path, data: str | Path, version: str | i
                       sampler: str) -> dict:
     """What a run starts from: resuming is only right when this is unchanged (a re-run of
     ``train all`` retrains SFT into the same folder and may score a new data version)."""
-    from curation.store import Store
+    from curation.store.versions import Store
 
     weights = sorted(p for p in Path(model_path).glob("*") if p.suffix in (".safetensors", ".bin", ".pt"))
     return {"model": str(Path(model_path).resolve()), "data": str(Path(data).resolve()),

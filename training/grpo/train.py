@@ -37,7 +37,7 @@ def build_trainer(cfg: GRPOStageConfig, model: ModelConfig, data: str | Path, ve
     from torch.utils.tensorboard import SummaryWriter
     from transformers.integrations import TensorBoardCallback
 
-    from curation.models import load_model_and_processor
+    from curation.generation.models import load_model_and_processor
     from training.callbacks import JsonlMetrics, TimeBudget
     from training.data import rl_dataset
     from training.sampling import make_sampler

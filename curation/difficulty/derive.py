@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.errors import SightlineError
-from curation.store import Store, VersionInfo, version_dirname, write_parquet
-from curation.store_fs import copy_file
+from curation.store.versions import Store, VersionInfo, version_dirname, write_parquet
+from curation.store.fs import copy_file
 from schemas import check_table, to_table
 
 # (shard index, the parent's shard) -> the child's shard

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.errors import SightlineError
-from curation.store_fs import (
+from curation.store.fs import (
     FsPath,
     StorePath,
     default_cache_root,
@@ -39,7 +39,7 @@ from curation.store_fs import (
     parquet_metadata,
     sha256_of,
 )
-from curation.store_write import (  # re-exported: callers import these from curation.store
+from curation.store.writer import (  # re-exported: callers import these from curation.store.versions
     MANIFEST,
     ROW_GROUP_ROWS,
     STAGING_PREFIX,

@@ -1,10 +1,10 @@
 """Which images are near-copies, and which rows are duplicates: the dedup rule in steps a Beam graph can run.
 
 1. Candidates: the distinct images' 64-bit perceptual hashes meet in multi-index hash bands
-   (``curation.dedup.band_keys``, Norouzi et al. 2012); pairs within ``threshold`` bits are candidates.
+   (``curation.images.hashes.band_keys``, Norouzi et al. 2012); pairs within ``threshold`` bits are candidates.
    Each pair is *owned* by the first band its two hashes agree on, so exactly one bucket handles it.
 2. Confirmation: a candidate pair is a near-copy only if its thumbnails agree
-   (``curation.near_copy.same_image``, batched with the same answers by ``curation.near_copy_batch``);
+   (``curation.images.near_copy.same_image``, batched with the same answers by ``curation.images.near_copy_batch``);
    hashes propose, pixels decide. Only candidates' thumbnails travel, once to each bucket that owns
    one of their pairs.
 3. Groups: every image's ``split_group`` is the smallest image key among itself and its confirmed
@@ -20,8 +20,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-# The batched confirmation lives in curation.near_copy_batch; near_copies and confirmed_pairs are re-exported.
-from curation.near_copy_batch import Thumbnails, confirmed, confirmed_pairs, near_copies  # noqa: F401
+# The batched confirmation lives in curation.images.near_copy_batch; near_copies and confirmed_pairs are re-exported.
+from curation.images.near_copy_batch import Thumbnails, confirmed, confirmed_pairs, near_copies  # noqa: F401
 from schemas.ids import normalize_question
 
 MEMBER_BYTES = 40  # a band member: the 32 bytes of the image key (sha256) and the 8 of its hash
@@ -36,7 +36,7 @@ def band_entries(image_key: str, image_hash: int, threshold: int) -> list[tuple[
     The member is packed (``MEMBER_BYTES``): nine of them cross a shuffle per image, so they are
     bytes a combiner can concatenate, not Python tuples.
     """
-    from curation.dedup import band_keys
+    from curation.images.hashes import band_keys
 
     try:
         member = bytes.fromhex(image_key) + image_hash.to_bytes(8, "big")
@@ -65,7 +65,7 @@ def owned_pairs(band: int, hashes: np.ndarray, threshold: int) -> tuple[np.ndarr
 def owned_pair_blocks(band: int, hashes: np.ndarray, threshold: int, cells: int = 4_000_000):
     """:func:`owned_pairs` in blocks of rows, ~``cells`` distances each: a bucket's pairs grow with the square
     of its size (synthetic diagrams crowd a few buckets), so they are never all held at once."""
-    from curation.dedup import HASH_BITS, band_widths
+    from curation.images.hashes import HASH_BITS, band_widths
 
     n = len(hashes)
     start, step = 0, max(1, cells // max(n, 1))
@@ -203,6 +203,6 @@ def placed(row: dict, drops: dict[str, dict], groups: dict[str, str], test_fract
 
 def thumbnail_of(row: dict) -> bytes:
     """The compact thumbnail of a row's first image: what travels to confirm a candidate pair."""
-    from curation.dedup import thumbnail, thumbnail_bytes
+    from curation.images.hashes import thumbnail, thumbnail_bytes
 
     return thumbnail_bytes(thumbnail(row["images"][0]["bytes"]))

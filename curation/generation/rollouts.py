@@ -1,9 +1,9 @@
 """Generation for every caller that samples a model over rows: the caption and distill teachers and the
 policy's k rollouts per rl prompt (the difficulty pass) share this code.
 
-- ``generator_for(spec)``: the backend of a ``TeacherSpec`` (``curation.teachers``' program,
+- ``generator_for(spec)``: the backend of a ``TeacherSpec`` (``curation.generation.teachers``' program,
   transformers and vllm backends; for the ``policy`` role's transformers backend, ``PolicyRollouts``,
-  which samples exactly as evaluation decodes: ``curation.models.generate_texts``).
+  which samples exactly as evaluation decodes: ``curation.generation.models.generate_texts``).
 - ``request_for(row, spec)``: a row as the backend's ``Request`` (teachers' prompts, or the rl row's
   own conversation and images for the policy).
 - ``texts_or_errors(generator, requests)``: one batched call; a failing batch is retried request by
@@ -18,8 +18,8 @@ from __future__ import annotations
 import hashlib
 import time
 
-from curation.prompts import CAPTION_PROMPT, distill_prompt
-from curation.teachers import Request, TeacherSpec, check_image_parts, make_teacher
+from curation.generation.prompts import CAPTION_PROMPT, distill_prompt
+from curation.generation.teachers import Request, TeacherSpec, check_image_parts, make_teacher
 
 ERROR_CHARS = 2000  # an error detail long enough to debug, short enough for a rejects row
 
@@ -69,7 +69,7 @@ class Progress:
 class PolicyRollouts:
     """The policy on transformers: ``spec.n`` sampled completions per rl prompt, batched.
 
-    Prompts are rendered and decoded by ``curation.models.generate_texts``, as evaluation scores a
+    Prompts are rendered and decoded by ``curation.generation.models.generate_texts``, as evaluation scores a
     checkpoint, and sampled as GRPO's rollouts are (temperature, top_p, no top-k). Sampling is seeded
     per batch (spec seed + a hash of the batch's first id), so a re-run gives the same texts.
     """
@@ -79,7 +79,7 @@ class PolicyRollouts:
         self.model = self.processor = None
 
     def load(self) -> PolicyRollouts:
-        from curation.models import load_model_and_processor
+        from curation.generation.models import load_model_and_processor
 
         self.model, self.processor = load_model_and_processor(self.spec.model, dtype=self.spec.dtype,
                                                               device=self.spec.device,
@@ -92,7 +92,7 @@ class PolicyRollouts:
         import torch
         from PIL import Image
 
-        from curation.models import generate_texts
+        from curation.generation.models import generate_texts
 
         for r in requests:
             check_image_parts(r)

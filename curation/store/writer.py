@@ -1,5 +1,5 @@
 """Writing a version: ``Staging`` (shards in, manifest last) and ``StoreWriter``, the publishing half of
-``curation.store.Store``.
+``curation.store.versions.Store``.
 
 Local root: a hidden staging folder, the manifest written last, then one ``rename`` (atomic on one
 filesystem). Object storage has no rename: the writer claims ``vNNNN`` first (``store_fs.claim_folder``),
@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.errors import SightlineError
-from curation.store_fs import (
+from curation.store.fs import (
     FsPath,
     StorePath,
     claim_folder,

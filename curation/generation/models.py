@@ -1,6 +1,6 @@
 """Model loading and batched generation for Qwen2-VL-family checkpoints (tiny or real).
 
-One implementation below every caller: model teachers (``curation.teachers``), the difficulty
+One implementation below every caller: model teachers (``curation.generation.teachers``), the difficulty
 pass, evaluation and the trainers all load with ``load_model_and_processor`` and roll out with
 ``generate_texts``, so a policy is scored exactly as it is sampled.
 

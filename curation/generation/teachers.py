@@ -8,7 +8,7 @@
 
 The same backends serve the ``policy`` role (the difficulty pass: k sampled rollouts of a trained
 policy per rl prompt), whose requests carry the whole student conversation (``Request.messages``);
-``curation.rollouts`` adds the policy's transformers backend, the per-row retry and the progress
+``curation.generation.rollouts`` adds the policy's transformers backend, the per-row retry and the progress
 line that every caller shares. Backends are created from a spec (picklable) and load their model
 lazily in ``load()`` so a Beam worker loads it once (``pipelines/inference.py``).
 """
@@ -147,7 +147,7 @@ class TransformersTeacher:
             raise SightlineError(f"{self.spec.role} teacher: {path} is not a local checkpoint (no config.json)")
         cfg = AutoConfig.from_pretrained(path, trust_remote_code=self.spec.trust_remote_code)
         if "vl" in cfg.model_type:  # Qwen2-VL / Qwen2.5-VL and the tiny model
-            from curation.models import load_model_and_processor
+            from curation.generation.models import load_model_and_processor
 
             self.model, self.processor = load_model_and_processor(
                 path, dtype=self.spec.dtype, device=self.spec.device, trust_remote_code=self.spec.trust_remote_code)

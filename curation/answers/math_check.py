@@ -15,7 +15,7 @@ Trade-off: a worker process could be killed instead, but it needs a process per 
 be started from daemonic pool workers and pays a round trip per call. With threads, an input
 that passes the screens and still runs long keeps a core busy until it ends, and after
 ``MAX_ABANDONED`` of those every math-verify comparison reads "timeout" (the fast readers in
-``curation.answers`` are unaffected). A wall-clock bound also means heavy contention (many
+``curation.answers.readers`` are unaffected). A wall-clock bound also means heavy contention (many
 threads on few cores) can turn a slow but legitimate expression into a timeout.
 """
 from __future__ import annotations

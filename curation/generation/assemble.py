@@ -3,7 +3,7 @@
 The rules the curate graph applies after the teachers, as plain functions: whether a row can be
 served by the caption teacher at all, the caption verdict, trace verification and selection, and
 the row layouts of ``traces``, ``sft`` and ``rl`` / ``val`` / ``test`` (the student's turn comes from
-``curation.prompts``, so training reads exactly what was written).
+``curation.generation.prompts``, so training reads exactly what was written).
 """
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from curation.distill import SelectConfig, rewrite_trace, select_traces
-from curation.prompts import assistant_message, user_message
+from curation.generation.distill import SelectConfig, rewrite_trace, select_traces
+from curation.generation.prompts import assistant_message, user_message
 from curation.rejects import Reject
-from curation.teachers import TeacherSpec
-from curation.verify import format_ok, verify
+from curation.generation.teachers import TeacherSpec
+from curation.answers.verify import format_ok, verify
 
 OPEN = "open"  # answer type of sentence-length golds: no rule can verify them, a judge must
 

@@ -59,7 +59,7 @@ def thumbnail(image, size: int = THUMB_SIZE) -> Thumbnail:
     from PIL import Image
 
     if isinstance(image, (bytes, bytearray, memoryview)):
-        from curation.images import check_image
+        from curation.images.decode import check_image
 
         check = check_image(bytes(image))
         if not check.ok:

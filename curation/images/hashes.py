@@ -4,7 +4,7 @@
 a confirmed near-copy of, another row's image AND its normalized question is the same; different
 questions about one image are all kept. ``exact``: byte-identical image (sha256) and the same
 normalized question; every other drop is ``near``. Hashes only propose pairs (distinct diagrams
-that differ in one colour or one digit share them); :func:`curation.near_copy.same_image`
+that differ in one colour or one digit share them); :func:`curation.images.near_copy.same_image`
 decides each proposed pair on two thumbnails.
 
 Candidates come from multi-index hashing (Norouzi, Punjani & Fleet, "Fast Search in Hamming
@@ -31,8 +31,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-# Thumbnails and the near-copy verdict live in curation.near_copy; re-exported for callers of this module.
-from curation.near_copy import (  # noqa: F401
+# Thumbnails and the near-copy verdict live in curation.images.near_copy; re-exported for callers of this module.
+from curation.images.near_copy import (  # noqa: F401
     Thumbnail,
     same_image,
     thumbnail,

@@ -1,7 +1,7 @@
 """Read short answers the way people write them: option letters, yes/no, plain text.
 
 Everything here is pure string work (no sympy), so it is fast and cannot hang; numbers are read
-by ``curation.numeric``. A reader returns ``None`` when it cannot read the answer with confidence:
+by ``curation.answers.numeric``. A reader returns ``None`` when it cannot read the answer with confidence:
 hedges ("yes or no", "A and C") read as nothing rather than as the first candidate, so a reward
 can never be earned by listing. An option letter counts only where it is stated as the answer
 (the letter alone, "(C)", "option C", "answer: C", a label "C. 5 cm"), never as a capital that
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from curation.numeric import (
+from curation.answers.numeric import (
     NEGATION,
     NUMBER_WORDS,
     WRAPPERS,

@@ -3,15 +3,15 @@
 ``verify(response, gold, choices=..., answer_type=..., question=...)`` reads the final answer
 (last ``<answer>`` block, else last ``\\boxed{}``, else an "answer is ..." phrase, else the last
 line; never from inside ``<think>``) and compares it with fast readers: option letters, sets of
-letters, yes/no and text (``curation.answers``), numbers with units, percent and degrees
-(``curation.numeric``). Only real expressions go to math-verify (``parse``/``verify``, gold first:
-it is not symmetric). Options written only in the question are parsed (``curation.options``).
+letters, yes/no and text (``curation.answers.readers``), numbers with units, percent and degrees
+(``curation.answers.numeric``). Only real expressions go to math-verify (``parse``/``verify``, gold first:
+it is not symmetric). Options written only in the question are parsed (``curation.answers.options``).
 A gold that is itself a sentence (answer type ``open``) is never guessed at: the verdict is
 ``needs_judge``: rule-based rewards only hold for closed-form answers, so a judge must decide.
 
 Time bound: every call returns within ``MAX_SECONDS`` from any thread. The readers are
 linear-time string code and refuse answers over ``MAX_ANSWER_CHARS``; math-verify runs with its
-SIGALRM timeouts off, behind pre-screens and a watched worker thread (``curation.math_check``).
+SIGALRM timeouts off, behind pre-screens and a watched worker thread (``curation.answers.math_check``).
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-from curation import answers, math_check, numeric
-from curation.options import options_from_question
+from curation.answers import math_check, numeric, readers
+from curation.answers.options import options_from_question
 
 MAX_SECONDS = 2.0          # the bound promised to callers, whatever the thread
 MATH_SECONDS = 1.5         # what math-verify may use of it, counted from the start of the call
@@ -32,7 +32,7 @@ MAX_ANSWER_CHARS = 2000    # a longer "final answer" is a wall of text, not an a
 MAX_MATH_CHARS = 500
 OPEN = "open"                  # answer type of a sentence-length gold: a judge decides, not a rule
 MULTI_CHOICE = "multi_choice"  # answer type of a gold naming several options ("A, C")
-MAX_SHORT_GOLD_WORDS = answers.MAX_SENTENCE_GOLD_WORDS   # more words than this: ``open``
+MAX_SHORT_GOLD_WORDS = readers.MAX_SENTENCE_GOLD_WORDS   # more words than this: ``open``
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,7 @@ def _as_choices(choices) -> list[str] | None:
         return None
     if not options or None in options or len(options) > 26:
         return None
-    return answers.strip_choice_labels(options)
+    return readers.strip_choice_labels(options)
 
 
 _SENTENCE_WORD = re.compile(r"(?<![\\\w])(?:[A-Za-z]{2,}|a|I)(?:['’][a-z]+)?(?![\w{])")
@@ -244,11 +244,11 @@ def answer_type_for_gold(gold, choices=None) -> str:
     text, options = text.strip(), _as_choices(choices)
     if options:
         letters = string.ascii_uppercase[:len(options)]
-        if answers.gold_choice(text, options, letters) is not None:
+        if readers.gold_choice(text, options, letters) is not None:
             return "multiple_choice"
-        if answers.gold_letter_set(text, letters) is not None:
+        if readers.gold_letter_set(text, letters) is not None:
             return MULTI_CHOICE
-    if answers.gold_yes_no(text) is not None:
+    if readers.gold_yes_no(text) is not None:
         return "yes_no"
     number = numeric.read_number(text)
     if number is not None:
@@ -315,16 +315,16 @@ def _compare(answer: str, stated: bool, gold: str, choices: list[str] | None, ki
         if verdict is not None:
             return verdict
 
-    polarity = answers.read_yes_no(gold) if kind == "yes_no" else answers.gold_yes_no(gold)
+    polarity = readers.read_yes_no(gold) if kind == "yes_no" else readers.gold_yes_no(gold)
     if polarity is not None:
-        said = answers.read_yes_no(answer)
+        said = readers.read_yes_no(answer)
         return Verdict(said == polarity, answer, "match_yes_no" if said == polarity else "mismatch")
 
     gold_number = numeric.read_number(gold)
     if kind in _NUMERIC_TYPES or gold_number is not None or (kind != "text" and _MATH_HINT.search(gold)):
         return _compare_math(answer, gold, gold_number, started)
 
-    if answers.normalize_text(answer) == answers.normalize_text(gold) or answers.sentence_states(answer, gold):
+    if readers.normalize_text(answer) == readers.normalize_text(gold) or readers.sentence_states(answer, gold):
         return Verdict(True, answer, "match_text")
     return Verdict(False, answer, "mismatch")
 
@@ -332,19 +332,19 @@ def _compare(answer: str, stated: bool, gold: str, choices: list[str] | None, ki
 def _compare_choice(answer: str, stated: bool, gold: str, choices: list[str] | None, kind: str | None,
                     letters: str) -> Verdict | None:
     """One option letter, or (multi_choice) a set of them; None when the gold names no option."""
-    gold_letter = answers.gold_choice(gold, choices, letters)
+    gold_letter = readers.gold_choice(gold, choices, letters)
     if gold_letter is not None and kind != MULTI_CHOICE:
-        picked = answers.read_choice(answer, choices, letters, stated=stated)
+        picked = readers.read_choice(answer, choices, letters, stated=stated)
         if picked is None:
             return Verdict(False, answer, "no_choice")
         return Verdict(picked == gold_letter, answer, "match_choice" if picked == gold_letter else "mismatch")
     option_letters = letters[:len(choices)] if choices else letters
-    gold_set = answers.gold_letter_set(gold, option_letters)
+    gold_set = readers.gold_letter_set(gold, option_letters)
     if gold_set is None and gold_letter is not None:
         gold_set = frozenset(gold_letter)
     if gold_set is None:
         return None
-    picked_set = answers.read_letter_set(answer, choices, option_letters, stated=stated)
+    picked_set = readers.read_letter_set(answer, choices, option_letters, stated=stated)
     if picked_set is None:
         return Verdict(False, answer, "no_choice")
     return Verdict(picked_set == gold_set, answer, "match_choices" if picked_set == gold_set else "mismatch")
@@ -371,6 +371,6 @@ def _compare_math(answer: str, gold: str, gold_number, started: float) -> Verdic
         return Verdict(False, answer, "timeout")
     if same:
         return Verdict(True, answer, "match_math")
-    if not _MATH_HINT.search(gold) and answers.normalize_text(answer) == answers.normalize_text(gold):
+    if not _MATH_HINT.search(gold) and readers.normalize_text(answer) == readers.normalize_text(gold):
         return Verdict(True, answer, "match_text")
     return Verdict(False, answer, "mismatch")

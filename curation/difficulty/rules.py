@@ -1,9 +1,9 @@
 """The difficulty pass's rules: k rollouts of a policy per rl prompt -> ``n_correct`` -> pass rate.
 
 A prompt's difficulty is the policy's empirical pass rate p = n_correct / n_rollouts over k sampled
-rollouts, scored by the same ``curation.verify.verify`` as GRPO's accuracy reward and evaluation (the
+rollouts, scored by the same ``curation.answers.verify.verify`` as GRPO's accuracy reward and evaluation (the
 offline estimate VADE starts its Beta posteriors from and MMR1's variance-aware sampling weighs by
-p(1 - p)). The pass writes a child version of the data (``curation.derive.derive_version``): ``rl``
+p(1 - p)). The pass writes a child version of the data (``curation.difficulty.derive.derive_version``): ``rl``
 gets ``n_rollouts``, ``n_correct`` and ``pass_rate`` with its rows, order and shard names kept; a
 prompt whose rollouts or verification fail is a ``rejects`` row (stage ``difficulty``) instead.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-import curation.verify
+import curation.answers.verify
 from curation.rejects import Reject, reject_row
 
 STAGE = "difficulty"
@@ -45,7 +45,7 @@ def score_rollouts(row: dict, texts: list[str] | None, error: str | None) -> dic
     if error is not None or texts is None:
         return Reject("rollout_error", error or "no rollouts")
     try:
-        correct = [bool(curation.verify.verify(t, row["solution"], choices=row.get("choices"),
+        correct = [bool(curation.answers.verify.verify(t, row["solution"], choices=row.get("choices"),
                                                answer_type=row.get("answer_type")).correct) for t in texts]
     except Exception as e:  # noqa: BLE001 - a verifier bug must not take the batch down
         return Reject("verify_error", f"{type(e).__name__}: {e}")

@@ -1,0 +1,6 @@
+"""The versioned store: ``<root>/vNNNN/<table>/part-*.parquet`` + ``manifest.json`` on a local folder or
+any fsspec URL. ``versions`` reads, lists and verifies published versions (``Store``), ``writer``
+publishes one (``Staging``/``StoreWriter``: shards in, manifest last, one rename or a claimed folder)
+and ``fs`` is where a store lives (``Path`` or ``FsPath``, ``claim_folder``, ``copy_file``).
+It keeps rows, it never judges them: it imports only ``curation.errors`` and ``schemas``, no rule.
+"""
