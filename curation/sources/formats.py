@@ -166,7 +166,8 @@ def _json_kind(file: Path, head: bytes | None = None) -> str:
         complete = isinstance(json.loads(first), dict)
     except ValueError:
         complete = False
-    return "jsonl" if complete and rest.startswith(b"{") else "json"
+    one_line = not rest and file.suffix.lower() in EXTENSIONS["jsonl"]  # a .jsonl of one row is still lines
+    return "jsonl" if complete and (rest.startswith(b"{") or one_line) else "json"
 
 
 def read_head(file: Path) -> bytes:

@@ -59,9 +59,17 @@ def inspect_source(spec_or_path: dict | str | Path, n: int = 3) -> dict[str, Any
     guessed = guess_mapping(rows)
     mapping = {**{k: v for k, v in guessed.items() if k not in given}, **given}
     required = [c for c in REQUIRED if c != "answer" or s["require_answer"]]
+    conversation = spec.get("conversation")
+    if conversation is None and not ({"question", "answer"} & set(given)):
+        conversation = chat_list(rows)  # OpenAI-style parts / multi-turn chats: read as exchanges
+    if conversation:
+        mapping = {k: v for k, v in mapping.items() if k not in ("question", "answer")}
+        required = [c for c in required if c not in ("question", "answer", "image")]
     missing = [c for c in required if c not in mapping]
     entry = {"type": s["type"], "name": s["name"], "path": spec["path"],
              **{k: v for k, v in spec.items() if k not in ("type", "name", "path", "columns")}}
+    if conversation:
+        entry["conversation"] = conversation
     entry["columns"] = {k: mapping[k] for k in sorted(mapping, key=_order)}
     result: dict[str, Any] = {
         "name": s["name"], "path": s["path"], "type": s["type"], "n_files": len(files) or 1,
@@ -223,6 +231,25 @@ def _by_name(rows: list[dict], paths: dict[str, Any], ours: str, names: tuple[st
             last = parse_path(path)[-1]
             if "." in path and last == name and "[" not in path and _usable(ours, value):
                 return path
+    return None
+
+
+def chat_list(rows: list[dict]) -> str | None:
+    """The top-level chat list to read as exchanges: one whose turns carry content parts
+    (``{type: text | image}``) or hold more than one question / answer exchange; else None
+    (a single-exchange chat with text turns maps to ``conversations[0].value`` columns instead)."""
+    from curation.sources.chat import exchanges
+
+    for row in rows[:5]:
+        for key, value in row.items():
+            if not isinstance(value, list) or not value or not all(isinstance(t, dict) for t in value):
+                continue
+            found = exchanges(value)
+            if isinstance(found, str) or not found:
+                continue
+            parts = any(isinstance(t.get("content"), list) for t in value)
+            if parts or len(found) > 1:
+                return key
     return None
 
 

@@ -126,6 +126,8 @@ def validate_spec(spec: dict, *, check_columns: bool = True) -> dict:
         # Required columns and optional ones mapped to another name must exist; an optional column
         # under its own name may be absent (so a validated spec, columns filled in, validates again).
         required = [c for c in REQUIRED if c != "answer" or s["require_answer"]]
+        if s["conversation"]:  # question and answer come from the turns, images may sit in their parts
+            required = []
         _check_columns(s, [c for c in COLUMNS if c in required or mapped.get(c, c) != c])
     return s
 
@@ -277,7 +279,8 @@ def _first_file_records(s: dict, file: Path, limit: int) -> list[dict]:
     if isinstance(doc, dict) and not formats.is_keyed(doc) and any(
             isinstance(v, list) and v and all(isinstance(x, dict) for x in v) for v in doc.values()):
         lists = [k for k, v in doc.items() if isinstance(v, list) and v and isinstance(v[0], dict)]
-        if not any(k in doc for k in ("question", "query", "problem", "prompt", "conversations")):
+        if not any(k in doc for k in ("question", "query", "problem", "prompt", "conversations", "messages",
+                                      s.get("conversation") or "question")):
             raise fail(s, f"{file.name} is one object whose rows seem to sit under {lists[0]!r}: "
                           f"set records: {lists[0]}")
     return _records(s, file, limit)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from curation.answers.options import options_from_question, strip_image_placeholder
+from curation.sources.chat import ChatTurn, with_context
 from curation.sources.image_values import images_of
 from curation.sources.paths import MISSING, resolve
 from curation.sources.rowerrors import Reject, absent
@@ -29,13 +30,20 @@ _LETTER_SEP = re.compile(r"\s*(?:[,;/&+]|\band\b)\s*|\s+")
 
 
 def to_row(s: dict, columns: dict, source_id: str, record: dict, base: Path, root: Path,
-           prefix: str = "") -> tuple[str, dict] | Reject:
+           prefix: str = "", turn: ChatTurn | None = None) -> tuple[str, dict] | Reject:
     """``("example", row)``; a ``Reject`` (with ``.source_id`` and ``.question``) otherwise.
 
     ``columns`` maps our names to ``(their path, parsed steps)``; ``prefix`` names the file
-    for sources of several files, so a mapped ``id`` stays unique across them.
+    for sources of several files, so a mapped ``id`` stays unique across them. ``turn`` is one
+    exchange of a chat-shaped row (``curation.sources.chat``): its question and answer replace
+    the mapped columns, and only the images referenced up to it are kept.
     """
     def get(ours: str) -> Any:
+        if turn is not None and ours in ("question", "answer"):
+            return getattr(turn.exchange, ours)
+        if turn is not None and ours == "image":
+            value = resolve(record, *columns["image"])
+            return turn.part_images if (value is MISSING and turn.part_images) else value
         theirs, steps = columns[ours]
         if isinstance(steps, list):  # several source columns into one list: choices: [A, B, C, D]
             values = [resolve(record, t, st) for t, st in steps]
@@ -45,6 +53,8 @@ def to_row(s: dict, columns: dict, source_id: str, record: dict, base: Path, roo
     row_key = get("id")
     if row_key is not MISSING and row_key is not None and str(row_key).strip():
         source_id = f"{prefix}{row_key}"
+    if turn is not None and turn.index:
+        source_id = f"{source_id}#{turn.index + 1}"  # the exchange's number in the conversation
     raw_question = get("question")
     try:
         question = _question(raw_question, columns["question"][0], record)
@@ -61,6 +71,8 @@ def to_row(s: dict, columns: dict, source_id: str, record: dict, base: Path, roo
         hint = get("hint")
         if isinstance(hint, str) and hint.strip():  # VLMEvalKit's MCQ prompt puts the hint first
             question = f"Hint: {hint.strip()}\n{question}"
+        if turn is not None:
+            question = with_context(turn.earlier, question)
         several = _gold_letters_in_range(answer, choices) if answer is not None and choices else False
         answer_type = _answer_type(get("answer_type"), several, choices, s["answer_type"], answer, s["name"])
         task = get("task")
@@ -68,6 +80,8 @@ def to_row(s: dict, columns: dict, source_id: str, record: dict, base: Path, roo
         _check_encodable(question, answer, task, *(choices or ()))
         # Last: the only check that touches the disk.
         images = images_of(get("image"), base, root, s, columns["image"][0], record)
+        if turn is not None and (keep := turn.image_limit(len(images))) is not None:
+            images = images[:keep]
     except Reject as r:
         r.source_id = source_id
         r.question = raw_question if isinstance(raw_question, str) else None

@@ -166,3 +166,80 @@ def test_answer_types_sources_write_are_mapped_or_inferred(tmp_path):
     got = {k: e["answer_type"] for k, e in examples.items()}
     assert got == {"0": "number", "1": "multiple_choice", "2": "math", "3": "integer", "4": "multi_choice",
                    "5": "text", "6": "open"}
+
+
+def chat_rows():
+    """A ShareGPT-style multi-turn chat (one image per exchange) and an OpenAI-style one with parts."""
+    sharegpt = {"id": "c1", "images": ["a.png", "b.png", "c.png"], "conversations": [
+        {"from": "system", "value": "Be brief."},
+        {"from": "human", "value": "<image>What is in the first picture?"},
+        {"from": "gpt", "value": "A red square on a white background."},
+        {"from": "human", "value": "<image>And in the second one?"},
+        {"from": "gpt", "value": "A blue square."},
+        {"from": "human", "value": "<image>How many squares are there in all three?"},
+        {"from": "gpt", "value": "3"}]}
+    openai = {"id": "c2", "messages": [
+        {"role": "user", "content": [{"type": "image", "image": "b.png"}, {"type": "text", "text": "Colour?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "blue"}]}]}
+    return sharegpt, openai
+
+
+@pytest.fixture
+def chat_files(tmp_path):
+    for name, colour in (("a.png", (220, 0, 0)), ("b.png", (0, 0, 220)), ("c.png", (0, 220, 0))):
+        (tmp_path / name).write_bytes(png(colour))
+    sharegpt, openai = chat_rows()
+    (tmp_path / "share.json").write_text(json.dumps([sharegpt]))
+    (tmp_path / "oai.jsonl").write_text(json.dumps(openai) + "\n")
+    return tmp_path
+
+
+def test_turns_first_counts_what_it_leaves_out_and_keeps_only_its_images(chat_files):
+    spec = {"name": "chat", "path": str(chat_files / "share.json"), "conversation": "conversations",
+            "columns": {"image": "images"}}
+    notes = {}
+    examples, rejects = split(read_source(spec, notes=notes))
+    assert list(examples) == ["c1"] and not rejects
+    row = examples["c1"]
+    assert (row["question"], row["answer"]) == ("What is in the first picture?", "A red square on a white background.")
+    assert [im["bytes"] for im in row["images"]] == [png((220, 0, 0))]   # the image of the kept exchange only
+    assert notes["turns_left_out"] == 2
+    # the LLaVA-style mapping (conversations[0].value / [1].value) is read the same way, system turn skipped
+    spec2 = {"name": "chat", "path": str(chat_files / "share.json"),
+             "columns": {"question": "conversations[1].value", "answer": "conversations[2].value", "image": "images"}}
+    notes2 = {}
+    assert split(read_source(spec2, notes=notes2))[0]["c1"]["images"] == row["images"]
+    assert notes2["turns_left_out"] == 2
+
+
+def test_turns_all_makes_a_row_per_exchange_with_its_context_and_images(chat_files):
+    spec = {"name": "chat", "path": str(chat_files / "share.json"), "conversation": "conversations",
+            "columns": {"image": "images"}, "turns": "all"}
+    notes = {}
+    examples, _ = split(read_source(spec, notes=notes))
+    assert list(examples) == ["c1", "c1#2", "c1#3"] and notes["turns_left_out"] == 0
+    third = examples["c1#3"]
+    assert third["question"] == ("Conversation so far:\nUser: What is in the first picture?\n"
+                                 "Assistant: A red square on a white background.\nUser: And in the second one?\n"
+                                 "Assistant: A blue square.\n\nHow many squares are there in all three?")
+    assert third["answer"] == "3" and third["answer_type"] == "integer"
+    assert [len(examples[k]["images"]) for k in examples] == [1, 2, 3]
+    assert len({e["id"] for e in examples.values()}) == 3
+
+
+def test_openai_content_parts_and_bad_conversations(chat_files):
+    spec = {"name": "oai", "path": str(chat_files / "oai.jsonl"), "conversation": "messages"}
+    examples, _ = split(read_source(spec))
+    assert (examples["c2"]["question"], examples["c2"]["answer"]) == ("Colour?", "blue")
+    assert examples["c2"]["images"][0]["bytes"] == png((0, 0, 220))    # the image named in the part
+    info = inspect_source(str(chat_files / "oai.jsonl"))
+    assert info["spec"].get("conversation") == "messages" and not info["error"]
+    (chat_files / "bad.jsonl").write_text(json.dumps({"messages": "hello", "image": "a.png"}) + "\n"
+                                          + json.dumps({"messages": [{"role": "user", "content": "Q?"}],
+                                                        "image": "a.png"}) + "\n")
+    _, rejects = split(read_source({"name": "bad", "path": str(chat_files / "bad.jsonl"),
+                                    "conversation": "messages"}))
+    assert {k: r["reason"] for k, r in rejects.items()} == {"0": "bad_conversation", "1": "bad_conversation"}
+    assert "bad_conversation" in REASONS
+    with pytest.raises(SightlineError, match="turns must be first or all"):
+        validate_spec({**spec, "turns": "some"})
