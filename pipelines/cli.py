@@ -13,7 +13,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "difficulty": ("pipelines.difficulty", "score rl prompts by a policy's pass rate over k rollouts -> new version"),
     "train": ("pipelines.train_cmd", "tiny-model | sft | grpo | all: train on a dataset version"),
     "eval": ("training.evaluate", "held-out accuracy: overall, per family, with blank / swapped images"),
-    "experiment": ("pipelines.experiment", "base, SFT, SFT+GRPO per sampler, SFT continued, over seeds"),
+    "experiment": ("pipelines.experiment", "base, SFT, SFT+GRPO per sampler, SFT continued, round 2, over seeds"),
+    "loop": ("pipelines.loop", "rounds: SFT to its plateau -> policy pass -> GRPO -> eval -> the policy re-distils"),
 }
 
 

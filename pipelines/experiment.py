@@ -33,9 +33,10 @@ from pathlib import Path
 
 from curation.errors import SightlineError
 from pipelines.experiment_arms import Seed, grpo_recipe, has_rows, run_arm, train_recipe
+from pipelines.loop import NextPrompts
 
 DEFAULT_CONFIG = "configs/experiment/mini.yaml"
-FIXED_ARMS = ("base", "sft", "sft_continued")
+FIXED_ARMS = ("base", "sft", "sft_continued", "round2")
 
 
 @dataclass
@@ -58,6 +59,12 @@ class ExperimentRecipe:
         "help": "test rows for each arm's final score (None: all)"})
     out_dir: str | None = field(default=None, metadata={
         "help": "output folder (None: runs/experiments/<name>)"})
+    round2_from: str = field(default="uniform", metadata={
+        "help": "round2 arm: the sampler of the GRPO arm whose policy re-distils (its arm must be in `arms`, before round2)"})
+    round2_overrides: list[str] = field(default_factory=list, metadata={
+        "help": "--set strings for round 2's train recipe (e.g. its SFT learning rate, sft.levels=null)"})
+    next_prompts: NextPrompts = field(default_factory=NextPrompts, metadata={
+        "help": "round2 arm: the prompts the round-1 GRPO policy answers for round 2's traces"})
 
     def __post_init__(self):
         bad = [a for a in self.arms if a not in FIXED_ARMS and not (a.startswith("grpo_") and len(a) > 5)]
@@ -68,6 +75,10 @@ class ExperimentRecipe:
             raise ValueError(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")
         if self.grpo_checkpoints < 0:
             raise ValueError("grpo_checkpoints must be >= 0")
+        if "round2" in self.arms:
+            source = f"grpo_{self.round2_from}"
+            if source not in self.arms or self.arms.index(source) > self.arms.index("round2"):
+                raise ValueError(f"the round2 arm continues from {source}: list that arm before round2")
 
     @property
     def folder(self) -> Path:
@@ -122,7 +133,9 @@ def check(exp: ExperimentRecipe) -> list[str]:
             sft = recipe.sft
             plan.append(f"{arm}: " + {"base": f"{recipe.model.path} as is",
                                       "sft": f"SFT, {sft.max_steps} steps, guard {sft.max_minutes} min",
-                                      "sft_continued": "SFT resumed for the GRPO arms' mean minutes"}[arm])
+                                      "sft_continued": "SFT resumed for the GRPO arms' mean minutes",
+                                      "round2": f"loop round 2 from grpo_{exp.round2_from}: its policy's verified "
+                                                "answers -> SFT -> difficulty -> GRPO"}[arm])
         elif sampler not in SAMPLERS:
             plan.append(f"{arm}: skipped (sampler {sampler!r} unknown; known: {', '.join(SAMPLERS)})")
         else:
@@ -160,8 +173,9 @@ def run_experiment(exp: ExperimentRecipe, command: str = "") -> dict:
         done = [r for r in recs if r.get("status") != "skipped"]
         arms[arm] = ({"status": "done", **report.summarize_arm(done)} if done else
                      {"status": "skipped", "reason": recs[0].get("reason") if recs else "no seeds"})
-        if done and "sft" in records:
-            arms[arm]["vs_sft"] = report.paired_delta(done, records["sft"])
+        for ref in ("sft", "sft_continued", f"grpo_{exp.round2_from}"):
+            if done and ref in records and ref != arm:
+                arms[arm][f"vs_{ref}"] = report.paired_delta(done, records[ref])
     majority = majority_baseline(store, version, exp.test_limit)
     results = {"name": exp.name, "recipe": to_dict(exp), "data": data, "version": version, "seeds": exp.seeds,
                "val": val, "test_rows": majority["n"], "command": command,

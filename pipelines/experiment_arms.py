@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipelines.loop import evaluate_checkpoint as _eval
+
 
 def _log(msg: str) -> None:
     print(f"[experiment] {msg}", flush=True)
@@ -67,17 +69,6 @@ def _score_difficulty(recipe, version: int, model_path: str) -> int:
 
 
 # ---------------------------------------------------------------------------- evaluation
-
-
-def _eval(recipe, path: str, version: int, table: str, limit: int | None, probes: bool) -> dict:
-    from training.evaluate import evaluate
-
-    cfg = dataclasses.replace(recipe.eval, table=table, limit=limit,
-                              image_probes=probes and recipe.eval.image_probes)
-    r = evaluate(path, recipe.run.data, version, cfg, progress=False,
-                 trust_remote_code=recipe.model.trust_remote_code)
-    r.pop("samples", None)
-    return r
 
 
 def has_rows(store, version: int, table: str) -> bool:
@@ -161,6 +152,8 @@ def run_arm(s: Seed, arm: str) -> dict:
                        curve=[p for p in [sft["val"]] if p], train=sft["result"])
     elif arm == "sft_continued":
         rec = _sft_continued(s)
+    elif arm == "round2":
+        rec = _round2(s)
     else:
         rec = _grpo(s, arm.removeprefix("grpo_"))
     if rec.get("status") != "skipped":
@@ -194,8 +187,7 @@ def _grpo(s: Seed, sampler: str) -> dict:
                             rollouts=extra_r + _rounds(ckpt, step, recipe.grpo) * per_round,
                             minutes=extra_m + _minutes_at(out / "metrics.jsonl", step))
         curve += [point] if point else []
-    rounds = _rounds(Path(result["model"]), result["steps"], recipe.grpo)
-    rollouts = extra_r + int(result.get("rollouts") or rounds * per_round)
+    rollouts = extra_r + _grpo_rollouts(result, recipe.grpo)
     minutes = extra_m + _train_minutes(result, out)
     end = s.val_point(result["model"], step=result["steps"], rollouts=rollouts, minutes=minutes)
     test = _eval(recipe, result["model"], s.version, "test", s.exp.test_limit, probes=True)
@@ -214,8 +206,10 @@ def _sft_continued(s: Seed) -> dict:
     sft = s.sft()
     # at SFT's own pace, so the schedule ends when the budget does
     steps = max(1, round(sft["result"]["steps"] / max(sft["minutes"], 1e-6) * budget))
+    # the same traces, the last step kept (no val selection: the GRPO arms keep their last step too)
     recipe = train_recipe(s.exp, s.seed, [f"sft.output_dir={s.dir / 'sft_continued'}",
-                                          f"sft.max_steps={steps}", f"sft.max_minutes={budget}"])
+                                          f"sft.max_steps={steps}", f"sft.max_minutes={budget}",
+                                          "sft.val_every=null", "sft.early_stopping_patience=null"])
     _log(f"seed {s.seed}: SFT continued for {budget:.2f} min (~{steps} steps)")
     result = _train_sft(recipe, sft["model"], s.version)
     spent = _train_minutes(result, s.dir / "sft_continued")
@@ -224,6 +218,12 @@ def _sft_continued(s: Seed) -> dict:
     return s.record("sft_continued", kind="sft_continued", test=test, rollouts=0, minutes=spent,
                     budget_minutes=budget, sft_minutes=sft["minutes"],
                     curve=[p for p in [sft["val"], end] if p], train=result)
+
+
+def _grpo_rollouts(result: dict, grpo_cfg) -> int:
+    """Completions a GRPO run generated: its own count, else generation rounds x completions per round."""
+    rounds = _rounds(Path(result["model"]), result["steps"], grpo_cfg)
+    return int(result.get("rollouts") or rounds * _completions_per_round(grpo_cfg))
 
 
 def _completions_per_round(grpo_cfg) -> int:
@@ -259,3 +259,42 @@ def _minutes_at(metrics: Path, step: int) -> float:
 
     times = [r["time_s"] for r in read_jsonl(metrics) if r.get("step", 0) <= step and "time_s" in r]
     return (max(times) if times else 0.0) / 60
+
+
+def _round2(s: Seed) -> dict:
+    """Round 2 of ``sightline loop`` from the seed's ``grpo_<round2_from>`` arm: that policy answers the next
+    round's prompts (its verified answers are the traces), SFT from it on them, a difficulty pass, GRPO, test.
+    Round 1 is the seed's shared SFT, difficulty version and GRPO arm (written into the loop's round-1 state,
+    so only its distill step runs); charged: the GRPO arm's rollouts and minutes plus round 2's."""
+    from pipelines.loop import LoopRecipe, Round, round_recipe, run_round
+
+    source = s.arm_file(f"grpo_{s.exp.round2_from}")
+    if not source.is_file():
+        return {"arm": "round2", "seed": s.seed, "status": "skipped",
+                "reason": f"grpo_{s.exp.round2_from} did not finish for this seed: round 2 starts from its policy"}
+    grpo = json.loads(source.read_text())
+    loop = LoopRecipe(name=f"{s.exp.name}-seed{s.seed}", train_config=s.exp.train_config,
+                      overrides=list(s.exp.overrides), round_overrides=[[], list(s.exp.round2_overrides)],
+                      rounds=2, seed=s.seed, next_prompts=s.exp.next_prompts, eval_limit=s.exp.test_limit,
+                      out_dir=str(s.dir / "loop"))
+    first = Round(loop, 1)
+    if "grpo" not in first.state:  # round 1 is the seed's shared checkpoints: nothing of it re-runs
+        first.state.update(version=s.version, sft=s.sft()["result"], difficulty=s.difficulty()["version"],
+                           grpo=grpo["train"], eval={"grpo": grpo["test"]})
+        first.dir.mkdir(parents=True, exist_ok=True)
+        first.file.write_text(json.dumps(first.state, indent=2, default=str) + "\n")
+    one = run_round(loop, 1, s.version, grpo["train"]["model"], None)
+    two = run_round(loop, 2, one["distill"], grpo["train"]["model"], one["next_teacher"])
+    from curation.store import Store
+
+    store = Store(s.recipe.run.data)
+    passes = [store.manifest(v)["stage_counts"]["difficulty"] for v in (one["distill"], two["difficulty"])]
+    folder = Round(loop, 2).dir
+    rollouts = (grpo["rollouts"] + sum(c["rollouts"] for c in passes)
+                + _grpo_rollouts(two["grpo"], round_recipe(loop, 2).grpo))
+    minutes = (grpo["minutes"] + sum(c["seconds"] for c in passes) / 60
+               + _train_minutes(two["sft"], folder / "sft") + _train_minutes(two["grpo"], folder / "grpo"))
+    return s.record("round2", kind="round2", test=two["eval"]["grpo"], rollouts=rollouts, minutes=minutes,
+                    sft_minutes=s.sft()["minutes"], round2_sft_test=two["eval"]["sft"],
+                    traces=one["next_teacher"], versions={"distill": one["distill"], "difficulty": two["difficulty"]},
+                    curve=[], train={"sft": two["sft"], "grpo": two["grpo"]})

@@ -119,6 +119,7 @@ def score(responses: list[str], rows: list[dict]) -> dict:
     from curation.answers.verify import format_ok, verify
 
     per_task: dict[str, dict] = {}
+    per_level: dict[str, dict] = {}  # by the row's level ("None" for rows without one)
     verdicts = []
     for text, row in zip(responses, rows, strict=True):
         v = verify(text, row["solution"], choices=row.get("choices"), answer_type=row.get("answer_type"))
@@ -126,16 +127,18 @@ def score(responses: list[str], rows: list[dict]) -> dict:
         verdicts.append({"id": row.get("id"), "task": row.get("task"), "solution": row["solution"],
                          "response": text, "extracted": v.extracted, "correct": bool(v.correct),
                          "format_ok": fmt, "reason": v.reason})
-        t = per_task.setdefault(row.get("task") or "unknown", {"n": 0, "correct": 0})
-        t["n"] += 1
-        t["correct"] += int(bool(v.correct))
-    for t in per_task.values():
+        for group, key in ((per_task, row.get("task") or "unknown"), (per_level, str(row.get("level")))):
+            t = group.setdefault(key, {"n": 0, "correct": 0})
+            t["n"] += 1
+            t["correct"] += int(bool(v.correct))
+    for t in [*per_task.values(), *per_level.values()]:
         t["accuracy"] = t["correct"] / t["n"]
     n = len(verdicts)
     correct = sum(v["correct"] for v in verdicts)
     return {"n": n, "correct": correct, "accuracy": correct / n if n else 0.0,
             "format_ok": sum(v["format_ok"] for v in verdicts) / n if n else 0.0,
-            "per_task": dict(sorted(per_task.items())), "verdicts": verdicts}
+            "per_task": dict(sorted(per_task.items())), "per_level": dict(sorted(per_level.items())),
+            "verdicts": verdicts}
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -165,7 +168,7 @@ def evaluate(model_path: str | Path, store, version: int | str | None = "latest"
     store = as_store(store)
     v = store.resolve(version)
     ds = eval_rows(store, v, cfg.table, cfg.limit)
-    rows = ds.select_columns(["id", "task", "solution", "choices", "answer_type"]).to_list()
+    rows = ds.select_columns(["id", "task", "level", "solution", "choices", "answer_type"]).to_list()
     donors = image_derangement([r["task"] for r in rows], cfg.probe_seed) if cfg.image_probes else []
     conditions = ["image", *(["blank"] if cfg.image_probes else []), *(["swapped"] if donors else [])]
     t0 = time.monotonic()
@@ -208,11 +211,12 @@ def _probe_images(condition: str, ds, images: list[list], donors: list[int], sta
 
 
 def _probe_summary(probe: dict, real: dict) -> dict:
-    """A probe's accuracy, overall and per family, and how far it sits below the real images'."""
+    """A probe's accuracy, overall, per family and per level, and how far it sits below the real images'."""
     probe.pop("verdicts")
     probe["drop"] = real["accuracy"] - probe["accuracy"]
-    for task, t in probe["per_task"].items():
-        t["drop"] = real["per_task"][task]["accuracy"] - t["accuracy"]
+    for group in ("per_task", "per_level"):
+        for key, t in probe[group].items():
+            t["drop"] = real[group][key]["accuracy"] - t["accuracy"]
     return probe
 
 
@@ -230,7 +234,7 @@ def majority_baseline(store, version: int | str | None = "latest", limit: int | 
     counts: dict[str, Counter] = {}
     for r in train:
         counts.setdefault(r["task"], Counter())[r["solution"]] += 1
-    rows = eval_rows(store, v, table, limit).select_columns(["id", "task", "solution", "choices",
+    rows = eval_rows(store, v, table, limit).select_columns(["id", "task", "level", "solution", "choices",
                                                              "answer_type"]).to_list()
     guess = {t: c.most_common(1)[0][0] for t, c in counts.items()}
     responses = [f"<think></think><answer>{guess.get(r['task'], '')}</answer>" for r in rows]
