@@ -176,8 +176,11 @@ def run_experiment(exp: ExperimentRecipe, command: str = "") -> dict:
         for ref in ("sft", "sft_continued", f"grpo_{exp.round2_from}"):
             if done and ref in records and ref != arm:
                 arms[arm][f"vs_{ref}"] = report.paired_delta(done, records[ref])
+        if done and "sft" in records and arm != "sft":
+            arms[arm]["level_vs_sft"] = report.paired_level_deltas(done, records["sft"])
     majority = majority_baseline(store, version, exp.test_limit)
     results = {"name": exp.name, "recipe": to_dict(exp), "data": data, "version": version, "seeds": exp.seeds,
+               "sft_levels": train_recipe(exp, exp.seeds[0]).sft.levels,
                "val": val, "test_rows": majority["n"], "command": command,
                "plot": str(exp.folder / "curves.png"),
                "arms": arms, "majority": majority,

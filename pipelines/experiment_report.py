@@ -42,6 +42,10 @@ def _metrics(record: dict) -> dict[str, float | None]:
             out[f"probe/{p}/{t}"] = v.get("accuracy")
     for t, v in (test.get("per_task") or {}).items():
         out[f"task/{t}"] = v.get("accuracy")
+    for lv, v in (test.get("per_level") or {}).items():
+        out[f"level/{lv}"] = v.get("accuracy")
+        for p, q in (test.get("probes") or {}).items():
+            out[f"probe/{p}/level/{lv}"] = ((q.get("per_level") or {}).get(lv) or {}).get("accuracy")
     out["rollouts"] = record.get("rollouts")
     out["minutes"] = record.get("minutes")
     out["eval_rollouts"] = test.get("rollouts")
@@ -122,6 +126,12 @@ def markdown(results: dict) -> str:
         row = ["majority answer", "-", _cell(majority["accuracy"], None), "-"] + ["-"] * len(probes)
         row += [_cell(majority["per_task"].get(t, {}).get("accuracy"), None) for t in tasks] + ["0", "0"]
         lines.append("| " + " | ".join(row) + " |")
+    pairs = [f"- `{arm}` vs `{key[3:]}`: {_cell(d.get('mean'), d.get('se'))} points ({d.get('n')} seeds)"
+             for arm, s in done.items() for key, d in s.items()
+             if key.startswith("vs_") and key != "vs_sft" and d.get("n")]
+    if pairs:
+        lines += ["", "Paired by seed (test accuracy, mean ± SE of the per-seed differences):", ""] + pairs
+    lines += level_lines(done, results)
     lines += probe_lines(done, tasks, probes)
     skipped = {a: s for a, s in arms.items() if s.get("status") != "done"}
     if skipped:
@@ -129,6 +139,43 @@ def markdown(results: dict) -> str:
     lines += ["", f"Curves: {Path(results.get('plot') or 'curves.png').name} (validation accuracy along the "
               "GRPO runs, final test accuracy as markers). Command: `" + results.get("command", "") + "`", ""]
     return "\n".join(lines)
+
+
+def level_lines(done: dict, results: dict) -> list[str]:
+    """Test accuracy per level (mean ± SE over seeds, %), the SFT slice's levels marked: the others had no
+    trace in the cold start, so what an arm gains there came from RL prompts or the policy's own traces."""
+    levels = sorted({k.split("/", 1)[1] for s in done.values() for k in s["mean"] if k.startswith("level/")})
+    if len(levels) < 2:
+        return []
+    traced = results.get("sft_levels")
+    names = [f"level {lv}" + (" (SFT traces)" if traced and int(lv) in traced else
+                              " (no SFT traces)" if traced else "") for lv in levels]
+    lines = ["", "Test accuracy per level (mean ± SE over seeds, %; *vs sft*: paired by seed):", "",
+             "| arm | " + " | ".join(names) + " | " + " | ".join(f"{n} vs sft" for n in names) + " |",
+             "|---|" + "---:|" * (2 * len(levels))]
+    sft = done.get("sft")
+    for arm, s in done.items():
+        cells = [_cell(s["mean"].get(f"level/{lv}"), s["se"].get(f"level/{lv}")) for lv in levels]
+        deltas = [_cell(*(s.get("level_vs_sft") or {}).get(lv, (None, None))) if sft and arm != "sft" else "-"
+                  for lv in levels]
+        lines.append(f"| {arm} | " + " | ".join(cells + deltas) + " |")
+    majority = results.get("majority") or {}
+    if majority.get("per_level"):
+        cells = [_cell(majority["per_level"].get(lv, {}).get("accuracy"), None) for lv in levels]
+        lines.append("| majority answer | " + " | ".join(cells + ["-"] * len(levels)) + " |")
+    return lines
+
+
+def paired_level_deltas(records: list[dict], reference: list[dict]) -> dict:
+    """Per level: (mean, SE) over seeds of this arm's test accuracy minus the reference arm's, paired by seed."""
+    ref = {r["seed"]: (r.get("test") or {}).get("per_level") or {} for r in reference}
+    levels = sorted({lv for r in records for lv in ((r.get("test") or {}).get("per_level") or {})})
+    out = {}
+    for lv in levels:
+        diffs = [r["test"]["per_level"][lv]["accuracy"] - ref[r["seed"]][lv]["accuracy"]
+                 for r in records if r["seed"] in ref and lv in ref[r["seed"]] and lv in r["test"]["per_level"]]
+        out[lv] = mean_se(diffs)
+    return out
 
 
 def probe_lines(done: dict, tasks: list[str], probes: list[str]) -> list[str]:
