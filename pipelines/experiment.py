@@ -59,6 +59,10 @@ class ExperimentRecipe:
         "help": "test rows for each arm's final score (None: all)"})
     out_dir: str | None = field(default=None, metadata={
         "help": "output folder (None: runs/experiments/<name>)"})
+    continued_overrides: list[str] = field(default_factory=lambda: [
+        "sft.learning_rate=3e-4", "sft.lr_scheduler_type=constant", "sft.warmup_steps=0"], metadata={
+        "help": "--set strings of the sft_continued arm: SFT resumed gently from the cold start (docs/science.md: "
+                "a fresh warm-up at the cold start's lr undoes it)"})
     round2_from: str = field(default="uniform", metadata={
         "help": "round2 arm: the sampler of the GRPO arm whose policy re-distils (its arm must be in `arms`, before round2)"})
     round2_overrides: list[str] = field(default_factory=list, metadata={

@@ -207,7 +207,7 @@ def _sft_continued(s: Seed) -> dict:
     # at SFT's own pace, so the schedule ends when the budget does
     steps = max(1, round(sft["result"]["steps"] / max(sft["minutes"], 1e-6) * budget))
     # the same traces, the last step kept (no val selection: the GRPO arms keep their last step too)
-    recipe = train_recipe(s.exp, s.seed, [f"sft.output_dir={s.dir / 'sft_continued'}",
+    recipe = train_recipe(s.exp, s.seed, [*s.exp.continued_overrides, f"sft.output_dir={s.dir / 'sft_continued'}",
                                           f"sft.max_steps={steps}", f"sft.max_minutes={budget}",
                                           "sft.val_every=null", "sft.early_stopping_patience=null"])
     _log(f"seed {s.seed}: SFT continued for {budget:.2f} min (~{steps} steps)")

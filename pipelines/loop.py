@@ -153,8 +153,14 @@ def run_round(loop: LoopRecipe, r: int, version: int, start_model: str, teacher:
     store = Store(recipe.run.data)
     rd.state.setdefault("version", version)
 
-    sft = rd.step("sft", lambda: run_sft(recipe.sft, dataclasses.replace(recipe.model, path=start_model),
-                                         recipe.run.data, version))
+    def sft_step() -> dict:
+        if teacher and not any(t == teacher for t in store.read_table("sft", version, columns=["teacher"])
+                               .column("teacher").to_pylist()):
+            _log(f"round {r}: the previous policy wrote no verified answer: SFT skipped, GRPO starts from it")
+            return {"skipped": f"no sft rows by {teacher} in v{version:04d}", "model": start_model, "rows": 0}
+        return run_sft(recipe.sft, dataclasses.replace(recipe.model, path=start_model), recipe.run.data, version)
+
+    sft = rd.step("sft", sft_step)
     scored = rd.step("difficulty", lambda: score_difficulty(
         dataclasses.replace(recipe, difficulty=dataclasses.replace(recipe.difficulty, round=r)), version,
         sft["model"]))
