@@ -285,7 +285,7 @@ def _round2(s: Seed) -> dict:
         first.file.write_text(json.dumps(first.state, indent=2, default=str) + "\n")
     one = run_round(loop, 1, s.version, grpo["train"]["model"], None)
     two = run_round(loop, 2, one["distill"], grpo["train"]["model"], one["next_teacher"])
-    from curation.store import Store
+    from curation.store.versions import Store
 
     store = Store(s.recipe.run.data)
     passes = [store.manifest(v)["stage_counts"]["difficulty"] for v in (one["distill"], two["difficulty"])]

@@ -143,7 +143,7 @@ def policy_teacher(store, version: int) -> str:
 
 def run_round(loop: LoopRecipe, r: int, version: int, start_model: str, teacher: str | None) -> dict:
     """Round ``r`` on data ``version`` from ``start_model``; ``teacher`` selects the previous round's traces."""
-    from curation.store import Store
+    from curation.store.versions import Store
     from pipelines.train_cmd import score_difficulty
     from training.grpo import run as run_grpo
     from training.sft import run as run_sft
@@ -182,7 +182,7 @@ def run_round(loop: LoopRecipe, r: int, version: int, start_model: str, teacher:
 
 
 def run_loop(loop: LoopRecipe) -> dict:
-    from curation.store import Store
+    from curation.store.versions import Store
     from pipelines.train_cmd import curated_version, ensure_model
 
     first = round_recipe(loop, 1)
