@@ -7,7 +7,7 @@ import sys
 
 # subcommand -> (module with main(argv) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("pipelines.data_cmd", "build a new dataset version (Beam curate pipeline); `data verify` checks one"),
+    "data": ("pipelines.data_cmd", "build a new dataset version (Beam curate pipeline); `data verify` checks one, `data export` copies one as a Hub folder"),
     "audit": ("pipelines.audit", "DuckDB queries over a version: summary, rejects, difficulty, lengths, lineage, SQL"),
     "report": ("pipelines.report", "PNG charts of a version, or --html: a self-contained datasheet page (samples, rejects, lineage)"),
     "difficulty": ("pipelines.difficulty", "score rl prompts by a policy's pass rate over k rollouts -> new version"),

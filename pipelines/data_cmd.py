@@ -5,6 +5,7 @@
     sightline data inspect data/raw/train.json        # or a recipe: every source in it
     sightline data verify --data data/mini [--version N]
     sightline data versions --data data/mini
+    sightline data export --data data/mini [--version N] --to hub/mini-v1   # a plain Hub folder, nothing pushed
 """
 from __future__ import annotations
 
@@ -29,14 +30,18 @@ def _split_problems(store: Store, version: int) -> list[str]:
 
 def _verify(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="sightline data verify",
-                                description="Re-check every shard's sha256 and row count against the manifest.")
+                                description="Re-check every shard's sha256 and row count, and the card's sha256, against "
+                                            "the manifest; and that no image sits on two sides of the split.")
     p.add_argument("--data", required=True, help="dataset folder, e.g. data/mini")
     p.add_argument("--version", default="latest", help="version number or latest (default)")
     a = p.parse_args(argv)
     store = Store(a.data)
     v = store.resolve(a.version)
-    problems = store.verify(v) + _split_problems(store, v)
-    n_files = sum(len(es) for es in store.manifest(v)["files"].values())
+    from curation.card import card_problems
+    from curation.store import version_dirname
+
+    problems = store.verify(v) + card_problems(store.root / version_dirname(v), store.manifest(v)) + _split_problems(store, v)
+    n_files = sum(len(es) for es in store.manifest(v)["files"].values()) + bool(store.manifest(v).get("card"))
     if problems:
         for prob in problems:
             print(f"FAIL {prob}", file=sys.stderr)
@@ -84,6 +89,26 @@ def _versions(argv: list[str]) -> int:
     return 0
 
 
+def _export(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="sightline data export",
+        description="Copy a version as a plain Hugging Face Hub folder (README.md card + Parquet + manifest.json), "
+                    "every file checked against its sha256. Nothing is pushed: upload the folder yourself.")
+    p.add_argument("--data", required=True, help="dataset folder, e.g. data/mini")
+    p.add_argument("--version", default="latest", help="version number or latest (default)")
+    p.add_argument("--to", required=True, help="the new folder (must not exist, or be empty)")
+    a = p.parse_args(argv)
+    from curation.export import export_version
+
+    store = Store(a.data)
+    r = export_version(store, a.version, a.to)
+    made = " (card made from the manifest: this version predates cards)" if r["card_made"] else ""
+    print(f"exported {store.root} v{r['version']:04d} to {r['path']}: {r['files']} files, "
+          f"{r['bytes'] / 1e6:.1f} MB{made}")
+    print(f"load:   datasets.load_dataset({str(r['path'])!r}, \"sft\")")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(argv or [])
     if argv and argv[0] == "verify":
@@ -92,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         return _inspect(argv[1:])
     if argv and argv[0] == "versions":
         return _versions(argv[1:])
+    if argv and argv[0] == "export":
+        return _export(argv[1:])
     from pipelines import curate
 
     return curate.main(argv)

@@ -17,6 +17,7 @@ MANIFEST_FIELDS: dict[str, tuple[Any, bool]] = {
     "accounting": (dict, True),      # rows in = rows written + rejected + duplicates, stated and checked
     "tables": (dict, True),          # table -> rows
     "files": (dict, True),           # table -> [{path, rows, sha256, bytes}]
+    "card": (dict, False),           # the dataset card README.md: {path, sha256, bytes} (versions since issue 17)
 }
 
 

@@ -25,6 +25,7 @@ from typing import Any, Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curation.card import CARD, card_entry, render_card
 from curation.errors import SightlineError
 from curation.store.fs import (
     FsPath,
@@ -164,6 +165,10 @@ class Staging:
             "files": files,
         }
         manifest.update(extra or {})
+        # the dataset card, made from the manifest, goes in before the manifest, which lists it with its hash
+        text = render_card(manifest)
+        (self.path / CARD).write_text(text)
+        manifest["card"] = card_entry(text)
         return self.store._publish(self, manifest)
 
     def abort(self) -> None:
@@ -234,6 +239,7 @@ class StoreWriter:
                 for entries in manifest["files"].values():
                     for e in entries:
                         copy_file(staging.path / e["path"], target / e["path"])
+                copy_file(staging.path / CARD, target / CARD)
             except BaseException:
                 remove_tree(target)  # give the number back; the spool is still complete
                 raise
