@@ -37,8 +37,8 @@ def _verify(argv: list[str]) -> int:
     a = p.parse_args(argv)
     store = Store(a.data)
     v = store.resolve(a.version)
-    from curation.card import card_problems
-    from curation.store import version_dirname
+    from curation.store.card import card_problems
+    from curation.store.versions import version_dirname
 
     problems = store.verify(v) + card_problems(store.root / version_dirname(v), store.manifest(v)) + _split_problems(store, v)
     n_files = sum(len(es) for es in store.manifest(v)["files"].values()) + bool(store.manifest(v).get("card"))
@@ -98,7 +98,7 @@ def _export(argv: list[str]) -> int:
     p.add_argument("--version", default="latest", help="version number or latest (default)")
     p.add_argument("--to", required=True, help="the new folder (must not exist, or be empty)")
     a = p.parse_args(argv)
-    from curation.export import export_version
+    from curation.store.export import export_version
 
     store = Store(a.data)
     r = export_version(store, a.version, a.to)

@@ -25,8 +25,8 @@ from typing import Any, Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.card import CARD, card_entry, render_card
 from curation.errors import SightlineError
+from curation.store.card import CARD, card_entry, render_card
 from curation.store.fs import (
     FsPath,
     StorePath,

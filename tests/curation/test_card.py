@@ -6,10 +6,10 @@ import sys
 import pytest
 import yaml
 
-from curation.card import CARD, card_problems, render_card, yaml_features
 from curation.errors import SightlineError
-from curation.export import export_version
-from curation.store import MANIFEST, Store
+from curation.store.card import CARD, card_problems, render_card, yaml_features
+from curation.store.export import export_version
+from curation.store.versions import MANIFEST, Store
 from schemas import SCHEMAS
 
 
@@ -147,7 +147,7 @@ def test_card_on_object_storage_written_checked_and_exported(tmp_path, monkeypat
 
     import fsspec
 
-    from curation.store import version_dirname
+    from curation.store.versions import version_dirname
 
     monkeypatch.setenv("SIGHTLINE_CACHE", str(tmp_path / "cache"))
     url = f"memory://bucket-{uuid.uuid4().hex[:8]}/data/mini"

@@ -15,9 +15,9 @@ import shutil
 import uuid
 from pathlib import Path
 
-from curation.card import CARD, render_card
 from curation.errors import SightlineError
-from curation.store import MANIFEST, Store, version_dirname
+from curation.store.card import CARD, render_card
+from curation.store.versions import MANIFEST, Store, version_dirname
 
 
 def _copy_checked(src, dst: Path, sha256: str) -> int:
