@@ -307,8 +307,8 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
     from curation.config import to_dict
     from curation.decontam import EvalIndex
     from curation.generation.prompts import CAPTION_PROMPT_VERSION, DISTILL_PROMPT_VERSION, PROMPT_VERSION
-    from curation.store.versions import Store
     from curation.store.fs import remove_tree
+    from curation.store.versions import Store
     from pipelines.profile import PassProfile, PeakRss, timed_run
     from pipelines.runner import counters, new_pipeline
     from pipelines.summary import finalize_shards, print_summary, rejects_summary, table_rows
@@ -386,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sightline data",
         description="Build a new version of a dataset with the Beam curate pipeline "
-                    "(also: `sightline data inspect SOURCE`, `data verify --data DIR`, `data versions --data DIR`).",
+                    "(also: `sightline data inspect SOURCE`, `data verify --data DIR`, `data versions --data DIR`, "
+                    "`data gc --data DIR`).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  sightline data --config configs/data/mini.yaml --set synthetic.n=500 --workers 2\n\n"
                "recipe keys (--set KEY=VALUE):\n" + _recipe_help())

@@ -6,6 +6,7 @@
     sightline data verify --data data/mini [--version N]
     sightline data versions --data data/mini
     sightline data export --data data/mini [--version N] --to hub/mini-v1   # a plain Hub folder, nothing pushed
+    sightline data gc --data data/mini [--dry-run]    # what killed runs left behind
 """
 from __future__ import annotations
 
@@ -109,6 +110,34 @@ def _export(argv: list[str]) -> int:
     return 0
 
 
+def _gc(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="sightline data gc",
+        description="Remove what killed runs left behind: staging folders (local), claimed but unpublished version "
+                    "folders (object storage) and local spool folders whose writer is gone (its process is dead, or "
+                    "its heartbeat is older than --stale-after). A folder whose writer is alive is never touched; "
+                    "every `sightline data` run does the same before it starts.")
+    p.add_argument("--data", required=True, help="dataset folder or URL, e.g. data/mini or gs://bucket/data/mini")
+    p.add_argument("--stale-after", type=float, default=None, metavar="SECONDS",
+                   help="a writer on another machine whose heartbeat is older than this is gone "
+                        "(default: the store's, 10 minutes)")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    a = p.parse_args(argv)
+    if a.stale_after is not None and a.stale_after <= 0:
+        raise SightlineError("--stale-after must be > 0 seconds")
+    store = Store(a.data)
+    if not store.root.is_dir():
+        raise SightlineError(f"no data folder at {store.root}")
+    report = store.collect_garbage(stale_s=a.stale_after, dry_run=a.dry_run)
+    verb = "would remove" if a.dry_run else "removed"
+    for path in report.removed:
+        print(f"{verb} {path}")
+    for path in report.kept:
+        print(f"kept {path} (its writer is alive)")
+    print(f"{store.root}: {verb} {len(report.removed)}, kept {len(report.kept)} in use")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(argv or [])
     if argv and argv[0] == "verify":
@@ -119,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         return _versions(argv[1:])
     if argv and argv[0] == "export":
         return _export(argv[1:])
+    if argv and argv[0] == "gc":
+        return _gc(argv[1:])
     from pipelines import curate
 
     return curate.main(argv)

@@ -29,6 +29,7 @@ from types import SimpleNamespace
 from typing import IO
 
 from curation.errors import SightlineError
+from curation.store.owner import OWNER_PREFIX
 
 CLAIM_PREFIX = "_CLAIM."
 LOCAL_PROTOCOLS = ("file", "local")
@@ -237,21 +238,10 @@ def claim_folder(folder: FsPath, token: str) -> bool:
     return True
 
 
-def claimed_at(folder: FsPath) -> float | None:
-    """Newest claim time of an unpublished version folder (None when it has no readable marker)."""
-    times = []
-    for p in folder.iterdir():
-        if p.name.startswith(CLAIM_PREFIX):
-            try:
-                times.append(float(json.loads(p.read_bytes())["claimed_at"]))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-    return max(times) if times else None
-
-
 def release_claims(folder: FsPath) -> None:
+    """Remove the claim markers and owner files (``curation.store.owner``) of a folder now published."""
     for p in folder.iterdir():
-        if p.name.startswith(CLAIM_PREFIX):
+        if p.name.startswith((CLAIM_PREFIX, OWNER_PREFIX)):
             p.unlink(missing_ok=True)
 
 

@@ -5,6 +5,10 @@ Local root: a hidden staging folder, the manifest written last, then one ``renam
 filesystem). Object storage has no rename: the writer claims ``vNNNN`` first (``store_fs.claim_folder``),
 writes the shards into it and the manifest last; readers ignore a folder without a valid manifest, so a
 crash leaves nothing visible. ``begin(spool=True)`` writes locally and uploads at commit instead.
+
+What a killed writer leaves (a staging folder, a claimed folder, a spool) names its owner and carries its
+heartbeat (``curation.store.owner``); ``collect_garbage`` (run by every ``begin`` and by ``sightline data
+gc``) removes such folders once their owner is gone, and never one whose writer is alive.
 """
 from __future__ import annotations
 
@@ -31,7 +35,6 @@ from curation.store.fs import (
     FsPath,
     StorePath,
     claim_folder,
-    claimed_at,
     copy_file,
     location,
     new_claim_token,
@@ -40,6 +43,7 @@ from curation.store.fs import (
     remove_tree,
     sha256_of,
 )
+from curation.store.owner import STALE_S, Heartbeat, abandoned
 from schemas import SCHEMA_VERSION, SCHEMAS, check_table
 from schemas.manifest import validate_manifest
 
@@ -48,7 +52,7 @@ MANIFEST = "manifest.json"
 STAGING_PREFIX = ".staging-"
 ROW_GROUP_ROWS = 256  # image bytes live in rows: small row groups keep readers' memory bounded
 CLAIM_ATTEMPTS = 20
-STALE_CLAIM_S = 24 * 3600  # an unpublished remote version older than this is a crashed writer's
+SPOOL_PREFIX = "sightline-spool-"
 
 
 def version_dirname(version: int) -> str:
@@ -90,6 +94,13 @@ def write_parquet(table: pa.Table, path: str | os.PathLike | FsPath, *, row_grou
 
 
 @dataclass
+class GarbageReport:
+    """What ``collect_garbage`` removed (or would, on a dry run) and what it kept because its writer is alive."""
+    removed: list[str]
+    kept: list[str]
+
+
+@dataclass
 class VersionInfo:
     version: int
     path: StorePath
@@ -102,12 +113,20 @@ class Staging:
     ``path`` is a local ``Path`` (local roots, or ``spool=True``) or the claimed remote version folder.
     """
 
-    def __init__(self, store: StoreWriter, path: StorePath, *, version: int | None = None, spool: bool = False):
+    def __init__(self, store: StoreWriter, path: StorePath, *, version: int | None = None, spool: bool = False,
+                 heartbeat: Heartbeat | None = None):
         self.store = store
         self.path = path
         self.version = version  # claimed up front only when writing straight into object storage
         self.spool = spool
         self.committed = False
+        self.heartbeat = heartbeat  # says "a live writer owns this folder" until commit or abort
+
+    def _release(self) -> None:
+        """Stop the heartbeat and remove the owner file (before publishing: a version holds only its files)."""
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+            self.heartbeat = None
 
     def table_dir(self, table: str) -> StorePath:
         if table not in SCHEMAS:
@@ -173,6 +192,7 @@ class Staging:
 
     def abort(self) -> None:
         """Drop everything written; a claimed remote number is given back (its folder is removed)."""
+        self._release()
         remove_tree(self.path)
 
     def __enter__(self) -> Self:
@@ -207,15 +227,22 @@ class StoreWriter:
         (``str(st.path)`` is a URL Beam can write to); with ``spool=True`` a local folder instead,
         uploaded at commit (the number is then claimed at commit).
         """
+        try:  # what killed writers left behind; a live writer's folder is never touched
+            self.collect_garbage()
+        except (OSError, SightlineError):
+            pass  # not this run's business to fail over
+        token = new_claim_token()
         if isinstance(self.root, Path):
             self.root.mkdir(parents=True, exist_ok=True)
             path = self.root / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
             path.mkdir()
-            return Staging(self, path)
+            return Staging(self, path, heartbeat=Heartbeat(path, token))
         if spool:
-            return Staging(self, Path(tempfile.mkdtemp(prefix=f"sightline-spool-{self.name}-")), spool=True)
+            path = Path(tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{self.name}-"))
+            return Staging(self, path, spool=True, heartbeat=Heartbeat(path, token))
         version = self._claim_next_version()
-        return Staging(self, self.root / version_dirname(version), version=version)
+        path = self.root / version_dirname(version)
+        return Staging(self, path, version=version, heartbeat=Heartbeat(path, token))
 
     def _claim_next_version(self) -> int:
         token = new_claim_token()
@@ -235,19 +262,27 @@ class StoreWriter:
             _check_manifest(manifest)
             staging.version = self._claim_next_version()
             target = self.root / version_dirname(staging.version)
+            upload = Heartbeat(target, new_claim_token())  # an upload can outlast STALE_S
             try:
                 for entries in manifest["files"].values():
                     for e in entries:
                         copy_file(staging.path / e["path"], target / e["path"])
                 copy_file(staging.path / CARD, target / CARD)
             except BaseException:
+                upload.stop(remove=False)
                 remove_tree(target)  # give the number back; the spool is still complete
                 raise
+            upload.stop(remove=False)  # removed below with the claims, after the manifest
         target = self.root / version_dirname(staging.version)
         manifest["version"] = staging.version
         _check_manifest(manifest)
+        heartbeat, staging.heartbeat = staging.heartbeat, None
+        if heartbeat is not None:
+            heartbeat.stop(remove=False)  # no owner file written after the manifest
         (target / MANIFEST).write_bytes(_manifest_bytes(manifest))  # last: from here on it is visible
-        release_claims(target)
+        if heartbeat is not None and not staging.spool:
+            heartbeat.stop()  # the owner file, now that the manifest holds the folder
+        release_claims(target)  # claim markers and owner files
         if staging.spool:
             remove_tree(staging.path)
         staging.committed = True
@@ -266,6 +301,7 @@ class StoreWriter:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, staging.path / MANIFEST)
+            staging._release()  # the owner file is not part of the version (a folder this fresh is never collected)
             target = self.root / version_dirname(version)
             try:
                 os.rename(staging.path, target)  # fails if target exists and is non-empty
@@ -277,26 +313,29 @@ class StoreWriter:
             return VersionInfo(version, target, manifest)
         raise SightlineError(f"could not publish a version under {self.root}")
 
-    def clean_staging(self, older_than_s: float | None = None) -> int:
-        """Remove what crashed writers left; returns how many folders.
-
-        Local: every staging folder (or those older than ``older_than_s``). Object storage: unpublished
-        ``vNNNN`` folders whose claim is older than ``older_than_s`` (default a day: younger ones may
-        belong to a writer still at work).
-        """
-        now, n = time.time(), 0
+    def collect_garbage(self, *, stale_s: float | None = None, dry_run: bool = False) -> GarbageReport:
+        """Remove what killed writers left: local staging folders, unpublished claimed ``vNNNN`` folders on
+        object storage and local spool folders, each only when its owner is gone (``curation.store.owner``:
+        a dead process on this host, or no heartbeat for ``stale_s``, default ``owner.STALE_S``)."""
+        stale = STALE_S if stale_s is None else stale_s
         if isinstance(self.root, Path):
-            for p in self.root.glob(STAGING_PREFIX + "*"):
-                if older_than_s is None or now - p.stat().st_mtime >= older_than_s:
+            folders = [p for p in self.root.glob(STAGING_PREFIX + "*") if p.is_dir()]
+        else:
+            folders = [p for v, p in sorted(self._numbered_folders().items()) if self._read_manifest(v) is None]
+            folders += sorted(Path(tempfile.gettempdir()).glob(f"{SPOOL_PREFIX}{self.name}-*"))
+        report = GarbageReport([], [])
+        for p in folders:
+            if abandoned(p, stale_s=stale):
+                if not dry_run:
                     remove_tree(p)
-                    n += 1
-            return n
-        limit = STALE_CLAIM_S if older_than_s is None else older_than_s
-        for v, p in self._numbered_folders().items():
-            if self._read_manifest(v) is None and now - (claimed_at(p) or 0.0) >= limit:
-                remove_tree(p)
-                n += 1
-        return n
+                report.removed.append(str(p))
+            else:
+                report.kept.append(str(p))
+        return report
+
+    def clean_staging(self, older_than_s: float | None = None) -> int:
+        """``collect_garbage``'s count of removed folders (``older_than_s``: its ``stale_s``)."""
+        return len(self.collect_garbage(stale_s=older_than_s).removed)
 
     def write_version(self, tables: dict[str, Any], *, parent: int | None = None, config: dict | None = None,
                       **commit_kwargs: Any) -> VersionInfo:

@@ -7,6 +7,7 @@ import pytest
 from curation.errors import SightlineError
 from curation.store.versions import Store
 from schemas import SCHEMAS, SchemaError
+from tests.curation.killed import as_killed
 
 
 def test_version_round_trips_every_column(tmp_path, hand_built_tables):
@@ -48,7 +49,9 @@ def test_crash_between_shards_and_manifest_leaves_no_version(tmp_path, hand_buil
         store.resolve("latest")
     info = store.write_version(hand_built_tables, config={})
     assert info.version == 1 and store.versions() == [1]
-    assert store.clean_staging() == 1  # the crashed writer's folder, still hidden
+    assert store.clean_staging() == 0  # the crashed writer's folder, still hidden: its process (this one) lives
+    as_killed(st)
+    assert store.clean_staging() == 1
 
 
 def test_versions_are_numbered_and_latest_resolves(tmp_path, hand_built_tables):

@@ -11,6 +11,7 @@ import pytest
 from curation.errors import SightlineError
 from curation.store.versions import Store
 from curation.store.fs import FsPath, claim_folder, location
+from tests.curation.killed import as_killed
 from tests.curation.object_store import registered
 
 
@@ -96,8 +97,10 @@ def test_crash_before_manifest_leaves_nothing_visible(root, hand_built_tables, m
     info = store.write_version(hand_built_tables, config={})
     assert info.version == 3 and store.versions() == [3]  # dead writers' numbers are skipped, never reused
     assert [r["id"] for r in _rows(store, "rl")] == ["e0", "e1"]
-    assert store.clean_staging() == 0  # younger than a day: could be a writer still at work
-    assert store.clean_staging(older_than_s=0) == 2 and store.versions() == [3]
+    assert store.clean_staging(older_than_s=0) == 0  # their writer (this process) is alive, whatever their age
+    as_killed(st)
+    as_killed(st2)
+    assert store.clean_staging() == 2 and store.versions() == [3]
     assert sorted(p.name for p in store.root.iterdir()) == ["v0003"]
 
 
