@@ -20,7 +20,7 @@ Spec (our column name -> where the value sits in the source's rows; unmapped nam
      #           "max_image_bytes": 50_000_000, "batch_size": 64, "split": "test" (hf_disk DatasetDict),
      #           "answer_is_index": False, "require_answer": True (False only for eval sets read by
      #           curation.decontam), "limit": None, "max_reject_fraction": None (this source's
-     #           own threshold for ingest_health; None: the recipe's)}
+     #           own threshold for ingest_health; None: the recipe's), "license": None (shown in the card)}
 
 ``source_id`` is the row's position (the line number for JSON lines, the element index of a
 JSON array, the key of an object keyed by id) or the value of the mapped ``id`` column;

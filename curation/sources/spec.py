@@ -21,7 +21,8 @@ DEFAULTS = {"columns": None, "answer_type": None, "task": None, "allow_outside":
             "max_image_bytes": 50_000_000, "batch_size": 64, "split": None, "answer_is_index": False,
             "require_answer": True, "limit": None, "image_root": None, "records": None,
             "parse_options": True, "max_reject_fraction": None,  # None: the recipe's ingest setting
-            "turns": "first", "conversation": None}
+            "turns": "first", "conversation": None,
+            "license": None}  # the source's licence, as its publisher states it: shown in each version's card
 SCAN_ROWS = 1000   # records of the first JSON / JSONL files read to learn the fields they have
 SCAN_FILES = 50    # ... from at most this many files
 SHOWN_NAMES = 30   # field names listed in an error
@@ -57,6 +58,8 @@ def _check_options(spec: dict, s: dict) -> None:
             parse_path(s["conversation"])
         except (ValueError, TypeError) as e:
             raise fail(spec, f"conversation: {e}") from None
+    if s["license"] is not None and (not isinstance(s["license"], str) or not s["license"].strip()):
+        raise fail(spec, "license must be a non-empty string (e.g. cc-by-4.0), or left out")
     for key in ("allow_outside", "answer_is_index", "require_answer", "parse_options"):
         if not isinstance(s[key], bool):
             raise fail(spec, f"{key} must be true or false")

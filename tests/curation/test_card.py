@@ -166,3 +166,16 @@ def test_card_on_object_storage_written_checked_and_exported(tmp_path, monkeypat
     finally:
         fs, path = fsspec.core.url_to_fs(url)
         fs.rm(path.split("/data")[0], recursive=True)
+
+
+def test_card_lists_each_source_with_its_licence(tmp_path):
+    from curation.sources import validate_spec
+
+    (tmp_path / "a.jsonl").write_text('{"question": "q", "answer": "1", "image": "i.png"}\n')
+    specs = [validate_spec({"name": "chartqa", "path": str(tmp_path / "a.jsonl"), "license": "gpl-3.0"}),
+             validate_spec({"name": "mine", "path": str(tmp_path / "a.jsonl")})]
+    text = render_card({"name": "x", "config": {"sources": specs}, "files": {}, "tables": {}})
+    rows = [line for line in text.splitlines() if line.startswith(("| chartqa", "| mine"))]
+    assert "gpl-3.0" in rows[0] and "not recorded in the recipe" in rows[1]
+    with pytest.raises(SightlineError, match="license must be a non-empty string"):
+        validate_spec({"name": "bad", "path": str(tmp_path / "a.jsonl"), "license": 3})
