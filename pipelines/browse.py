@@ -181,6 +181,7 @@ def lineage_section(store: Store, version: int) -> list[dict]:
     def entry(v: int, m: dict, relation: str) -> dict:
         cfg = m.get("config") or {}
         stage = cfg.get("stage") or "curate"
+        label = stage if cfg.get("round") is None else f"{stage} (round {cfg['round']})"  # the loop's policy rounds
         parent_tables = {}
         if m.get("parent") is not None and m["parent"] in store.versions():
             parent_tables = store.manifest(m["parent"]).get("tables") or {}
@@ -188,7 +189,7 @@ def lineage_section(store: Store, version: int) -> list[dict]:
                    if parent_tables and parent_tables.get(t) != n}
         teachers = {role: (t.get("model") if isinstance(t, dict) else t) for role, t in (m.get("teachers") or {}).items()}
         return {"version": v, "relation": relation, "parent": m.get("parent"), "created_at": m.get("created_at"),
-                "git_commit": m.get("git_commit"), "stage": stage, "teachers": teachers,
+                "git_commit": m.get("git_commit"), "stage": label, "teachers": teachers,
                 "stage_counts": (m.get("stage_counts") or {}).get(stage) if stage != "curate" else None,
                 "tables": m.get("tables"), "changed": changed}
 

@@ -28,7 +28,8 @@ def store(tmp_path, hand_built_tables):
     s.write_version(t, config={"name": "mini"}, teachers={"distill": {"backend": "program", "model": "program:x"}},
                     stage_counts=counts, accounting=books)
     rl = [dict(r, pass_rate=0.75, n_rollouts=8, n_correct=6) for r in t["rl"]]
-    s.write_version({**t, "rl": rl}, parent=1, config={"stage": "difficulty"})
+    s.write_version({**t, "rl": rl}, parent=1, config={"stage": "difficulty", "round": 1},
+                    stage_counts={"difficulty": {"in": 2, "out": 2, "rejected": 0}})
     return s
 
 
@@ -52,7 +53,8 @@ def test_page_data_from_the_shards(store):
     assert d["difficulty"]["scored"] == 1 and d["difficulty"]["hardest"][0]["pass_rate"] == 0.25
     assert {r["verdict"]: r["traces"] for r in d["difficulty"]["lengths"]} == {"correct": 1, "wrong": 3}
     assert [(v["version"], v["relation"], v["stage"]) for v in d["lineage"]] == [
-        (1, "this version", "curate"), (2, "child", "difficulty")]
+        (1, "this version", "curate"), (2, "child", "difficulty (round 1)")]
+    assert d["lineage"][1]["stage_counts"] == {"in": 2, "out": 2, "rejected": 0}
     assert d["teachers"]["distill"]["model"] == "program:x"
     # three distinct images, each stored once however many rows show it
     assert len(d["images"]) == 3 and all(u.startswith("data:image/") for u in d["images"].values())
