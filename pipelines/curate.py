@@ -217,27 +217,35 @@ def model_resource_hints(recipe: DataRecipe) -> dict[str, str]:
 
 
 def _teachers(train, recipe: DataRecipe, rejects: list):
-    """Train rows -> rows after the caption and distill teachers (+ traces, sft), and uncaptioned rows."""
+    """Train rows -> rows after the caption and distill teachers (+ traces, sft), and uncaptioned rows.
+
+    A reasoner that reads the image itself (``distill.backend: policy``) needs no caption: with
+    ``caption.backend: none`` every train row goes straight to it.
+    """
     import apache_beam as beam
 
-    from curation.generation.assemble import teachable
-    from curation.generation.prompts import DISTILL_PROMPT_VERSION
+    from curation.generation.assemble import distill_record, teachable
     from pipelines import transforms as T
     from pipelines.runner import dead_letters
 
     cap, dis = recipe.caption, recipe.distill
-    parts = train | "Teachable?" >> beam.Partition(lambda r, n: 0 if teachable(r, cap) else 1, 2)
+    parts = train | "Teachable?" >> beam.Partition(lambda r, n: 0 if teachable(r, cap, dis) else 1, 2)
     skipped = parts[1] | "Count uncaptioned" >> beam.ParDo(T.PassThrough("caption", "skipped"))
-    if cap.backend == "none":  # no row reaches a teacher, and RunInference would still load one at setup
+    if cap.backend == "none" and not dis.reads_image:  # no row reaches a teacher, and RunInference would still load one
         return [skipped], None
-    captioned = (_teach(parts[0], cap, recipe, rejects) | "After caption" >> beam.ParDo(T.AfterCaption(cap.model_id))
-                 .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
-    rejects += [captioned[T.REJECTS], dead_letters(captioned["bad"], "caption")]
+    if cap.backend == "none":
+        to_distill = parts[0] | "Count uncaptioned, policy reads" >> beam.ParDo(T.PassThrough("caption", "skipped"))
+    else:
+        captioned = (_teach(parts[0], cap, recipe, rejects) | "After caption" >> beam.ParDo(
+            T.AfterCaption(cap.model_id)).with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+        rejects += [captioned[T.REJECTS], dead_letters(captioned["bad"], "caption")]
+        to_distill = captioned["rows"]
     if dis.backend == "none":
-        untraced = captioned["rows"] | "Count untraced" >> beam.ParDo(T.PassThrough("distill", "skipped"))
+        untraced = to_distill | "Count untraced" >> beam.ParDo(T.PassThrough("distill", "skipped"))
         return [skipped, untraced], None
-    fin = (_teach(captioned["rows"], dis, recipe, rejects)
-           | "Rewrite+verify+select" >> beam.ParDo(T.AfterDistill(dis.record(DISTILL_PROMPT_VERSION), recipe.select))
+    fin = (_teach(to_distill, dis, recipe, rejects)
+           | "Rewrite+verify+select" >> beam.ParDo(T.AfterDistill(distill_record(dis), recipe.select,
+                                                                  rewrite=not dis.reads_image))
            .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
     rejects += [fin[T.REJECTS], dead_letters(fin["bad"], "distill")]
     return [skipped, fin["rows"]], fin
@@ -306,7 +314,8 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
     from curation.accounting import ROW_STAGES, accounting, stage_counts
     from curation.config import to_dict
     from curation.decontam import EvalIndex
-    from curation.generation.prompts import CAPTION_PROMPT_VERSION, DISTILL_PROMPT_VERSION, PROMPT_VERSION
+    from curation.generation.assemble import distill_record
+    from curation.generation.prompts import CAPTION_PROMPT_VERSION, PROMPT_VERSION
     from curation.store.fs import remove_tree
     from curation.store.versions import Store
     from pipelines.profile import PassProfile, PeakRss, timed_run
@@ -324,7 +333,7 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
         eval_index = EvalIndex.from_files(recipe.decontam.eval_sets, threshold=recipe.dedup.threshold)
     cap, dis = recipe.caption, recipe.distill
     for spec in (cap, dis):
-        if spec.backend == "transformers" and not Path(spec.model).exists():
+        if spec.backend in ("transformers", "policy") and not Path(spec.model).exists():
             raise SightlineError(f"{spec.role} teacher: model path {spec.model} does not exist")
     seconds: dict[str, float] = {}
     rss = PeakRss() if profiles is not None else contextlib.nullcontext()
@@ -360,7 +369,7 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
         finalize_shards(st.path)
         by_stage, by_reason = rejects_summary(st.path)
         rows = table_rows(st.path)
-        teachers = {"caption": cap.record(CAPTION_PROMPT_VERSION), "distill": dis.record(DISTILL_PROMPT_VERSION),
+        teachers = {"caption": cap.record(CAPTION_PROMPT_VERSION), "distill": distill_record(dis),
                     "prompt_version": PROMPT_VERSION}
         info = st.commit(parent=None, config=to_dict(recipe), teachers=teachers,
                          stage_counts=stage_counts(c, by_stage, seconds),

@@ -335,9 +335,9 @@ class AfterDistill(Counted):
 
     stage = "distill"
 
-    def __init__(self, teacher: dict, select):
+    def __init__(self, teacher: dict, select, rewrite: bool = True):
         super().__init__()
-        self.teacher, self.select = teacher, select
+        self.teacher, self.select, self.rewrite = teacher, select, rewrite
 
     def process(self, result):
         from curation.generation.assemble import distilled
@@ -345,7 +345,8 @@ class AfterDistill(Counted):
         row = result.example
         self.count("in")
         t = time.perf_counter()
-        out = distilled(row, result.inference.get("texts"), result.inference.get("error"), self.teacher, self.select)
+        out = distilled(row, result.inference.get("texts"), result.inference.get("error"), self.teacher, self.select,
+                        self.rewrite)
         if isinstance(out, Reject):
             yield self.reject(row, out)
             return

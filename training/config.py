@@ -13,7 +13,9 @@
 recipe uses) before anything is read, written or deleted: an unknown key, a bad value, a mistyped
 sampler or reward fails with one line. Values the run decides are given to the sections as
 defaults a recipe may still override: ``output_dir`` (``<run folder>/sft`` and ``/grpo``) and the
-seed, and ``dtype`` for difficulty and eval. They are filled before TRL's configs are constructed,
+seed, ``dtype`` for difficulty and eval, and the difficulty pass's ``k``, ``temperature``,
+``max_new_tokens`` and ``limit`` from GRPO's ``num_generations``, ``temperature``,
+``max_completion_length`` and ``limit`` (``rollouts_of``: set once, under ``grpo``). They are filled before TRL's configs are constructed,
 because ``GRPOConfig.__post_init__`` derives ``generation_batch_size`` from them.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from curation import config as recipe_loader
 from curation.errors import SightlineError
-from training.difficulty import DifficultyConfig
+from curation.difficulty.settings import DifficultyConfig
 from training.evaluate import EvalConfig
 from training.grpo.config import GRPOStageConfig
 from training.run_config import ModelConfig, RunConfig
@@ -66,12 +68,20 @@ def load_train_recipe(path: str | Path | None, overrides: list[str] | None = Non
     values["tiny_model"] = recipe_loader.build(TinyModelConfig, values.get("tiny_model"), "tiny_model", seed=run.seed)
     values["sft"] = recipe_loader.build(SFTStageConfig, values.get("sft"), "sft",
                                         output_dir=str(run.folder / "sft"), seed=run.seed)
-    values["difficulty"] = recipe_loader.build(DifficultyConfig, values.get("difficulty"), "difficulty",
-                                               seed=run.seed, dtype=model.dtype)
     values["grpo"] = recipe_loader.build(GRPOStageConfig, values.get("grpo"), "grpo",
                                          output_dir=str(run.folder / "grpo"), seed=run.seed)
+    values["difficulty"] = recipe_loader.build(DifficultyConfig, values.get("difficulty"), "difficulty",
+                                               seed=run.seed, dtype=model.dtype, **rollouts_of(values["grpo"]))
     values["eval"] = recipe_loader.build(EvalConfig, values.get("eval"), "eval", dtype=model.dtype)
     return recipe_loader.build(TrainRecipe, values)
+
+
+def rollouts_of(grpo: GRPOStageConfig) -> dict:
+    """The difficulty pass's rollout settings as GRPO samples them: the group size, the temperature, the
+    completion length and the prompt limit are set once, under ``grpo``; a recipe may still override each
+    under ``difficulty`` (e.g. more rollouts for a finer pass rate)."""
+    out = {"k": grpo.num_generations, "temperature": grpo.temperature, "max_new_tokens": grpo.max_completion_length}
+    return out | ({"limit": grpo.limit} if grpo.limit is not None else {})
 
 
 def describe_sections() -> str:

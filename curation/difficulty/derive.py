@@ -23,9 +23,13 @@ from schemas import check_table, to_table
 ShardRewrite = Callable[[int, pa.Table], pa.Table]
 
 
-def added_shard_path(table: str, stage: str) -> str:
-    """Where a stage's new rows of ``table`` go: beside the parent's shards, named after the stage."""
-    return f"{table}/{stage}-00000-of-00001.parquet"
+def added_shard_path(table: str, stage: str, taken: set[str] = frozenset()) -> str:
+    """Where a stage's new rows of ``table`` go: beside the parent's shards, named after the stage (and
+    numbered when an earlier pass of the same stage, copied from the parent, holds the name)."""
+    path, n = f"{table}/{stage}-00000-of-00001.parquet", 1
+    while path in taken:
+        path, n = f"{table}/{stage}-{n}-00000-of-00001.parquet", n + 1
+    return path
 
 
 def rejects_by_reason(parent: Mapping, stage: str, rejects: list[dict]) -> dict[str, int]:
@@ -61,9 +65,11 @@ def derive_version(store: Store, parent: int, *, stage: str, config: dict, stage
                 shard = check_table(table, rewrite[table](i, pq.read_table(local[i])))
                 write_parquet(shard, st.path / entry["path"])
                 rows[table] = rows.get(table, 0) + shard.num_rows
+        taken = {e["path"] for entries in parent_manifest["files"].values() for e in entries}
         for table, new_rows in add.items():
             if new_rows:
-                write_parquet(check_table(table, to_table(table, new_rows)), st.path / added_shard_path(table, stage))
+                write_parquet(check_table(table, to_table(table, new_rows)),
+                              st.path / added_shard_path(table, stage, taken))
                 rows[table] = rows.get(table, 0) + len(new_rows)
         for table, want in (expect_rows or {}).items():
             if rows.get(table, 0) != want:

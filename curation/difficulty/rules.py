@@ -76,7 +76,7 @@ def with_scores(table: pa.Table, shard: int, scores: dict[str, dict], rejected: 
                "pass_rate": pa.array([pass_rate(ci, ni) for ni, ci in zip(n, c)], pa.float64())}
     for name, values in columns.items():
         table = table.set_column(table.schema.get_field_index(name), name, values)
-    return table.filter(pa.array([k not in rejected for k in keys]))
+    return table.filter(pa.array([k not in rejected for k in keys], pa.bool_()))  # typed: a shard may be empty
 
 
 def difficulty_counts(rows_in: int, scores: dict[str, dict], rejected: set[str], seconds: float) -> dict:

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 
 from curation.generation.distill import SelectConfig, rewrite_trace, select_traces
-from curation.generation.prompts import assistant_message, user_message
+from curation.generation.prompts import DISTILL_PROMPT_VERSION, PROMPT_VERSION, assistant_message, user_message
 from curation.rejects import Reject
 from curation.generation.teachers import TeacherSpec
 from curation.answers.verify import format_ok, verify
@@ -20,12 +20,19 @@ from curation.answers.verify import format_ok, verify
 OPEN = "open"  # answer type of sentence-length golds: no rule can verify them, a judge must
 
 
-def teachable(row: dict, caption: TeacherSpec) -> bool:
-    """Can the caption teacher serve ``row``? No when captioning is off, or when the program captioner
-    (which writes from a synthetic scene) meets a row without one: such rows go to rl/test uncaptioned."""
+def teachable(row: dict, caption: TeacherSpec, distill: TeacherSpec | None = None) -> bool:
+    """Can the teachers serve ``row``? No when captioning is off (unless the reasoner reads the image
+    itself: the ``policy`` backend), or when the program captioner (which writes from a synthetic
+    scene) meets a row without one: such rows go to rl/test uncaptioned."""
     if caption.backend == "none":
-        return False
+        return distill is not None and distill.reads_image
     return caption.backend != "program" or bool(row.get("scene"))
+
+
+def distill_record(distill: TeacherSpec) -> dict:
+    """The reasoning teacher as traces and the manifest record it: a policy reads the student prompt
+    (``PROMPT_VERSION``), a text reasoner the caption-based distill prompt."""
+    return distill.record(PROMPT_VERSION if distill.reads_image else DISTILL_PROMPT_VERSION)
 
 
 def rl_eligible(row: dict, keep_open: bool = False) -> Reject | None:
@@ -58,15 +65,18 @@ def trace_id(example_id: str, teacher_model: str, sample_index: int) -> str:
     return hashlib.sha256(f"{example_id}\x00{teacher_model}\x00{sample_index}".encode()).hexdigest()[:24]
 
 
-def trace_rows(row: dict, texts: list[str], teacher: dict, select: SelectConfig) -> list[dict]:
-    """Every sampled trace of ``row``: rewritten (caption -> image), verified, and marked selected or why not."""
+def trace_rows(row: dict, texts: list[str], teacher: dict, select: SelectConfig, rewrite: bool = True,
+               salt: str = "") -> list[dict]:
+    """Every sampled trace of ``row``: rewritten (caption -> image; not when the teacher read the image
+    itself, ``rewrite=False``), verified, and marked selected or why not. ``salt`` joins the teacher in
+    the trace ids (a pass that may sample the same teacher on the same row again names its pass)."""
     traces = []
     for i, raw in enumerate(texts):
-        text, edits = rewrite_trace(raw or "")
+        text, edits = rewrite_trace(raw or "") if rewrite else (raw or "", 0)
         v = verify(text, row["answer"], choices=row.get("choices"), answer_type=row.get("answer_type"))
         traces.append({
             "id": row["id"], "source": row["source"], "source_id": row["source_id"],
-            "trace_id": trace_id(row["id"], teacher["model"], i), "split": row["split"], "task": row.get("task"),
+            "trace_id": trace_id(row["id"], f"{teacher['model']}\x00{salt}" if salt else teacher["model"], i), "split": row["split"], "task": row.get("task"),
             "level": row.get("level"), "question": row["question"], "choices": row.get("choices"), "answer": row["answer"],
             "answer_type": row.get("answer_type"), "caption": row.get("caption"),
             "caption_teacher": row.get("caption_teacher"), "teacher": teacher["model"],
@@ -93,11 +103,11 @@ class Distilled:
 
 
 def distilled(row: dict, texts: list[str] | None, error: str | None, teacher: dict,
-              select: SelectConfig) -> Distilled | Reject:
+              select: SelectConfig, rewrite: bool = True) -> Distilled | Reject:
     """Traces (all, with verdicts) and sft rows (the selected ones) of ``row``, or why there are none."""
     if error:
         return Reject("distill_failed", error)
     if not texts:
         return Reject("no_traces", "the reasoning teacher returned no text")
-    traces = trace_rows(row, texts, teacher, select)
+    traces = trace_rows(row, texts, teacher, select, rewrite)
     return Distilled(traces=traces, sft=[sft_row(row, t) for t in traces if t["selected"]])

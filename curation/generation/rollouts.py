@@ -2,10 +2,11 @@
 policy's k rollouts per rl prompt (the difficulty pass) share this code.
 
 - ``generator_for(spec)``: the backend of a ``TeacherSpec`` (``curation.generation.teachers``' program,
-  transformers and vllm backends; for the ``policy`` role's transformers backend, ``PolicyRollouts``,
-  which samples exactly as evaluation decodes: ``curation.generation.models.generate_texts``).
-- ``request_for(row, spec)``: a row as the backend's ``Request`` (teachers' prompts, or the rl row's
-  own conversation and images for the policy).
+  transformers and vllm backends; for the ``policy`` role's transformers backend and the ``policy``
+  distill backend, ``PolicyRollouts``, which samples exactly as evaluation decodes:
+  ``curation.generation.models.generate_texts``).
+- ``request_for(row, spec)``: a row as the backend's ``Request`` (teachers' prompts; the rl row's own
+  conversation and images for the policy; the student's turn and images for the policy as reasoner).
 - ``texts_or_errors(generator, requests)``: one batched call; a failing batch is retried request by
   request, so one bad row becomes one ``{"error": ...}`` (a reject with its reason downstream) instead
   of taking its batch-mates down with it.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from curation.generation.prompts import CAPTION_PROMPT, distill_prompt
+from curation.generation.prompts import CAPTION_PROMPT, distill_prompt, user_message
 from curation.generation.teachers import Request, TeacherSpec, check_image_parts, make_teacher
 
 ERROR_CHARS = 2000  # an error detail long enough to debug, short enough for a rejects row
@@ -29,6 +30,10 @@ def request_for(row: dict, spec: TeacherSpec) -> Request:
     if spec.role == "caption":
         return Request(key=row["id"], prompt=CAPTION_PROMPT, image=((row.get("images") or [{}])[0] or {}).get("bytes"),
                        scene=row.get("scene"), n=1)
+    if spec.role == "distill" and spec.reads_image:  # the policy as reasoner: the student's own turn and images
+        return Request(key=row["id"], messages=[user_message(row["question"], row.get("choices"),
+                                                             n_images=len(row["images"]))],
+                       images=tuple(im.get("bytes") for im in row["images"]), n=spec.n)
     if spec.role == "distill":
         return Request(key=row["id"], prompt=distill_prompt(row.get("caption") or "", row["question"],
                                                             row.get("choices")), scene=row.get("scene"), n=spec.n)
@@ -99,16 +104,17 @@ class PolicyRollouts:
         images = [[Image.open(io.BytesIO(b)).convert("RGB") for b in r.images] for r in requests]
         k = self.spec.n
         torch.manual_seed(self.spec.seed + int(hashlib.sha256(requests[0].key.encode()).hexdigest()[:8], 16))
+        sampling = ({"do_sample": True, "temperature": self.spec.temperature, "top_p": self.spec.top_p, "top_k": 0}
+                    if self.spec.temperature > 0 else {})  # temperature 0: greedy, as evaluation decodes
         texts = generate_texts(self.model, self.processor, [r.messages for r in requests], images,
                                max_new_tokens=self.spec.max_new_tokens, batch_size=len(requests), progress=False,
-                               do_sample=True, temperature=self.spec.temperature, top_p=self.spec.top_p, top_k=0,
-                               num_return_sequences=k)
+                               num_return_sequences=k, **sampling)
         assert len(texts) == k * len(requests), "generate returned the wrong number of sequences"
         return [texts[i * k:(i + 1) * k] for i in range(len(requests))]  # prompt-major, as HF returns them
 
 
 def generator_for(spec: TeacherSpec):
     """The (unloaded) backend that serves ``spec``; ``.load()`` it once per worker."""
-    if spec.role == "policy" and spec.backend == "transformers":
+    if (spec.role == "policy" and spec.backend == "transformers") or spec.backend == "policy":
         return PolicyRollouts(spec)
     return make_teacher(spec)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from curation.errors import SightlineError
@@ -25,9 +27,13 @@ from curation.errors import SightlineError
 # per rl prompt by the difficulty pass
 ROLES = ("caption", "distill", "policy")
 STAGE_OF_ROLE = {"caption": "caption", "distill": "distill", "policy": "difficulty"}
-# none: the stage is skipped (no captions / no traces; examples, rl, val and test are still written)
-BACKENDS = ("program", "transformers", "vllm", "none")
+# none: the stage is skipped (no captions / no traces; examples, rl, val and test are still written);
+# policy (distill only): a VLM policy checkpoint answers the student prompt with the image itself, no caption
+BACKENDS = ("program", "transformers", "vllm", "policy", "none")
 POLICY_BACKENDS = ("transformers", "vllm")
+# the weight files of a checkpoint folder, as transformers writes them (sharded or not)
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+HASH_CHARS = 12
 
 
 @dataclass(frozen=True)
@@ -69,10 +75,15 @@ class TeacherSpec:
             raise SightlineError(f"{self.role} teacher: backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.role == "policy" and self.backend not in POLICY_BACKENDS:
             raise SightlineError(f"policy: backend must be one of {', '.join(POLICY_BACKENDS)}, got {self.backend!r}")
+        if self.backend == "policy" and self.role != "distill":
+            raise SightlineError(f"{self.role} teacher: backend 'policy' is a reasoning teacher (distill) only")
         if self.backend not in ("program", "none") and not self.model:
             raise SightlineError(f"{self.role} teacher: backend {self.backend!r} needs `model:` (a local checkpoint path)")
         if self.n < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
             raise SightlineError(f"{self.role} teacher: n, batch_size and max_new_tokens must be >= 1")
+        if self.backend not in ("program", "none") and self.temperature == 0 and self.n > 1:
+            raise SightlineError(f"{self.role} teacher: temperature 0 (greedy) writes one text per row; set n: 1 "
+                                 f"or a temperature above 0")
         if not 0.0 <= self.error_rate <= 1.0:
             raise SightlineError(f"{self.role} teacher: error_rate must be in [0, 1]")
 
@@ -82,11 +93,18 @@ class TeacherSpec:
         return STAGE_OF_ROLE[self.role]
 
     @property
+    def reads_image(self) -> bool:
+        """Does this reasoning teacher read the image itself (the student prompt, no caption, no rewrite)?"""
+        return self.backend == "policy"
+
+    @property
     def model_id(self) -> str:
         if self.backend == "none":
             return "none"
         if self.backend == "program":
             return "program:caption" if self.role == "caption" else f"program:solution(error_rate={self.error_rate:g})"
+        if self.backend == "policy":
+            return policy_id(self.model)
         return f"{self.backend}:{self.model}"
 
     def sampling(self) -> dict:
@@ -96,8 +114,51 @@ class TeacherSpec:
                 "max_new_tokens": self.max_new_tokens, "seed": self.seed}
 
     def record(self, prompt_version: str) -> dict:
-        return {"backend": self.backend, "model": self.model_id, "prompt_version": prompt_version,
-                "sampling": self.sampling()}
+        out = {"backend": self.backend, "model": self.model_id, "prompt_version": prompt_version,
+               "sampling": self.sampling()}
+        if self.backend == "policy":
+            out |= {"path": str(self.model), "content_hash": checkpoint_hash(self.model)}
+        return out
+
+
+# ---------------------------------------------------------------- a checkpoint as a teacher
+
+
+def weight_files(path: str | Path) -> list[Path]:
+    """The weight files of a checkpoint folder, sorted by name (optimizer and trainer state excluded)."""
+    folder = Path(path)
+    files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix in WEIGHT_SUFFIXES
+                   and not f.name.startswith(("optimizer", "scheduler", "rng_state", "training_args")))
+    if not files:
+        raise ValueError(f"{folder} has no weight files ({', '.join(WEIGHT_SUFFIXES)})")
+    return files
+
+
+@lru_cache(maxsize=16)
+def _hash(files: tuple[tuple[str, str, int, int], ...]) -> str:
+    h = hashlib.sha256()
+    for name, full, size, _ in files:
+        h.update(f"{name}\x00{size}\x00".encode())
+        with open(full, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def checkpoint_hash(path: str | Path) -> str:
+    """sha256 over the checkpoint's weight files (names, sizes and bytes, in name order).
+
+    Cached per (file, size, mtime), so asking again for an unchanged checkpoint reads nothing.
+    """
+    return _hash(tuple((f.name, str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in weight_files(path)))
+
+
+def policy_id(path: str | Path) -> str:
+    """``policy:<checkpoint folder name>@<first 12 hex of checkpoint_hash>``: the teacher of a policy's traces.
+
+    A re-trained checkpoint saved in the same folder is another teacher, so lineage names the weights.
+    """
+    return f"policy:{Path(path).resolve().name}@{checkpoint_hash(path)[:HASH_CHARS]}"
 
 
 def _rng(seed: int, key: str, i: int) -> random.Random:

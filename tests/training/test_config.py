@@ -49,6 +49,23 @@ def test_cpu_friendly_defaults_replace_trls():
     assert SFTStageConfig(output_dir="o", activation_checkpointing=True).activation_checkpointing is True
 
 
+def test_difficulty_samples_as_grpo_unless_the_recipe_says_otherwise():
+    """k, temperature, length and limit are set once, under grpo; a difficulty value overrides its own."""
+    recipe = load_train_recipe(None, ["grpo.num_generations=4", "grpo.temperature=0.9",
+                                      "grpo.max_completion_length=48", "grpo.limit=100"])
+    d = recipe.difficulty
+    assert (d.k, d.temperature, d.max_new_tokens, d.limit) == (4, 0.9, 48, 100)
+    recipe = load_train_recipe(None, ["grpo.num_generations=4", "grpo.temperature=0.9", "grpo.limit=100",
+                                      "difficulty.k=16", "difficulty.max_new_tokens=32", "difficulty.limit=null"])
+    d = recipe.difficulty
+    assert (d.k, d.temperature, d.max_new_tokens, d.limit) == (16, 0.9, 32, None)
+    assert recipe.grpo.num_generations == 4 and recipe.grpo.max_completion_length != 32  # GRPO's own, unchanged
+    mini = load_train_recipe("configs/train/mini.yaml")  # the shipped recipe sets them once, under grpo
+    assert (mini.difficulty.k, mini.difficulty.temperature, mini.difficulty.max_new_tokens) == (
+        mini.grpo.num_generations, mini.grpo.temperature, mini.grpo.max_completion_length) == (8, 1.0, 96)
+    assert (mini.grpo.limit, mini.difficulty.limit) == (None, 256)  # ... and overrides the limit
+
+
 def test_grpo_prompts_per_round_come_from_trls_batch_fields(tmp_path):
     recipe = load_train_recipe(None, ["grpo.per_device_train_batch_size=24", "grpo.num_generations=4",
                                       "grpo.gradient_accumulation_steps=2"])

@@ -4,12 +4,16 @@ teachers use, ``curation.generation.rollouts``: transformers, as evaluation deco
 
 The one place its defaults are written: the recipe's ``difficulty`` section, ``sightline difficulty``'s
 flags and ``pipelines.difficulty.run`` all go through this class, which refuses a bad value when built.
+In a train recipe, ``k``, ``temperature``, ``max_new_tokens`` and ``limit`` default to GRPO's
+``num_generations``, ``temperature``, ``max_completion_length`` and ``limit``
+(``training.config.rollouts_of``), so the pass samples as GRPO's rollouts do unless a recipe says otherwise.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
+from curation.generation.distill import SelectConfig
 from curation.generation.teachers import TeacherSpec
 
 
@@ -23,13 +27,23 @@ class DifficultyConfig:
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
     max_new_tokens: int = field(default=64, metadata={"help": "new tokens per rollout (GRPO's max_completion_length)"})
     batch_size: int = field(default=8, metadata={"help": "prompts per generate call (each with k samples)"})
-    limit: int | None = field(default=None, metadata={"help": "score only the first N rl prompts; the rest are carried unscored"})
+    limit: int | None = field(default=None, metadata={
+        "help": "score only the first N rl prompts (of those levels and max_pass_rate choose); the rest are carried unscored"})
     seed: int = field(default=0, metadata={"help": "sampling seed (per batch: seed + hash of its first id)"})
     workers: int = field(default=1, metadata={"help": "local Beam worker processes (1: in-process)"})
     dtype: str | None = field(default=None, metadata={"help": "weights dtype: None (float32), auto, bfloat16"})
     device: str | None = field(default="auto", metadata={"help": "cpu, cuda or auto (transformers)"})
     engine_args: dict = field(default_factory=dict, metadata={
         "help": "extra vllm.LLM(...) arguments (vllm), e.g. {max_model_len: 4096, gpu_memory_utilization: 0.5}"})
+    keep_traces: bool = field(default=True, metadata={
+        "help": "keep every rollout as a traces row and the selected correct ones as sft rows (rejection sampling)"})
+    max_per_example: int = field(default=1, metadata={
+        "help": "sft rows kept per prompt: its shortest correct, well-formed rollouts (the curate select rule)"})
+    levels: list[int] | None = field(default=None, metadata={
+        "help": "roll out only prompts at these levels, e.g. [2, 3]; the rest are carried unscored"})
+    max_pass_rate: float | None = field(default=None, metadata={
+        "help": "roll out only prompts never scored or whose pass rate is <= this (the prompts it still fails)"})
+    round: int | None = field(default=None, metadata={"help": "the loop's round, recorded in the manifest for lineage"})
 
     def __post_init__(self):
         if min(self.k, self.batch_size, self.max_new_tokens, self.workers) < 1:
@@ -38,6 +52,12 @@ class DifficultyConfig:
             raise ValueError(f"limit must be >= 0 (or None for all), got {self.limit}")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError(f"temperature must be >= 0 and top_p in (0, 1], got {self.temperature}, {self.top_p}")
+        if self.max_per_example < 1:
+            raise ValueError(f"max_per_example must be >= 1, got {self.max_per_example}")
+        if self.max_pass_rate is not None and not 0 <= self.max_pass_rate <= 1:
+            raise ValueError(f"max_pass_rate must be in [0, 1] (or None for all), got {self.max_pass_rate}")
+        if self.levels is not None and not self.levels:
+            raise ValueError("levels must name at least one level (or be None for all)")
 
     def policy_spec(self) -> TeacherSpec:
         """The policy as a generation backend spec: k samples per prompt, recorded in the manifest."""
@@ -45,3 +65,7 @@ class DifficultyConfig:
                            temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
                            batch_size=self.batch_size, seed=self.seed, dtype=self.dtype, device=self.device,
                            engine_args=dict(self.engine_args))
+
+    def select(self) -> SelectConfig:
+        """The curate pipeline's selection rule with this pass's ``max_per_example``."""
+        return SelectConfig(max_per_example=self.max_per_example)
