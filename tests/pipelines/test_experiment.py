@@ -146,3 +146,57 @@ def test_experiment_recipe_mistakes_are_one_line(tmp_path, capsys):
     (tmp_path / "exp" / "experiment.json").write_text(json.dumps({"data": "data/other", "version": 4}))
     assert sightline(["experiment", "--config", str(exp)]) == 1
     assert "holds arms trained on data/other v4" in capsys.readouterr().err
+
+
+def test_round2_arm_continues_the_loop_from_a_grpo_arm(tmp_path):
+    """One seed, spatial yes/no rows (a short SFT gets half right, so the policy passes find verified answers):
+    round2 starts from grpo_uniform's policy, trains on its verified answers, and is charged its whole cost."""
+    from curation.store.versions import Store
+
+    tables = synthetic_tables(40, 8, seed=4, families=["spatial"], level=(1, 2), n_val=6)
+    store = Store(tmp_path / "data" / "spatial")
+    store.write_version(tables, config={"source": "tests/pipelines/test_experiment.py"})
+    train = tmp_path / "train.yaml"
+    train.write_text(f"""
+run: {{name: t, data: {store.root}, threads: 1}}
+model: {{path: {tmp_path / 'tiny'}}}
+tiny_model: {{vocab_size: 400, text_hidden: 64, text_layers: 1, vision_depth: 1, vision_hidden: 32}}
+sft: {{max_steps: 80, per_device_train_batch_size: 8, learning_rate: 3.0e-3, warmup_steps: 0, levels: [1],
+      max_minutes: 3}}
+grpo: {{limit: 8, max_steps: 2, per_device_train_batch_size: 4, num_generations: 2, max_completion_length: 64,
+        max_minutes: 2}}
+difficulty: {{k: 2, limit: 8, temperature: 0.3, batch_size: 8}}
+eval: {{batch_size: 8, max_new_tokens: 64}}
+""")
+    exp = tmp_path / "experiment.yaml"
+    exp.write_text(f"""
+name: r2
+train_config: {train}
+seeds: [0]
+arms: [sft, grpo_uniform, round2]
+round2_from: uniform
+round2_overrides: [sft.levels=null, sft.max_steps=4, sft.learning_rate=1e-4]
+next_prompts: {{limit: 16, k: 4}}
+grpo_checkpoints: 0
+val_limit: 4
+test_limit: 8
+out_dir: {tmp_path / 'exp'}
+""")
+    assert sightline(["experiment", "--config", str(exp)]) == 0
+    out = tmp_path / "exp"
+    rec = json.loads((out / "seed0" / "arms" / "round2.json").read_text())
+    grpo = json.loads((out / "seed0" / "arms" / "grpo_uniform.json").read_text())
+    state1 = json.loads((out / "seed0" / "loop" / "round1" / "state.json").read_text())
+    state2 = json.loads((out / "seed0" / "loop" / "round2" / "state.json").read_text())
+    # round 1 is the seed's shared run: its GRPO policy wrote round 2's traces, nothing of round 1 re-ran
+    assert state1["grpo"]["model"] == grpo["train"]["model"] and set(state1["minutes"]) == {"distill"}
+    assert rec["versions"]["distill"] == state1["distill"] and state2["version"] == state1["distill"]
+    assert state2["sft"]["base_model"] == grpo["train"]["model"] and state2["sft"]["teachers"] == [rec["traces"]]
+    assert rec["test"] == state2["eval"]["grpo"] and rec["test"]["n"] == 8
+    # charged: the GRPO arm's rollouts + the distill pass (16 prompts x 4) + round 2's difficulty (8 x 2) + its GRPO
+    passes = [store.manifest(v)["stage_counts"]["difficulty"]["rollouts"] for v in (state1["distill"], state2["difficulty"])]
+    assert passes == [64, 16]
+    assert rec["rollouts"] == grpo["rollouts"] + 64 + 16 + 2 * 4
+    results = json.loads((out / "results.json").read_text())
+    assert results["arms"]["round2"]["vs_grpo_uniform"]["n"] == 1
+    assert "- `round2` vs `grpo_uniform`:" in (out / "results.md").read_text()
