@@ -102,14 +102,13 @@ def _near_copy_groups(valid: list, work_files, recipe: DataRecipe):
     if not recipe.dedup.confirm:
         pairs = buckets | "Hash decides" >> beam.FlatMapTuple(lambda band, packed: D.bucket_pairs(band, packed, th))
     else:
+        # Each thumbnail goes straight to the buckets that own its image's pairs (a side input: candidate image ->
+        # its buckets), so thumbnails cross one shuffle; a join of thumbnails with buckets held them twice more.
         at = buckets | "Candidates" >> beam.FlatMapTuple(lambda band, packed: D.pair_members(band, packed, th))
-        wanted = beam.pvalue.AsDict(at | "Candidate images" >> beam.MapTuple(lambda k, _: (k, None)))
-        thumbs = (work_files | "Read candidate images" >> beam.io.ReadAllFromParquet(
+        owners = beam.pvalue.AsDict(at | "Buckets of images" >> beam.GroupByKey())
+        pairs = (work_files | "Read candidate images" >> beam.io.ReadAllFromParquet(
             columns=["image_key", "images"], desired_bundle_size=WORK_ROW_GROUP_BYTES, label="Read candidates")
-                  | "Thumbnails" >> beam.ParDo(T.CandidateThumbnails(), wanted))
-        pairs = ({"at": at, "thumb": thumbs} | "Thumbnails to buckets" >> beam.CoGroupByKey()
-                 | "Bucket thumbnails" >> beam.FlatMap(lambda kv: [(band, (kv[0], h, t)) for t in kv[1]["thumb"][:1]
-                                                                   for band, h in kv[1]["at"]])
+                 | "Thumbnails" >> beam.ParDo(T.CandidateThumbnails(), owners)
                  | "Group buckets" >> beam.GroupByKey()
                  | "Confirm" >> beam.FlatMapTuple(lambda band, ms: D.confirmed_in_bucket(band, ms, th)))
     return (pairs | "Group edges" >> beam.FlatMapTuple(D.group_edges)
@@ -132,8 +131,11 @@ def _duplicate_decisions(valid: list, groups, recipe: DataRecipe):
     scope = recipe.dedup.scope
 
     def problem(r):
+        # one JSON string, not a tuple of four: the in-process runner holds every shuffled value as a Python
+        # object until it is grouped, and one string costs less than half the tuple (T.problem_members)
         q = normalize_question(r["question"])
-        return D.duplicate_key(r["image_key"], q, r["answer"], scope), (r["id"], D.row_key(r), r["image_key"], q)
+        member = json.dumps([r["id"], D.row_key(r), r["image_key"], q], ensure_ascii=False)
+        return D.duplicate_key(r["image_key"], q, r["answer"], scope), member
 
     # every image of a group, the one whose key names it included, meets its copies under the group's key
     members = groups | "Images in groups" >> beam.FlatMapTuple(lambda image, group: [(image, group), (group, group)])
@@ -142,7 +144,7 @@ def _duplicate_decisions(valid: list, groups, recipe: DataRecipe):
                 | "Problems of images" >> beam.ParDo(T.ProblemsOfImages(), beam.pvalue.AsDict(members))
                 .with_outputs("regroup", main="drops"))
     by_group = (by_image.regroup | "Group problems of groups" >> beam.GroupByKey()
-                | "Drops in groups" >> beam.FlatMapTuple(lambda _, ms: D.duplicates_in_group(ms)))
+                | "Drops in groups" >> beam.FlatMapTuple(lambda _, ms: D.duplicates_in_group(T.problem_members(ms))))
     return (by_image.drops, by_group) | "Drops" >> beam.Flatten()
 
 

@@ -203,29 +203,39 @@ class ConcatMembers(beam.CombineFn):
 
 
 class CandidateThumbnails(beam.DoFn):
-    """Work rows (image_key, images) -> (image key, thumbnail) for the images a bucket needs confirmed.
+    """Work rows (image_key, images) -> (bucket, (image key, hash, thumbnail)) for each bucket that owns a
+    candidate pair of the image (``buckets``: image key -> [(bucket, hash)]).
 
-    Rows of one image usually come together (one image, several questions), so the last few
-    thumbnails are remembered instead of recomputed; the join downstream keeps one per image.
+    Rows of one image usually come together (one image, several questions), so an image among the last
+    few sent is not sent again; one sent twice is harmless (a bucket keeps one thumbnail per image).
     """
 
     RECENT = 256
 
     def start_bundle(self):
-        self.recent = {}
+        self.recent = set()
 
-    def process(self, row, candidates):
+    def process(self, row, buckets):
         from curation.images.duplicates import thumbnail_of
 
         key = row["image_key"]
-        if key not in candidates:
+        owners = buckets.get(key)
+        if not owners or key in self.recent:
             return
-        thumb = self.recent.get(key)
-        if thumb is None:
-            if len(self.recent) >= self.RECENT:
-                self.recent.clear()
-            thumb = self.recent[key] = thumbnail_of(row)
-        yield key, thumb
+        if len(self.recent) >= self.RECENT:
+            self.recent.clear()
+        self.recent.add(key)
+        thumb = thumbnail_of(row)
+        for band, h in owners:
+            yield band, (key, h, thumb)
+
+
+def problem_members(packed) -> list[tuple[str, str, str, str]]:
+    """The ``(id, row_key, image_key, normalized question)`` members of one problem key, each shuffled as
+    one JSON string (``curate._duplicate_decisions``)."""
+    import json
+
+    return [tuple(json.loads(m)) for m in packed]
 
 
 class ProblemsOfImages(beam.DoFn):
@@ -238,7 +248,7 @@ class ProblemsOfImages(beam.DoFn):
         key, members = keyed
         group = groups.get(key[:key.index(":")])
         if group is None:
-            yield from duplicates_in_group(members)
+            yield from duplicates_in_group(problem_members(members))
             return
         new_key = regrouped(key, group)
         for member in members:
