@@ -177,7 +177,11 @@ def run_experiment(exp: ExperimentRecipe, command: str = "") -> dict:
         done = [r for r in recs if r.get("status") != "skipped"]
         arms[arm] = ({"status": "done", **report.summarize_arm(done)} if done else
                      {"status": "skipped", "reason": recs[0].get("reason") if recs else "no seeds"})
-        for ref in ("sft", "sft_continued", f"grpo_{exp.round2_from}"):
+        # every trained arm against the cold start; RL arms against more SFT for the same minutes; round 2
+        # against the GRPO arm it continues from
+        refs = ["sft"] + (["sft_continued"] if arm.startswith("grpo_") or arm == "round2" else []) + (
+            [f"grpo_{exp.round2_from}"] if arm == "round2" else [])
+        for ref in refs:
             if done and ref in records and ref != arm:
                 arms[arm][f"vs_{ref}"] = report.paired_delta(done, records[ref])
         if done and "sft" in records and arm != "sft":
