@@ -12,6 +12,7 @@ YAML 1.1 reads ``1e-3`` as a string; a float field still takes it (``--set sft.l
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import enum
 import re
 import types
@@ -36,7 +37,10 @@ def read_yaml(path: str | Path | None) -> dict:
     try:
         given = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
-        raise SightlineError(f"{p}: invalid YAML: {str(e).splitlines()[0]}") from None
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SightlineError(f"{p}: invalid YAML{where}: {what}") from None
     if not isinstance(given, dict):
         raise SightlineError(f"{p}: a recipe must be a mapping of sections")
     return given
@@ -101,10 +105,12 @@ def build(cls: type, values: dict | None, where: str = "", **given: Any):
     if not isinstance(values, dict):
         raise SightlineError(f"{where or cls.__name__} must be a mapping, got {type(values).__name__}")
     fields = init_fields(cls)
-    unknown = sorted(set(values) - set(fields))
+    unknown = sorted(set(values) - set(fields), key=str)
     if unknown:
-        raise SightlineError(f"unknown config key {_join(where, unknown[0])}; known in {where or 'the recipe'}: "
-                             f"{', '.join(sorted(fields))}")
+        close = difflib.get_close_matches(str(unknown[0]), list(fields), n=1, cutoff=0.6)
+        hint = f"; did you mean {_join(where, close[0])!r}?" if close else ""
+        raise SightlineError(f"unknown config key {_join(where, str(unknown[0]))}{hint} (known in "
+                             f"{where or 'the recipe'}: {', '.join(sorted(fields))})")
     hints = _hints(cls)
     kwargs = {k: v for k, v in given.items() if k in fields}
     for k, v in values.items():

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from curation.config import load
-from curation.generation.distill import SelectConfig
 from curation.errors import SightlineError
+from curation.generation.distill import SelectConfig
+from curation.generation.judge import JudgeSpec
 from curation.generation.teachers import TeacherSpec
 from curation.images.validate import ValidateConfig
 
@@ -113,6 +113,9 @@ class DataRecipe:
     distill: DistillTeacher = field(default_factory=DistillTeacher)
     select: SelectConfig = field(default_factory=SelectConfig)
     rl: RLConfig = field(default_factory=RLConfig)
+    judge: JudgeSpec = field(default_factory=JudgeSpec, metadata={
+        "help": "a judge for open (sentence) answers: backend none | program | transformers | vllm; with one, "
+                "open rows are learnable and needs_judge traces get judged_correct / judged_wrong"})
     write: WriteConfig = field(default_factory=WriteConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
 
@@ -125,7 +128,7 @@ class DataRecipe:
         if not self.synthetic.n and not self.sources:
             raise SightlineError("no input: set synthetic.n > 0 or list file sources under `sources:`")
         self.sources = [validate_spec(s) for s in self.sources]
-        for spec in (self.caption, self.distill):
+        for spec in (self.caption, self.distill, self.judge):
             spec.check()
         if self.runner.workers < 1:
             raise SightlineError("runner.workers must be >= 1")
@@ -137,4 +140,29 @@ class DataRecipe:
 
 
 def load_data_recipe(path: str | Path | None, overrides: list[str] | None = None) -> DataRecipe:
-    return load(DataRecipe, path, overrides)
+    """The recipe at ``path`` with ``--set`` overrides; a source's relative ``path`` / ``image_root``
+    resolve against the recipe file's folder (as a reader of the recipe expects), not the shell's."""
+    from curation.config import apply_overrides, build, read_yaml
+
+    values = apply_overrides(read_yaml(path), overrides)
+    if path:
+        values["sources"] = [relative_to_recipe(s, Path(path).parent) for s in values.get("sources") or []]
+    return build(DataRecipe, values)
+
+
+def relative_to_recipe(spec, folder: Path):
+    """``spec`` with relative ``path`` / ``image_root`` / ``conversation``-free keys made absolute under
+    ``folder`` when they exist there (a path that exists from the working folder keeps working)."""
+    if not isinstance(spec, dict):
+        return spec
+    out = dict(spec)
+    for key in ("path", "image_root"):
+        value = out.get(key)
+        if isinstance(value, str) and value and "://" not in value:
+            p = Path(value).expanduser()
+            if p.is_absolute():
+                continue
+            here = folder / p
+            if key == "image_root" or not Path(value).exists():
+                out[key] = str(here)
+    return out

@@ -184,7 +184,7 @@ def build_scan(p, recipe: DataRecipe, staging: str | Path, work: str | Path):
 # ---------------------------------------------------------------------------- pass 2
 
 
-def _teach(rows, spec, recipe: DataRecipe, rejects: list):
+def _teach(rows, spec, recipe: DataRecipe, failed: list):
     """Rows -> one ``{texts | error}`` result per row from ``spec``'s teacher.
 
     Model teachers run under RunInference (batched, loaded once per worker; on Dataflow with the
@@ -201,14 +201,14 @@ def _teach(rows, spec, recipe: DataRecipe, rejects: list):
     from apache_beam.ml.inference.base import RunInference
 
     from pipelines.inference import TeacherHandler
-    from pipelines.runner import failed_batches
 
     inference = RunInference(TeacherHandler(spec, progress_every=32)).with_exception_handling()
     hints = model_resource_hints(recipe)
     if hints:
         inference = inference.with_resource_hints(**hints)
     out = rows | label >> inference
-    rejects.append(failed_batches(out[1], spec.stage))
+    # a failed batch is the teacher's failure, not its rows': they go on without what it would have added
+    failed.append(out[1].failed_inferences | f"{label} failed batches" >> beam.ParDo(T.TeacherBatchFailed(spec.stage)))
     return out[0]
 
 
@@ -235,22 +235,24 @@ def _teachers(train, recipe: DataRecipe, rejects: list):
     skipped = parts[1] | "Count uncaptioned" >> beam.ParDo(T.PassThrough("caption", "skipped"))
     if cap.backend == "none" and not dis.reads_image:  # no row reaches a teacher, and RunInference would still load one
         return [skipped], None
+    failed: list = []  # rows a teacher failed on: they go on unenriched (enrich, never destroy)
     if cap.backend == "none":
         to_distill = parts[0] | "Count uncaptioned, policy reads" >> beam.ParDo(T.PassThrough("caption", "skipped"))
     else:
-        captioned = (_teach(parts[0], cap, recipe, rejects) | "After caption" >> beam.ParDo(
+        captioned = (_teach(parts[0], cap, recipe, failed) | "After caption" >> beam.ParDo(
             T.AfterCaption(cap.model_id)).with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
-        rejects += [captioned[T.REJECTS], dead_letters(captioned["bad"], "caption")]
+        rejects += [dead_letters(captioned["bad"], "caption")]
+        failed.append(captioned["uncaptioned"])
         to_distill = captioned["rows"]
     if dis.backend == "none":
         untraced = to_distill | "Count untraced" >> beam.ParDo(T.PassThrough("distill", "skipped"))
-        return [skipped, untraced], None
-    fin = (_teach(to_distill, dis, recipe, rejects)
+        return [skipped, untraced, *failed], None
+    fin = (_teach(to_distill, dis, recipe, failed)
            | "Rewrite+verify+select" >> beam.ParDo(T.AfterDistill(distill_record(dis), recipe.select,
                                                                   rewrite=not dis.reads_image))
            .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
     rejects += [fin[T.REJECTS], dead_letters(fin["bad"], "distill")]
-    return [skipped, fin["rows"]], fin
+    return [skipped, fin["rows"], *failed], fin
 
 
 def build_curate(p, recipe: DataRecipe, staging: str | Path, work: str | Path, eval_index):
@@ -275,7 +277,7 @@ def build_curate(p, recipe: DataRecipe, staging: str | Path, work: str | Path, e
     taught, fin = _teachers(by_split[0], recipe, rejects)
     streams = []
     for i, rows in enumerate([*taught, by_split[1]]):  # each branch written where it is made: no Flatten of rows
-        out = rows | f"Split tables {i}" >> beam.ParDo(T.WriteSplit(recipe.rl.keep_open)).with_outputs(
+        out = rows | f"Split tables {i}" >> beam.ParDo(T.WriteSplit(recipe.rl.keep_open, recipe.judge.backend != "none")).with_outputs(
             "rl", "val", "test", main="examples")
         streams += [(table, out[table]) for table in ("examples", "rl", "val", "test")]
     streams += [(table, fin[table] if fin is not None else None) for table in ("traces", "sft")]
@@ -294,16 +296,20 @@ def _check_ingest(staging: Path, c: dict[str, int], recipe: DataRecipe) -> None:
 
     files = sorted((staging / "rejects").glob("scan*.parquet"))
     rows = [r for f in files for r in read_columns(f, ["stage", "source", "reason", "detail"])]
-    per_source = ingest_reject_counts([(r["stage"], r["source"], r["reason"], r["detail"]) for r in rows])
+    tuples = [(r["stage"], r["source"], r["reason"], r["detail"]) for r in rows]
+    per_stage = {stage: ingest_reject_counts(tuples, stage) for stage in ("ingest", "validate")}
     for spec in recipe.sources:
-        got = per_source.get(spec["name"], {"reasons": {}, "details": {}})
-        top = max(got["reasons"], key=got["reasons"].get) if got["reasons"] else None
-        message = ingest_health(spec["name"], c.get(f"ingest.in.{spec['name']}", 0), got["reasons"],
-                                got["details"].get(top, "") if top else "",
-                                recipe.ingest.max_reject_fraction if spec.get("max_reject_fraction") is None
-                                else spec["max_reject_fraction"])
-        if message:
-            raise SightlineError(message + " (nothing was published)")
+        fraction = (recipe.ingest.max_reject_fraction if spec.get("max_reject_fraction") is None
+                    else spec["max_reject_fraction"])
+        n_in = c.get(f"ingest.in.{spec['name']}", 0)
+        for stage in ("ingest", "validate"):  # validate sees what ingest let through
+            got = per_stage[stage].get(spec["name"], {"reasons": {}, "details": {}})
+            top = max(got["reasons"], key=got["reasons"].get) if got["reasons"] else None
+            message = ingest_health(spec["name"], n_in, got["reasons"], got["details"].get(top, "") if top else "",
+                                    fraction, stage=stage)
+            if message:
+                raise SightlineError(message + " (nothing was published)")
+            n_in -= sum(got["reasons"].values())
 
 
 def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] | None = None,
@@ -313,7 +319,7 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
     ``profiles``: a list that receives one ``pipelines.profile.PassProfile`` per pass (elements, seconds and
     rows/s per step from Beam's metrics; the pass's peak RSS, workers included) and one for the commit.
     """
-    from curation.accounting import ROW_STAGES, accounting, stage_counts
+    from curation.accounting import ROW_STAGES, accounting, empty_result, stage_counts
     from curation.config import to_dict
     from curation.decontam import EvalIndex
     from curation.generation.assemble import distill_record
@@ -371,6 +377,10 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
         finalize_shards(st.path)
         by_stage, by_reason = rejects_summary(st.path)
         rows = table_rows(st.path)
+        kept_out = {k[len("split.kept_out."):]: v for k, v in c.items() if k.startswith("split.kept_out.")}
+        empty = empty_result(c.get("ingest.in", 0), rows, kept_out, {f"{s}/{r}": n for (s, r), n in by_reason.items()})
+        if empty:
+            raise SightlineError(empty + " (nothing was published)")
         teachers = {"caption": cap.record(CAPTION_PROMPT_VERSION), "distill": distill_record(dis),
                     "prompt_version": PROMPT_VERSION}
         info = st.commit(parent=None, config=to_dict(recipe), teachers=teachers,
@@ -381,6 +391,14 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
             _keep(profiles, PassProfile("commit (shard names, counts, sha256, manifest)", time.perf_counter() - t,
                                         rss.peak_mb))
     print_summary(info, by_reason, ROW_STAGES)
+    left = {k[len("ingest.turns_left_out."):]: v for k, v in c.items() if k.startswith("ingest.turns_left_out.")}
+    for name, n in sorted(left.items()):
+        _log(f"note: source {name!r}: turns: first kept the first question / answer exchange of each conversation "
+             f"and left {n} later exchanges out; set turns: all on the source to make a row of each")
+    kept = info.manifest["stage_counts"]["split"].get("kept_out_by_reason", {})
+    if kept:
+        _log("kept out of rl/val/test (still in examples): "
+             + ", ".join(f"{r} x{n}" for r, n in sorted(kept.items(), key=lambda kv: -kv[1])))
     if cap.backend == "program" and c.get("caption.skipped", 0):
         _log(f"warning: {c['caption.skipped']} train rows have no synthetic scene, so the program captioner cannot "
              f"serve them; they went to rl uncaptioned (no traces). Set caption.backend (transformers | vllm, with "

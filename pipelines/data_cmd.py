@@ -29,10 +29,42 @@ def _split_problems(store: Store, version: int) -> list[str]:
     return problems
 
 
+def _learnable_problems(store: Store, version: int) -> list[str]:
+    """Every row of rl / val / test must be learnable (``curation.answers.learnable``): a type, a gold
+    that verifies against itself, open only with a judge or ``rl.keep_open`` in the version's recipe."""
+    from collections import Counter
+
+    from curation.answers.learnable import exclusion
+
+    m = store.manifest(version)
+    config = m.get("config") or {}
+    judge = ((config.get("judge") or {}).get("backend") or "none") != "none"
+    keep_open = bool((config.get("rl") or {}).get("keep_open"))
+    problems: list[str] = []
+    counts: Counter = Counter()
+    for table in ("rl", "val", "test"):
+        if table not in m.get("tables", {}):
+            continue
+        rows = store.read_table(table, version, columns=["id", "solution", "answer_type", "choices"]).to_pylist()
+        for r in rows:
+            found = exclusion({"answer": r["solution"], "answer_type": r["answer_type"], "choices": r["choices"]},
+                              judge=judge, keep_open=keep_open)
+            if found is not None:
+                counts[(table, found[0])] += 1
+                if len(problems) < 20:
+                    problems.append(f"{table}: row {r['id']} is not learnable: {found[0]} ({found[1]})")
+    if sum(counts.values()) > len(problems):
+        problems.append("not learnable in all: " + ", ".join(f"{t}/{why} x{n}" for (t, why), n in sorted(counts.items())))
+    return problems
+
+
 def _verify(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="sightline data verify",
                                 description="Re-check every shard's sha256 and row count, and the card's sha256, against "
-                                            "the manifest; and that no image sits on two sides of the split.")
+                                            "the manifest; that no "
+                                            "image has rows on two sides of the split, and that every rl / val / "
+                                            "test row is learnable (an answer type, a gold that verifies against "
+                                            "itself, open only with a judge or rl.keep_open).")
     p.add_argument("--data", required=True, help="dataset folder, e.g. data/mini")
     p.add_argument("--version", default="latest", help="version number or latest (default)")
     a = p.parse_args(argv)
@@ -42,6 +74,7 @@ def _verify(argv: list[str]) -> int:
     from curation.store.versions import version_dirname
 
     problems = store.verify(v) + card_problems(store.root / version_dirname(v), store.manifest(v)) + _split_problems(store, v)
+    problems += _learnable_problems(store, v)
     n_files = sum(len(es) for es in store.manifest(v)["files"].values()) + bool(store.manifest(v).get("card"))
     if problems:
         for prob in problems:

@@ -121,7 +121,8 @@ class IngestFiles(Counted):
         from curation.sources import read_source
 
         t = time.perf_counter()
-        for kind, row in read_source(spec, limit=spec.get("limit")):
+        notes: dict = {}
+        for kind, row in read_source(spec, limit=spec.get("limit"), notes=notes):
             self.count("in")
             self.count(f"in.{spec['name']}")
             if kind == "reject":
@@ -130,6 +131,9 @@ class IngestFiles(Counted):
             else:
                 self.count("out")
                 yield row
+        if notes.get("turns_left_out"):  # turns: first left later exchanges out: said at the end of the run
+            self.count("turns_left_out", notes["turns_left_out"])
+            self.count(f"turns_left_out.{spec['name']}", notes["turns_left_out"])
         self.timed(t)
 
 
@@ -157,8 +161,8 @@ class HashBands(beam.DoFn):
         self.buckets = {}
 
     def process(self, row):
-        from curation.images.hashes import hash_from_hex
         from curation.images.duplicates import band_entries
+        from curation.images.hashes import hash_from_hex
 
         for band, member in band_entries(row["image_key"], hash_from_hex(row["image_hash"]), self.threshold):
             packed = self.buckets.get(band)
@@ -319,6 +323,23 @@ class ProgramTeacher(Counted):
 # ---------------------------------------------------------------------------- after the teachers
 
 
+class TeacherBatchFailed(Counted):
+    """RunInference's failed (batch, error) pairs -> the batch's rows, untouched, counted ``<stage>.failed``:
+    a teacher's failure is not the row's (the row goes on without what the teacher would have added)."""
+
+    def __init__(self, stage: str):
+        super().__init__()
+        self.stage = stage
+
+    def process(self, batch_error):
+        batch, error = batch_error
+        kind = type(error[0]).__name__ if isinstance(error, tuple) and error else type(error).__name__
+        for row in batch:
+            self.count("failed")
+            self.count(f"failed.{kind}")
+            yield getattr(row, "example", row)
+
+
 class AfterCaption(Counted):
     """PredictionResult(row, {"texts"|"error"}) -> ``curation.generation.assemble.captioned``'s verdict."""
 
@@ -329,12 +350,14 @@ class AfterCaption(Counted):
         self.teacher_id = teacher_id
 
     def process(self, result):
-        from curation.generation.assemble import captioned
+        from curation.generation.assemble import TeacherFailed, captioned
 
         self.count("in")
         out = captioned(result.example, result.inference.get("texts"), result.inference.get("error"), self.teacher_id)
-        if isinstance(out, Reject):
-            yield self.reject(result.example, out)
+        if isinstance(out, TeacherFailed):  # the row goes on uncaptioned and untraced: enrich, never destroy
+            self.count("failed")
+            self.count(f"failed.{out.reason}")
+            yield beam.pvalue.TaggedOutput("uncaptioned", result.example)
             return
         self.count("out")
         yield out
@@ -350,15 +373,17 @@ class AfterDistill(Counted):
         self.teacher, self.select, self.rewrite = teacher, select, rewrite
 
     def process(self, result):
-        from curation.generation.assemble import distilled
+        from curation.generation.assemble import TeacherFailed, distilled
 
         row = result.example
         self.count("in")
         t = time.perf_counter()
         out = distilled(row, result.inference.get("texts"), result.inference.get("error"), self.teacher, self.select,
                         self.rewrite)
-        if isinstance(out, Reject):
-            yield self.reject(row, out)
+        if isinstance(out, TeacherFailed):  # no trace, the row keeps its place: enrich, never destroy
+            self.count("failed")
+            self.count(f"failed.{out.reason}")
+            yield row
             return
         self.count("traces", len(out.traces), stage="verify")
         self.count("correct", sum(tr["correct"] for tr in out.traces), stage="verify")
@@ -373,19 +398,20 @@ class AfterDistill(Counted):
 
 
 class WriteSplit(Counted):
-    """A kept row -> ``examples``, and its rl/val/test row unless the rl rule keeps it out (open answers)."""
+    """A kept row -> ``examples``, and its rl/val/test row unless the learnable-row rule keeps it out
+    (``curation.answers.learnable``: counted per reason as ``split.kept_out.<reason>``)."""
 
     stage = "split"
 
-    def __init__(self, keep_open: bool):
+    def __init__(self, keep_open: bool, judge: bool = False):
         super().__init__()
-        self.keep_open = keep_open
+        self.keep_open, self.judge = keep_open, judge
 
     def process(self, row):
         from curation.generation.assemble import rl_eligible, rl_row
 
         self.count(row["split"])
-        verdict = rl_eligible(row, self.keep_open)
+        verdict = rl_eligible(row, self.keep_open, self.judge)
         if verdict is not None:
             self.count(f"{row['split']}_kept_out")
             self.count(f"kept_out.{verdict.reason}")

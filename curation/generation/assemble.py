@@ -11,11 +11,18 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from curation.generation.distill import SelectConfig, rewrite_trace, select_traces
-from curation.generation.prompts import DISTILL_PROMPT_VERSION, PROMPT_VERSION, assistant_message, user_message
-from curation.rejects import Reject
-from curation.generation.teachers import TeacherSpec
+from curation.answers.learnable import exclusion
 from curation.answers.verify import format_ok, verify
+from curation.generation.distill import SelectConfig, rewrite_trace, select_traces
+from curation.generation.prompts import (
+    DISTILL_PROMPT_VERSION,
+    PROMPT_VERSION,
+    assistant_message,
+    neutralise_control_tokens,
+    user_message,
+)
+from curation.generation.teachers import TeacherSpec
+from curation.rejects import Reject
 
 OPEN = "open"  # answer type of sentence-length golds: no rule can verify them, a judge must
 
@@ -35,20 +42,29 @@ def distill_record(distill: TeacherSpec) -> dict:
     return distill.record(PROMPT_VERSION if distill.reads_image else DISTILL_PROMPT_VERSION)
 
 
-def rl_eligible(row: dict, keep_open: bool = False) -> Reject | None:
-    """Open-ended golds stay out of rl/val/test unless the recipe keeps them (``rl.keep_open``)."""
-    if row.get("answer_type") == OPEN and not keep_open:
-        return Reject("open_answer", "sentence-length gold needs a judge (set rl.keep_open: true to keep it)")
-    return None
+def rl_eligible(row: dict, keep_open: bool = False, judge: bool = False) -> Reject | None:
+    """Why ``row`` stays out of rl/val/test (``curation.answers.learnable``: no answer type, a gold that
+    does not verify against itself, an open gold without a judge or ``rl.keep_open``), or None."""
+    found = exclusion(row, judge=judge, keep_open=keep_open)
+    return Reject(*found) if found is not None else None
 
 
-def captioned(row: dict, texts: list[str] | None, error: str | None, teacher_id: str) -> dict | Reject:
-    """The row with its caption, or why the caption teacher's output cannot be used."""
-    caption = (texts or [""])[0] if not error else ""
+@dataclass(frozen=True)
+class TeacherFailed:
+    """A teacher that could not enrich a row. Not the row's fault: the row keeps its place in examples /
+    rl / val / test without a caption or trace, and the stage counts ``<stage>.failed.<reason>``."""
+    reason: str
+    detail: str = ""
+
+
+def captioned(row: dict, texts: list[str] | None, error: str | None, teacher_id: str) -> dict | TeacherFailed:
+    """The row with its caption (control-token look-alikes neutralised, so they never reach the reasoner's
+    prompt), or why the caption teacher's output cannot be used."""
     if error:
-        return Reject("caption_failed", error)
+        return TeacherFailed("caption_failed", error)
+    caption = neutralise_control_tokens((texts or [""])[0] or "")
     if not caption or not caption.strip():
-        return Reject("empty_caption", "the caption teacher returned no text")
+        return TeacherFailed("empty_caption", "the caption teacher returned no text")
     return dict(row, caption=caption.strip(), caption_teacher=teacher_id)
 
 
@@ -103,11 +119,11 @@ class Distilled:
 
 
 def distilled(row: dict, texts: list[str] | None, error: str | None, teacher: dict,
-              select: SelectConfig, rewrite: bool = True) -> Distilled | Reject:
+              select: SelectConfig, rewrite: bool = True) -> Distilled | TeacherFailed:
     """Traces (all, with verdicts) and sft rows (the selected ones) of ``row``, or why there are none."""
     if error:
-        return Reject("distill_failed", error)
+        return TeacherFailed("distill_failed", error)
     if not texts:
-        return Reject("no_traces", "the reasoning teacher returned no text")
+        return TeacherFailed("no_traces", "the reasoning teacher returned no text")
     traces = trace_rows(row, texts, teacher, select, rewrite)
     return Distilled(traces=traces, sft=[sft_row(row, t) for t in traces if t["selected"]])

@@ -8,6 +8,8 @@ on every row and in the manifest.
 """
 from __future__ import annotations
 
+import re
+
 # ---------------------------------------------------------------- the student's turn
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -69,3 +71,21 @@ def options_block(choices: list[str] | None) -> str:
 def distill_prompt(caption: str, question: str, choices: list[str] | None = None) -> str:
     hint = " (the option letter)" if choices else ""
     return DISTILL_PROMPT.format(caption=caption, question=question, options=options_block(choices), answer_hint=hint)
+
+
+# Chat-template control tokens of common model families: "<|image_pad|>", "<|im_end|>", "<｜end▁of▁sentence｜>",
+# "</s>", "[INST]", "<start_of_turn>", and image placeholders. A teacher that writes one (a captioner echoing its
+# own special tokens) must not pass it into the next model's prompt, whose processor would read it as a control
+# token ("Found 1 <|image_pad|> tokens in the text but no images were passed").
+_CONTROL = re.compile(r"<\|[^<>|\s]{1,40}\|>|<｜[^<>｜]{1,40}｜>|</?s>|<unk>|<pad>|\[/?INST\]|<</?SYS>>"
+                      r"|<(?:start|end)_of_turn>|<\s*(?:image|img|video)(?:[ _-]?\d+)?\s*/?>", re.IGNORECASE)
+
+
+def neutralise_control_tokens(text: str) -> str:
+    """``text`` without anything that looks like a model's control token; spacing tidied."""
+    if not text:
+        return text
+    cleaned = _CONTROL.sub(" ", text)
+    if cleaned == text:
+        return text
+    return re.sub(r"[ \t]{2,}", " ", cleaned).strip()

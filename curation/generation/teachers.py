@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from curation.errors import SightlineError
+from curation.generation.prompts import neutralise_control_tokens
 
 # caption and distill teachers write the data; the policy is the model being trained, sampled k times
 # per rl prompt by the difficulty pass
 ROLES = ("caption", "distill", "policy")
-STAGE_OF_ROLE = {"caption": "caption", "distill": "distill", "policy": "difficulty"}
+STAGE_OF_ROLE = {"caption": "caption", "distill": "distill", "policy": "difficulty", "judge": "verify"}
 # none: the stage is skipped (no captions / no traces; examples, rl, val and test are still written);
 # policy (distill only): a VLM policy checkpoint answers the student prompt with the image itself, no caption
 BACKENDS = ("program", "transformers", "vllm", "policy", "none")
@@ -259,13 +260,13 @@ class TransformersTeacher:
                 temperature=self.spec.temperature if sample else None, top_p=self.spec.top_p if sample else None,
                 num_return_sequences=n, pad_token_id=self.tokenizer.pad_token_id)
         new = out[:, inputs["input_ids"].shape[1]:]
-        texts = self.tokenizer.batch_decode(new, skip_special_tokens=False)
-        specials = [t for t in (self.tokenizer.eos_token, self.tokenizer.pad_token, "<|im_end|>", "<|endoftext|>") if t]
+        vocab = self.tokenizer.get_vocab()
+        ends = {self.tokenizer.eos_token_id, vocab.get("<|im_end|>")} - {None}
         cleaned = []
-        for t in texts:
-            for s in specials:
-                t = t.split(s)[0] if s in ("<|im_end|>", self.tokenizer.eos_token) else t.replace(s, "")
-            cleaned.append(t.strip())
+        for ids in new.tolist():  # up to the end of the turn, special tokens skipped, look-alikes neutralised
+            cut = next((j for j, tok in enumerate(ids) if tok in ends), len(ids))
+            text = self.tokenizer.decode(ids[:cut], skip_special_tokens=True)
+            cleaned.append(neutralise_control_tokens(text).strip())
         return [cleaned[i * n:(i * n) + r.n] for i, r in enumerate(requests)]
 
 
@@ -309,7 +310,8 @@ class VLLMTeacher:
     def generate(self, requests: list[Request]) -> list[list[str]]:
         outs = self.llm.chat([vllm_conversation(r) for r in requests], [self.sampling_params(r) for r in requests],
                              use_tqdm=False)
-        return [[o.text.strip() for o in out.outputs][:r.n] for out, r in zip(outs, requests)]
+        return [[neutralise_control_tokens(o.text).strip() for o in out.outputs][:r.n]
+                for out, r in zip(outs, requests)]
 
 
 def _rgb(data: bytes):
