@@ -167,14 +167,15 @@ def test_decontamination_drops_rows_overlapping_an_eval_set(tmp_path):
     ev = tmp_path / "eval"
     ev.mkdir()
     lines, overlap_ids = [], set()
-    for i, row in enumerate(generate(5, seed=0, level=1)):  # the images the mini recipe (level 1) generates first
+    for i, row in enumerate(generate(5, seed=0, level=1)):  # the images the recipe run below (level 1) generates first
         (ev / f"{i}.png").write_bytes(row["images"][0]["bytes"])
         lines.append(json.dumps({"image": f"{i}.png", "question": f"benchmark question number {i}",
                                  "answer": "x"}))
         overlap_ids.add(row["id"])
     lines.append(json.dumps({"image": "0.png", "question": "  HOW many shapes are there? ", "answer": "x"}))
     (ev / "eval.jsonl").write_text("\n".join(lines) + "\n")
-    info = run(_cfg(tmp_path, "synthetic.n=40", f"decontam.eval_sets=[{json.dumps(str(ev / 'eval.jsonl'))}]"))
+    info = run(_cfg(tmp_path, "synthetic.n=40", "synthetic.level=1",
+                    f"decontam.eval_sets=[{json.dumps(str(ev / 'eval.jsonl'))}]"))
     store = Store(info.path.parent)
     rej = [r for r in store.read_table("rejects").to_pylist() if r["stage"] == "decontam"]
     by_reason = {}
