@@ -133,3 +133,70 @@ def reward_functions(names: Sequence[str], *, length_stages: Sequence[Sequence[i
 
             raise SightlineError(f"unknown reward {n!r}; known: {', '.join(REWARD_NAMES)}")
     return out
+
+
+# ---------------------------------------------------------------------------- judge (open answers)
+
+
+def make_judge_reward(judge_spec: Any, *, cache_size: int = 100_000, name: str = "judge_accuracy"
+                      ) -> Callable[..., list[float]]:
+    """Accuracy for every row, with a judge for the ``open`` ones (sentence golds no rule decides).
+
+    Rows whose ``answer_type`` is not ``open`` get ``accuracy_reward``'s rule verdict; open rows are
+    judged in one batch per call (``curation.generation.judge.Judge``), each verdict cached by
+    (prompt id, sha256 of the completion): GRPO's k completions of a prompt repeat across steps and
+    epochs. ``judge_error`` scores 0, like a wrong answer. The function's ``stats`` holds the judge
+    calls, cache hits and seconds spent (``judge_stats`` prints calls per second and the hit rate).
+    """
+    import hashlib
+    import time
+    from collections import OrderedDict
+
+    from curation.generation.judge import Judge, JudgeItem
+
+    judge = Judge(judge_spec)
+    cache: OrderedDict = OrderedDict()
+    stats = {"calls": 0, "hits": 0, "seconds": 0.0}
+
+    def judge_accuracy(completions: list, solution: Sequence[str], answer_type: Sequence | None = None,
+                       choices: Sequence | None = None, prompt: Sequence | None = None, id: Sequence | None = None,
+                       **kwargs: Any) -> list[float]:
+        rule = accuracy_reward(completions, solution, choices=choices, answer_type=answer_type)
+        todo: dict[tuple, JudgeItem] = {}
+        keys: dict[int, tuple] = {}
+        for i, c in enumerate(completions):
+            if _column(answer_type, i) != "open":
+                continue
+            text = completion_text(c)
+            pid = _column(id, i) or hashlib.sha256(str(_column(prompt, i)).encode()).hexdigest()[:16]
+            key = (pid, hashlib.sha256(text.encode()).hexdigest())
+            keys[i] = key
+            if key in cache:
+                stats["hits"] += 1
+                cache.move_to_end(key)
+            elif key not in todo:
+                question = completion_text(_column(prompt, i)) if prompt is not None else ""
+                todo[key] = JudgeItem(f"{key[0]}:{key[1][:12]}", question, str(solution[i]), text)
+        if todo:
+            t = time.perf_counter()
+            verdicts = judge.judge(list(todo.values()))
+            stats["seconds"] += time.perf_counter() - t
+            stats["calls"] += len(todo)
+            for key, verdict in zip(todo, verdicts):
+                cache[key] = verdict == "judged_correct"
+                while len(cache) > cache_size:
+                    cache.popitem(last=False)
+        return [(1.0 if cache[keys[i]] else 0.0) if i in keys else r for i, r in enumerate(rule)]
+
+    judge_accuracy.stats = stats  # type: ignore[attr-defined]
+    judge_accuracy.__name__ = judge_accuracy.__qualname__ = name
+    return judge_accuracy
+
+
+def judge_stats(reward: Callable) -> str:
+    """``judge: N calls, X calls/s, cache hit rate Y%`` for a reward made by ``make_judge_reward``."""
+    s = getattr(reward, "stats", None) or {"calls": 0, "hits": 0, "seconds": 0.0}
+    asked = s["calls"] + s["hits"]
+    rate = s["calls"] / s["seconds"] if s["seconds"] > 0 else float("inf") if s["calls"] else 0.0
+    return (f"judge: {s['calls']} calls, {rate:.0f} calls/s, cache hit rate "
+            f"{100 * s['hits'] / asked if asked else 0:.0f}%")
