@@ -163,7 +163,8 @@ def cmd_all(recipe: TrainRecipe) -> int:
 
 def evaluate_checkpoints(recipe: TrainRecipe, store, version: int, checkpoints: dict[str, str]) -> dict:
     """Greedy held-out accuracy of each checkpoint and of the answer prior: ``eval.json``, ``eval.png``, a table."""
-    from training.evaluate import bar_chart, evaluate, majority_baseline, probe_table, table
+    from training.eval_report import bar_chart, probe_table, table
+    from training.evaluate import evaluate, majority_baseline
 
     folder, cfg = recipe.run.folder, recipe.eval
     results = []

@@ -70,7 +70,7 @@ def test_two_rounds_with_lineage(loop_run):
     rl_ids = {r["id"] for r in tables["rl"]}
     assert {r["id"] for r in written} <= rl_ids  # policy traces answer rl prompts, never val/test ones
     md = (out / "loop.md").read_text()
-    rows = [line.split(" | ")[:2] for line in md.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    rows = [line.split(" | ")[:2] for line in md.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
     assert rows == [["| 1", "sft"], ["| 1", "grpo"], ["| 2", "sft"], ["| 2", "grpo"]]
 
 

@@ -4,16 +4,14 @@ import pytest
 
 from curation.errors import SightlineError
 from curation.generation.models import generate_texts
+from training.eval_report import label, probe_table, table
 from training.evaluate import (
     EvalConfig,
     blank_images,
     evaluate,
     image_derangement,
-    label,
     main,
-    probe_table,
     score,
-    table,
 )
 
 NO_PROBES = EvalConfig(limit=8, batch_size=4, max_new_tokens=12, device="cpu", image_probes=False)

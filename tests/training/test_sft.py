@@ -3,9 +3,8 @@ import json
 import pytest
 import torch
 
-from curation.errors import SightlineError
-
 from curation.config import build
+from curation.errors import SightlineError
 from training.callbacks import read_jsonl
 from training.run_config import ModelConfig
 from training.sft import SFTStageConfig, build_trainer, run
