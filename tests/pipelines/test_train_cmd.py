@@ -57,8 +57,8 @@ def _checkpointed_grpo_run(tmp_path) -> dict:
 @pytest.mark.parametrize("command,override,message", [
     ("grpo", "grpo.sampler=vsa", "grpo: unknown sampler 'vsa'; known samplers: mixed, uniform, vade, vas"),
     ("all", "grpo.sampler=vsa", "grpo: unknown sampler 'vsa'; known samplers: mixed, uniform, vade, vas"),
-    ("grpo", "grpo.smapler=vas", "unknown config key grpo.smapler; known in grpo: "),
-    ("sft", "sft.lerning_rate=1", "unknown config key sft.lerning_rate; known in sft: "),
+    ("grpo", "grpo.smapler=vas", "unknown config key grpo.smapler; did you mean 'grpo.sampler'? (known in grpo: "),
+    ("sft", "sft.lerning_rate=1", "unknown config key sft.lerning_rate; did you mean 'sft.learning_rate'? (known in sft: "),
 ])
 def test_a_mistyped_recipe_fails_in_one_line_and_touches_nothing(synthetic_store, tmp_path, capsys, command,
                                                                  override, message):
