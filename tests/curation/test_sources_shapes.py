@@ -238,7 +238,7 @@ def test_docs_recipe_snippets_use_known_keys():
 
     text = (Path(__file__).parents[2] / "docs" / "sources.md").read_text()
     entries = [yaml.safe_load(block)[0] for block in re.findall(r"```yaml\n(  - .*?)```", text, re.DOTALL)]
-    assert len(entries) == 9
+    assert len(entries) == 11  # + the VLMEvalKit TSV and the chat entries
     for entry in entries:
         assert set(entry) <= {"type", "name", "path", *DEFAULTS}, entry
         assert entry.get("type", "auto") in TYPES and set(entry.get("columns") or {}) <= set(COLUMNS)
