@@ -109,8 +109,8 @@ def build(cls: type, values: dict | None, where: str = "", **given: Any):
     if unknown:
         close = difflib.get_close_matches(str(unknown[0]), list(fields), n=1, cutoff=0.6)
         hint = f"; did you mean {_join(where, close[0])!r}?" if close else ""
-        raise SightlineError(f"unknown config key {_join(where, str(unknown[0]))}; known in {where or 'the recipe'}: "
-                             f"{', '.join(sorted(fields))}{hint}")
+        raise SightlineError(f"unknown config key {_join(where, str(unknown[0]))}{hint} (known in "
+                             f"{where or 'the recipe'}: {', '.join(sorted(fields))})")
     hints = _hints(cls)
     kwargs = {k: v for k, v in given.items() if k in fields}
     for k, v in values.items():
