@@ -74,7 +74,7 @@ def test_grpo_prompts_per_round_come_from_trls_batch_fields(tmp_path):
 
 
 @pytest.mark.parametrize("text,overrides,message", [
-    ("sft:\n  lerning_rate: 0.1\n", [], "unknown config key sft.lerning_rate; did you mean 'sft.learning_rate'\? \(known in sft: .*learning_rate"),
+    ("sft:\n  lerning_rate: 0.1\n", [], r"unknown config key sft.lerning_rate; did you mean 'sft.learning_rate'\? \(known in sft: .*learning_rate"),
     ("", ["sft.lerning_rate=0.1"], "unknown config key sft.lerning_rate"),
     ("", ["grpo.prompts_per_step=8"], "unknown config key grpo.prompts_per_step"),  # the old name is gone
     ("trainer:\n  x: 1\n", [], "unknown config section 'trainer'"),
