@@ -216,12 +216,15 @@ def run(data: str | Path, version: int | str | None, cfg: DifficultyConfig) -> i
     counts |= {"prompts": counts["scored"] + counts["rejected"], "traces_added": len(added["traces"]),
                "sft_added": len(added["sft"])}
     before = store.manifest(parent)["tables"]
+    record = {**policy, "stage": STAGE, "round": cfg.round, "parent": parent}
     info = derive_version(
         store, parent, stage=STAGE, stage_counts=counts,
         config={"stage": STAGE, "data": str(store.root), "parent": parent, **to_dict(cfg),
                 "parent_config": store.manifest(parent).get("config", {})},
         rewrite={"rl": lambda shard, table: with_scores(table, shard, scores, rejected)},
-        add={"rejects": rejects, **added}, teachers={"policy": {**policy, "stage": STAGE}},
+        # the latest pass under "policy"; under its teacher string too, so a later version still says which
+        # round and parent each policy that wrote its rows came from
+        add={"rejects": rejects, **added}, teachers={"policy": record, teacher_id: record},
         expect_rows={"rl": counts["out"], **{t: before.get(t, 0) + len(rows) for t, rows in added.items()}})
     rate = f"{counts['correct'] / counts['rollouts']:.3f}" if counts["rollouts"] else "n/a"
     _log(f"difficulty: {counts['scored']} prompts scored, {counts['rejected']} rejected, mean pass rate {rate}; "

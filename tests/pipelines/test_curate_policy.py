@@ -9,16 +9,12 @@ from curation.store.versions import Store
 
 
 @pytest.fixture(scope="module")
-def curated(tmp_path_factory):
-    import torch
-
+def curated(tmp_path_factory, taught_policy_dir):
     from curation.recipe import load_data_recipe
     from pipelines.curate import run
-    from tests.policy_model import taught_policy
 
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("curate-policy")
-    model = taught_policy(root / "round1")
+    model = taught_policy_dir
     policy = {"backend": "policy", "model": str(model), "n": 3, "max_new_tokens": 24, "batch_size": 4,
               "temperature": 1.0, "top_p": 1.0, "seed": 1}
     recipe = load_data_recipe("configs/data/mini.yaml", [

@@ -34,14 +34,13 @@ def _parent_tables() -> dict[str, list[dict]]:
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory):
+def scored(tmp_path_factory, taught_policy_dir):
     """v1: 7 rl prompts in 3 shards (the last with a corrupt image) -> difficulty by a taught tiny policy -> v2."""
     from pipelines import difficulty
-    from tests.policy_model import taught_policy
     from curation.difficulty.settings import DifficultyConfig
 
     root = tmp_path_factory.mktemp("difficulty")
-    model = taught_policy(root / "policy")
+    model = taught_policy_dir
     tables = _parent_tables()
     store = Store(root / "data" / "synth")
     with store.begin() as st:
@@ -154,6 +153,11 @@ def test_cli_refuses_a_missing_model(tmp_path, capsys):
     (["--k", "many"], "difficulty.k: expected an integer"),
     (["--backend", "tpu"], "difficulty.backend: expected one of transformers, vllm, got 'tpu'"),
     (["--engine-args", "[1, 2]"], "difficulty.engine_args: expected a mapping"),
+    (["--max-pass-rate", "2"], "difficulty: max_pass_rate must be in [0, 1]"),
+    (["--levels", "[]"], "difficulty: levels must name at least one level"),
+    (["--levels", "[two]"], "difficulty.levels[0]: expected an integer"),
+    (["--keep-traces", "maybe"], "difficulty.keep_traces: expected true or false"),
+    (["--max-per-example", "0"], "difficulty: max_per_example must be >= 1"),
 ])
 def test_cli_flags_are_checked_by_the_config_before_the_model(tmp_path, capsys, flags, message):
     from pipelines.cli import main
@@ -233,8 +237,9 @@ def test_lineage_names_the_policy_of_an_sft_row(scored):
     assert ("sft", s["id"], s["trace_id"], s["source"], s["source_id"], s["teacher"]) in rows
     assert any(r[0] == "traces" and "correct (selected)" in r[5] and r[5].startswith(s["teacher"]) for r in rows)
     m = store.manifest(version)["teachers"]["policy"]
-    assert (m["teacher"], m["model"], m["backend"], m["content_hash"][:12]) == (
-        s["teacher"], s["teacher"], "transformers", s["teacher"][-12:])
+    assert (m["teacher"], m["model"], m["backend"], m["content_hash"][:12], m["round"], m["parent"]) == (
+        s["teacher"], s["teacher"], "transformers", s["teacher"][-12:], 1, 1)
+    assert store.manifest(version)["teachers"][s["teacher"]] == m  # kept under its own name for later versions
 
 
 def test_filters_roll_out_only_the_chosen_prompts_and_carry_the_rest(scored):
@@ -261,4 +266,6 @@ def test_filters_roll_out_only_the_chosen_prompts_and_carry_the_rest(scored):
                                                                    len(before) - len(chosen))
     assert {t["id"] for t in _added(store, v3, "traces")} == chosen
     assert store.verify(v3) == []  # a second pass's shards beside the first's: no name taken twice
+    teachers = store.manifest(v3)["teachers"]
+    assert teachers["policy"]["round"] == 2 and teachers["policy"]["parent"] == version
     assert store.read_table("traces", v3).num_rows == store.read_table("traces", version).num_rows + 2 * len(chosen)
