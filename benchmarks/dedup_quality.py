@@ -23,7 +23,7 @@ digit apart (fonts 20-64 px); ``curation.synthetic`` scenes with one object reco
 number changed; plus the hash part's shapes and photos. It prints, per kind of distinct pair, how
 often the hash makes it a candidate and how often ``same_image`` merges it; per image group and
 alteration, the recall of copies; then the issue's done-when checks through
-``hashes.find_duplicates`` (100 puzzles one change apart with one question: nothing dropped;
+``reference.find_duplicates`` (100 puzzles one change apart with one question: nothing dropped;
 copies with the same question: dropped as ``near``), and the speed of thumbnails and verdicts.
 """
 from __future__ import annotations
@@ -31,13 +31,18 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-from curation.images import hashes, near_copy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: the rule's reference lives in tests/
+
+from curation.images import hashes, near_copy  # noqa: E402
+from tests.curation import dedup_reference as reference  # noqa: E402  the rule by definition, in memory
 
 ALTERATIONS = ("resize", "jpeg70", "crop5", "bright10", "rotate3")
 THRESHOLDS = range(17)
@@ -251,17 +256,17 @@ def synthetic_variant_pairs(n: int, seed: int, rng: np.random.Generator) -> list
 
 
 def thumb(img: Image.Image):
-    return hashes.thumbnail(img, THUMB["size"])
+    return near_copy.thumbnail(img, THUMB["size"])
 
 
 def candidates_of(images: list[Image.Image], question: str, prefix: str) -> list:
-    """hashes.Candidate rows for images that all carry one question (keys sort in list order)."""
+    """reference.Candidate rows for images that all carry one question (keys sort in list order)."""
     rows = []
     for i, img in enumerate(images):
         data = io.BytesIO()
         img.save(data, "PNG")
-        rows.append(hashes.Candidate(f"{prefix}{i:05d}", hashes.image_sha256(data.getvalue()), hashes.phash64(img),
-                                    question, hashes.thumbnail_bytes(thumb(img))))
+        rows.append(reference.Candidate(f"{prefix}{i:05d}", reference.image_sha256(data.getvalue()), hashes.phash64(img),
+                                    question, near_copy.thumbnail_bytes(thumb(img))))
     return rows
 
 
@@ -285,7 +290,7 @@ def confirm_report(n: int, seed: int) -> None:
     print(f"{'distinct pair (must stay apart)':32s} {'pairs':>6s} {'hash cand.':>10s} {'merged':>7s} {'min score':>10s}")
     by_kind = defaultdict(list)
     for kind, a, b in distinct + synthetic:
-        by_kind[kind].append((hashes.hamming(hashes.phash64(a), hashes.phash64(b)), *hashes.same_image(thumb(a), thumb(b))))
+        by_kind[kind].append((hashes.hamming(hashes.phash64(a), hashes.phash64(b)), *near_copy.same_image(thumb(a), thumb(b))))
     for kind, v in sorted(by_kind.items()):
         d, same, score = (np.array(x) for x in zip(*v))
         print(f"{kind:32s} {len(v):6d} {np.mean(d <= t):10.3f} {np.mean(same):7.3f} {score.min():10.3f}")
@@ -297,7 +302,7 @@ def confirm_report(n: int, seed: int) -> None:
             res = []
             for img in imgs:
                 other = alter(img, how, rng)
-                same, score = hashes.same_image(thumb(img), thumb(other))
+                same, score = near_copy.same_image(thumb(img), thumb(other))
                 res.append((same, same and hashes.hamming(hashes.phash64(img), hashes.phash64(other)) <= t, score))
             s, both, score = (np.array(x) for x in zip(*res))
             recall[how] += list(both)
@@ -309,7 +314,7 @@ def confirm_report(n: int, seed: int) -> None:
 
 
 def done_when(rng: np.random.Generator, originals: dict) -> None:
-    """The issue's targets through hashes.find_duplicates (bands x question, then confirmation)."""
+    """The issue's targets through reference.find_duplicates (bands x question, then confirmation)."""
     q = "Which cell differs from the others?"
     family, seen = [], set()
     for _ in range(20):  # 20 puzzles x (itself + 4 one-change variants) = 100 distinct images
@@ -325,14 +330,14 @@ def done_when(rng: np.random.Generator, originals: dict) -> None:
     rows = candidates_of(family, q, "p")
     assert len({r.image_sha256 for r in rows}) == len(rows) == 100
     cand = sum(1 for i, a in enumerate(rows) for b in rows[:i] if hashes.hamming(a.phash, b.phash) <= hashes.DEFAULT_THRESHOLD)
-    dropped = hashes.find_duplicates(rows)
+    dropped = reference.find_duplicates(rows)
     print(f"\ndone-when: {len(rows)} puzzles one colour or one digit apart (fonts >= {SMALL_FONT} px), one question:"
           f" {cand} hash-candidate pairs, {len(dropped)} dropped (target 0)")
     origs = [img for imgs in originals.values() for img in imgs]
     base = candidates_of(origs, q, "a")
     for how in ALTERATIONS:
         copies = [alter(img, how, rng) for img in origs]
-        drops = hashes.find_duplicates(base + candidates_of(copies, q, "b"))
+        drops = reference.find_duplicates(base + candidates_of(copies, q, "b"))
         found = [d for k, d in drops.items() if k.startswith("b") and d.kept == "a" + k[1:]]
         false = sum(1 for k in drops if k.startswith("a"))
         kinds = sorted({d.kind for d in found})
@@ -345,15 +350,15 @@ def speed(originals: dict, rng: np.random.Generator) -> None:
     imgs = [img for group in ("puzzle512", "photo256") for img in originals[group]]
     copies = [alter(img, "jpeg70", rng) for img in imgs]
     t0 = time.perf_counter()
-    blobs = [hashes.thumbnail_bytes(thumb(img)) for img in imgs]
+    blobs = [near_copy.thumbnail_bytes(thumb(img)) for img in imgs]
     t1 = time.perf_counter()
-    copy_blobs = [hashes.thumbnail_bytes(thumb(img)) for img in copies]
+    copy_blobs = [near_copy.thumbnail_bytes(thumb(img)) for img in copies]
     t2 = time.perf_counter()
     for a, b in zip(blobs, copy_blobs):  # copies: both passes run
-        hashes.same_image(a, b)
+        near_copy.same_image(a, b)
     t3 = time.perf_counter()
     for a, b in zip(blobs, blobs[1:] + blobs[:1]):  # distinct: most stop after the luminance pass
-        hashes.same_image(a, b)
+        near_copy.same_image(a, b)
     t4 = time.perf_counter()
     kb = np.mean([len(b) for b in blobs]) / 1024
     print(f"\nspeed (one process, decoded 512/256 px images): thumbnail + bytes {len(imgs) / (t1 - t0):,.0f} rows/s "

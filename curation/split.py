@@ -9,8 +9,13 @@ near-duplicates across splits):
 
 - the **image key** of a row is the sha256 of its image bytes (for a multi-image row, the first
   image: the one whose perceptual hash the row carries);
-- images that are confirmed near-copies (``curation.images.hashes.near_copy_pairs``) are joined by
-  union-find; the **group key** of every image in a cluster is the smallest image key in it;
+- an image's **group key** is the smallest image key among itself and its confirmed near-copies
+  (``curation.images.duplicates``: each confirmed pair gives both images the smaller key, and the pipeline
+  keeps the minimum per image). One hop, not a transitive closure: in a chain a~b~c where a and c are not
+  copies of each other, b joins a's group and c joins b's, so b and c, copies of each other, may sit on
+  two sides. A chain needs a copy of a copy that drifted past the near-copy test (none in the mini
+  recipe: its manifest counts ``rows_grouped_with_a_near_copy``); a transitive closure would need all
+  confirmed pairs in one place;
 - :func:`split_of` hashes the group key, so the side depends on the group alone: re-runs, row
   order and worker count cannot move a row.
 """
@@ -52,35 +57,6 @@ def split_of(group_key: str, test_fraction: float, val_fraction: float = 0.0, se
     if u < test_fraction + val_fraction:
         return "val"
     return "train"
-
-
-def group_keys(image_keys: Iterable[str], near_pairs: Iterable[tuple[str, str] | tuple[str, str, float]]
-               ) -> dict[str, str]:
-    """``image key -> group key`` (the smallest image key of its near-copy cluster), by union-find.
-
-    ``near_pairs`` are confirmed near-copy pairs ``(a, b)`` or ``(a, b, score)``; images in pairs
-    but not in ``image_keys`` are added. Clusters are transitive closures (a~b, b~c puts a and c
-    together), which a split must be: otherwise a and c could sit on two sides of b's copy.
-    """
-    parent: dict[str, str] = {k: k for k in image_keys}
-
-    def root(k: str) -> str:
-        parent.setdefault(k, k)
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]  # path halving
-            k = parent[k]
-        return k
-
-    for pair in near_pairs:
-        ra, rb = root(pair[0]), root(pair[1])
-        if ra != rb:  # the smaller key becomes the root, so a root is its cluster's minimum
-            parent[max(ra, rb)] = min(ra, rb)
-    return {k: root(k) for k in parent}
-
-
-def group_key_of(key: str, groups: dict[str, str]) -> str:
-    """The group key of an image key: its cluster's, or itself when it has no near-copy."""
-    return groups.get(key, key)
 
 
 def split_leaks(rows: Iterable[tuple[str, str]]) -> list[str]:

@@ -8,7 +8,8 @@
    hashes propose, pixels decide. Only candidates' thumbnails travel, once to each bucket that owns
    one of their pairs.
 3. Groups: every image's ``split_group`` is the smallest image key among itself and its confirmed
-   near-copies (one hop), so all rows of one image and of its copies share a train/val/test side.
+   near-copies (one hop, not a closure: ``curation.split`` says what that leaves), so all rows of one image
+   and (short of such chains) of its copies share a train/val/test side.
 4. Duplicates: rows with the same group and the same normalized question (scope ``question``; also
    the same answer for ``question_answer``; any question for ``image``) are one problem; the row with
    the smallest id stays. ``exact``: byte-identical image and identical normalized question; else ``near``.
@@ -20,8 +21,13 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from curation.images.hashes import HASH_BITS, band_keys, band_widths
+from curation.images.near_copy import thumbnail, thumbnail_bytes
+
 # The batched confirmation lives in curation.images.near_copy_batch; near_copies and confirmed_pairs are re-exported.
 from curation.images.near_copy_batch import Thumbnails, confirmed, confirmed_pairs, near_copies  # noqa: F401
+from curation.rejects import Reject
+from curation.split import split_of
 from schemas.ids import normalize_question
 
 MEMBER_BYTES = 40  # a band member: the 32 bytes of the image key (sha256) and the 8 of its hash
@@ -36,7 +42,6 @@ def band_entries(image_key: str, image_hash: int, threshold: int) -> list[tuple[
     The member is packed (``MEMBER_BYTES``): nine of them cross a shuffle per image, so they are
     bytes a combiner can concatenate, not Python tuples.
     """
-    from curation.images.hashes import band_keys
 
     try:
         member = bytes.fromhex(image_key) + image_hash.to_bytes(8, "big")
@@ -65,7 +70,6 @@ def owned_pairs(band: int, hashes: np.ndarray, threshold: int) -> tuple[np.ndarr
 def owned_pair_blocks(band: int, hashes: np.ndarray, threshold: int, cells: int = 4_000_000):
     """:func:`owned_pairs` in blocks of rows, ~``cells`` distances each: a bucket's pairs grow with the square
     of its size (synthetic diagrams crowd a few buckets), so they are never all held at once."""
-    from curation.images.hashes import HASH_BITS, band_widths
 
     n = len(hashes)
     start, step = 0, max(1, cells // max(n, 1))
@@ -188,8 +192,6 @@ def placed(row: dict, drops: dict[str, dict], groups: dict[str, str], test_fract
     The split is a hash of the group, never of the row: every row of an image (and of its near-copies)
     lands on the same side.
     """
-    from curation.rejects import Reject
-    from curation.split import split_of
 
     drop = drops.get(row_key(row))
     if drop is not None:
@@ -203,6 +205,5 @@ def placed(row: dict, drops: dict[str, dict], groups: dict[str, str], test_fract
 
 def thumbnail_of(row: dict) -> bytes:
     """The compact thumbnail of a row's first image: what travels to confirm a candidate pair."""
-    from curation.images.hashes import thumbnail, thumbnail_bytes
 
     return thumbnail_bytes(thumbnail(row["images"][0]["bytes"]))

@@ -34,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from curation.errors import SightlineError
+from curation.images.decode import check_image
 
 THUMB_SIZE = 256          # longer side; 128 loses digits under ~11% of the image height (measured)
 THUMB_MAX_SCALE = 0.5     # a thumbnail is at least 2x smaller than its image: JPEG's 8x8 blocks and
@@ -59,7 +60,6 @@ def thumbnail(image, size: int = THUMB_SIZE) -> Thumbnail:
     from PIL import Image
 
     if isinstance(image, (bytes, bytearray, memoryview)):
-        from curation.images.decode import check_image
 
         check = check_image(bytes(image))
         if not check.ok:

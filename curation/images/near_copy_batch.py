@@ -17,7 +17,15 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from curation.images.near_copy import MIN_PIXELS, TAU
+from curation.images.near_copy import (
+    _LUMA,
+    MIN_PIXELS,
+    TAU,
+    _brightest_channel,
+    _p99,
+    same_image,
+    thumbnail_from_bytes,
+)
 
 CLEARLY_DIFFERENT = 128      # of 255: no re-encode, resize or 10% brightness change moves a pixel this far
 CLEARLY_DIFFERENT_SHARE = 0.01
@@ -32,13 +40,11 @@ def near_copies(thumb_a: bytes, thumb_b: bytes) -> bool:
     grid and more than 1% of their pixels differ by half the range, that settles it without the
     full comparison (``curation.images.near_copy.same_image``, ~2 ms a pair).
     """
-    from curation.images.hashes import thumbnail_from_bytes
 
     return _near_copies(thumbnail_from_bytes(thumb_a), thumbnail_from_bytes(thumb_b))
 
 
 def _near_copies(a, b) -> bool:
-    from curation.images.hashes import same_image
 
     if a.pixels.shape == b.pixels.shape and not _not_far(a.pixels[None], b.pixels[None])[0]:
         return False
@@ -74,7 +80,6 @@ def confirmed_pairs(thumbs: dict[str, bytes], pairs: Iterable[tuple[str, str]]) 
 
 def confirmed(images: Thumbnails, ia: np.ndarray, ib: np.ndarray) -> list[int]:
     """Positions ``k`` of the pairs ``(images ia[k], images ib[k])`` that near_copies confirms, in order."""
-    from curation.images.hashes import same_image
 
     if not len(ia):
         return []
@@ -107,7 +112,6 @@ class Thumbnails:
     def __init__(self, blobs: list[bytes]):
         from collections import OrderedDict
 
-        from curation.images.hashes import thumbnail_from_bytes
 
         self.blobs = blobs
         self.decoded, self.p99s = OrderedDict(), {}  # position -> (thumbnail, 8-bit luminance or None)
@@ -135,7 +139,6 @@ class Thumbnails:
         return t
 
     def _entry(self, i: int) -> tuple:
-        from curation.images.hashes import thumbnail_from_bytes
 
         entry = self.decoded.get(i)
         if entry is None:
@@ -153,7 +156,6 @@ class Thumbnails:
 
     def p99(self, i: int) -> float:
         """``same_image``'s 99th-percentile brightness of image ``i`` (kept: one number per image)."""
-        from curation.images.near_copy import _brightest_channel, _p99
 
         if i not in self.p99s:
             self.p99s[i] = _p99(_brightest_channel(self.floats(i)))
@@ -161,7 +163,6 @@ class Thumbnails:
 
     def luma8(self, i: int) -> np.ndarray:
         """BT.601 luminance of image ``i``, rounded to 8 bits (kept with its pixels while they are decoded)."""
-        from curation.images.near_copy import _LUMA
 
         t, luma = self._entry(i)
         if luma is None:
@@ -198,7 +199,6 @@ def _confirm_batch(images: Thumbnails, batch: np.ndarray, ia: np.ndarray, ib: np
     """Pair positions ``batch`` (images ``ia``, ``ib``, one grid) that near_copies confirms. Pairs of one image
     size take the luminance bound (on 8-bit luminance when ``same_image`` applies no brightness gain); then
     near_copies' clearly-different test; then same_image. Per-image work is done once per image in the batch."""
-    from curation.images.hashes import same_image
 
     n = len(batch)
     uniq, where = np.unique(np.concatenate([ia, ib]), return_inverse=True)
@@ -239,7 +239,6 @@ def _gains(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _luma_maybe_same(x: np.ndarray, y: np.ndarray, gain_x: np.ndarray, gain_y: np.ndarray) -> np.ndarray:
     """Per pair of float images (one grid, one image size) and the gains ``same_image`` applies to them
     (:func:`_gains`): False when ``same_image`` would certainly say different."""
-    from curation.images.near_copy import _LUMA
 
     gx, gy = gain_x[:, None, None, None], gain_y[:, None, None, None]
     x = np.where(gx != 1, np.minimum(x * gx, 1.0), x)

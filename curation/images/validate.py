@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from curation.images.decode import check_image
+from curation.images.hashes import hash_hex, phash64
 from curation.rejects import Reject
+from curation.split import image_key
 
 
 @dataclass
@@ -39,9 +42,6 @@ def text_problem(value) -> str | None:
 
 def validate_row(row: dict, cfg: ValidateConfig) -> dict | Reject:
     """``row`` with width, height, image_hash and image_key of its first image, or why it cannot be used."""
-    from curation.images.hashes import hash_hex, phash64
-    from curation.images.decode import check_image
-    from curation.split import image_key
 
     for name in ("question", "answer"):
         problem = text_problem(row.get(name))

@@ -7,32 +7,21 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
-from curation.images.hashes import (
+from curation.errors import SightlineError
+from curation.images.hashes import band_keys, hamming, hash_from_hex, hash_hex, phash64
+from curation.images.near_copy import same_image, thumbnail, thumbnail_bytes, thumbnail_from_bytes
+from tests.curation.dedup_reference import (
     Candidate,
     Drop,
-    band_keys,
     candidate_keys,
     candidate_pairs,
     confirm,
     decide_duplicates,
-    duplicates_in_bucket,
-    exact_key,
     find_duplicates,
-    find_near_duplicates,
     first_drop,
-    hamming,
-    hash_from_hex,
-    hash_hex,
     image_sha256,
-    min_kept,
     near_copy_pairs,
-    phash64,
-    same_image,
-    thumbnail,
-    thumbnail_bytes,
-    thumbnail_from_bytes,
 )
-from curation.errors import SightlineError
 from schemas.ids import normalize_question
 
 
@@ -50,16 +39,6 @@ def jpeg(img: Image.Image, quality: int) -> Image.Image:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality)
     return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-
-
-def brute_force_rule(items, threshold):
-    """The drop rule by definition: smallest strictly smaller id within the threshold."""
-    out = {}
-    for i, hi in items:
-        kept = [j for j, hj in items if j < i and hamming(hi, hj) <= threshold]
-        if kept:
-            out[i] = min(kept)
-    return out
 
 
 def test_phash64_matches_imagehash_and_hex_round_trips():
@@ -116,55 +95,6 @@ def test_band_keys_find_exactly_the_all_pairs_answer(threshold):
                  if i < j and hamming(hashes[i], hashes[j]) <= threshold}
     assert via_bands == brute
     assert len(brute) > 50  # the fixture does have near pairs
-
-
-def test_drop_rule_is_local_and_not_transitive():
-    a, b, c = 0, 0b111, 0b111111  # a~b (3), b~c (3), a-c 6 apart
-    assert sorted(duplicates_in_bucket([("c", c), ("a", a), ("b", b)], 3)) == [("b", "a", 3), ("c", "b", 3)]
-    assert find_near_duplicates([("c", c), ("a", a), ("b", b)], 3) == {"b": "a", "c": "b"}
-    assert find_near_duplicates([("c", c), ("a", a), ("b", b)], 6) == {"b": "a", "c": "a"}
-    assert duplicates_in_bucket([("a", a), ("a", a)], 3) == []  # one id is one row
-
-
-def test_kept_id_is_deterministic_and_matches_the_definition():
-    rng = random.Random(7)
-    items = []
-    for _ in range(40):
-        base = rng.getrandbits(64)
-        for _ in range(rng.randint(1, 4)):
-            flips = rng.sample(range(64), rng.randint(0, 12))
-            items.append((f"id{rng.getrandbits(32):08x}", base ^ sum(1 << b for b in flips)))
-    expected = brute_force_rule(items, 8)
-    assert expected  # some duplicates exist
-    for seed in range(5):
-        shuffled = items[:]
-        random.Random(seed).shuffle(shuffled)
-        assert find_near_duplicates(shuffled, 8) == expected
-
-
-def test_large_bucket_is_processed_in_blocks_with_the_same_answer():
-    rng = np.random.default_rng(3)
-    hashes = [int(h) for h in rng.integers(0, 2**16, 2500, dtype=np.uint64)]  # one dense region
-    items = [(f"{i:05d}", h) for i, h in enumerate(hashes)]
-    got = {d: k for d, k, _ in duplicates_in_bucket(items, 2)}
-    arr = np.array(hashes, dtype=np.uint64)
-    dist = np.bitwise_count(arr[:, None] ^ arr[None, :])
-    near = np.tril(dist <= 2, -1)
-    expected = {items[i][0]: items[int(near[i].argmax())][0] for i in np.flatnonzero(near.any(1))}
-    assert got == expected and len(got) > 1000
-
-
-def test_min_kept_combines_candidates_per_dropped_row():
-    assert min_kept([("k9", 2), ("k1", 7), ("k5", 0)]) == ("k1", 7)
-    assert min_kept(iter([("x", 3)])) == ("x", 3)
-
-
-def test_exact_key_normalizes_question_image_hash_and_answer():
-    h = hash_hex(0x1234)
-    assert exact_key("How many  Circles?", h) == exact_key(" how many circles? ", h.upper())
-    assert exact_key("How many circles?", h) != exact_key("How many squares?", h)
-    assert exact_key("How many circles?", h) != exact_key("How many circles?", hash_hex(0x1235))
-    assert exact_key("Which bar?", h, answer="B") != exact_key("Which bar?", h, answer="C")
 
 
 # ---------------------------------------------------------------- the default rule: confirmed near-copies
@@ -280,7 +210,8 @@ def test_fifty_images_with_four_questions_each_are_all_kept():
         rows += [candidate(f"{i:02d}-{q}", img, q, data) for q in questions]
     assert find_duplicates(rows) == {}
     # What the hash-only rule over all rows would have done: 3 of every 4 rows, and distinct puzzles.
-    assert len(find_near_duplicates([(r.key, r.phash) for r in rows], 8)) > 150
+    by_key = sorted(rows, key=lambda r: r.key)
+    assert sum(any(hamming(r.phash, o.phash) <= 8 for o in by_key[:i]) for i, r in enumerate(by_key)) > 150
     hashes = [r.phash for r in rows[::4]]
     assert sum(hamming(a, b) <= 8 for i, a in enumerate(hashes) for b in hashes[:i]) >= 5  # confirmation ran
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from curation.images import duplicates as D
-from curation.images.hashes import hamming, phash64, thumbnail, thumbnail_bytes
+from curation.images.hashes import hamming, phash64
+from curation.images.near_copy import thumbnail, thumbnail_bytes
 from tests.curation.test_dedup import altered, png, puzzle
 
 

@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 
 from curation.images import near_copy_batch as B
-from curation.images.hashes import thumbnail, thumbnail_bytes, thumbnail_from_bytes
+from curation.images.near_copy import thumbnail, thumbnail_bytes, thumbnail_from_bytes
 from tests.curation.test_dedup import altered, jpeg, photo, png, puzzle
 
 

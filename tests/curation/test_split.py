@@ -6,17 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from curation.images.hashes import (
-    Candidate,
-    candidate_keys,
-    image_sha256,
-    near_copy_pairs,
-    phash64,
-    thumbnail,
-    thumbnail_bytes,
-)
+from curation.images.hashes import phash64
+from curation.images.near_copy import thumbnail, thumbnail_bytes
+from tests.curation.dedup_reference import Candidate, candidate_keys, image_sha256, near_copy_pairs
 from curation.errors import SightlineError
-from curation.split import group_key_of, group_keys, image_key, split_leaks, split_of
+from curation.images import duplicates as D
+from curation.split import image_key, split_leaks, split_of
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -69,14 +64,22 @@ def test_image_key_is_the_sha256_of_the_first_image():
         image_key(b"")
 
 
-def test_union_find_groups_take_the_smallest_key_and_are_transitive():
-    groups = group_keys(["e", "d", "c", "b", "a", "z"], [("d", "c", 0.05), ("e", "d"), ("b", "a"), ("y", "x")])
-    assert groups == {"a": "a", "b": "a", "c": "c", "d": "c", "e": "c", "z": "z", "x": "x", "y": "x"}
-    # the same clusters whatever order the pairs come in
-    assert group_keys("abcdez", [("y", "x"), ("b", "a"), ("e", "d"), ("c", "d")]) == groups
-    chain = [(f"k{i:03d}", f"k{i + 1:03d}") for i in range(300)][::-1]   # a long chain, reversed
-    assert set(group_keys([], chain).values()) == {"k000"}
-    assert group_key_of("e", groups) == "c" and group_key_of("new", groups) == "new"
+def one_hop_groups(pairs) -> dict[str, str]:
+    """The pipeline's grouping (curate._near_copy_groups) as a loop: group_edges, then the minimum per image."""
+    groups: dict[str, str] = {}
+    for a, b, *_ in pairs:
+        for image, group in D.group_edges(a, b):
+            groups[image] = min(group, groups.get(image, group))
+    return groups
+
+
+def test_a_group_is_the_smallest_key_among_an_image_and_its_direct_near_copies():
+    pairs = [("d", "c", 0.05), ("e", "d"), ("b", "a"), ("y", "x")]
+    groups = one_hop_groups(pairs)
+    assert groups == {"a": "a", "b": "a", "c": "c", "d": "c", "e": "d", "x": "x", "y": "x"}
+    assert one_hop_groups(pairs[::-1]) == groups  # whatever order the pairs come in
+    # one hop: in the chain c~d~e, e joins d's group, not c's (split.py's docstring says so)
+    assert groups["e"] != groups["c"]
 
 
 def test_split_leaks_finds_images_on_two_sides():
@@ -102,15 +105,15 @@ def test_fifty_images_with_four_questions_and_their_copies_never_straddle_the_sp
             buckets.setdefault(key, []).append(c)
     pairs = {p for members in buckets.values() for p in near_copy_pairs(members)}
     assert len(pairs) == len(copies)  # each copy joins its original, and nothing else joins
-    groups = group_keys([c.key for c in cands], pairs)
-    assert len(set(groups.values())) == 50
+    groups = one_hop_groups(pairs)
+    assert len(set(groups.values())) == len(copies)  # each copy with its original
 
     rows = [(image_key(data), q) for data in all_images for q in questions]
-    sides = [(key, split_of(group_key_of(key, groups), 0.3)) for key, _ in rows]
+    sides = [(key, split_of(groups.get(key, key), 0.3)) for key, _ in rows]
     assert split_leaks(sides) == []
     by_group = {}
     for key, side in sides:
-        assert by_group.setdefault(groups[key], side) == side
+        assert by_group.setdefault(groups.get(key, key), side) == side
     assert 0.1 < sum(side == "test" for _, side in sides) / len(sides) < 0.5
     # The old rule, a hash of image + question per row, puts most of these images on both sides.
     old = [(key, "test" if int(hashlib.sha256((key + q).encode()).hexdigest()[:12], 16) / 2**48 < 0.3 else "train")
