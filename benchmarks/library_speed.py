@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/library_speed.py [--rows 2000]
 
 On the recipe's own synthetic rows (`configs/data/mini.yaml`): Pillow decoding each PNG, imagehash's
-phash of the decoded image (what `validate` adds per row), the near-copy thumbnail (`curation.dedup`),
+phash of the decoded image (what `validate` adds per row), the near-copy thumbnail (`curation.images.near_copy`),
 and pyarrow writing the rows as zstd Parquet in the `examples` layout. `pipeline_throughput.py` prints
 these next to its per-stage table, so a stage can be compared with the work it cannot avoid.
 """
