@@ -203,6 +203,7 @@ def plot_run_curves(folder: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     from training.callbacks import read_jsonl
+    from training.grpo.curves import reward_panel
 
     sft = [r for r in read_jsonl(folder / "sft" / "metrics.jsonl") if "loss" in r]
     grpo = [r for r in read_jsonl(folder / "grpo" / "metrics.jsonl") if "reward" in r]
@@ -217,13 +218,7 @@ def plot_run_curves(folder: Path) -> Path | None:
                     alpha=0.7, label="token accuracy")
             ax.set_ylabel("token accuracy")
     axes[0].set(xlabel="step", ylabel="loss (assistant tokens)", title="SFT")
-    if grpo:
-        steps = [r["step"] for r in grpo]
-        axes[1].plot(steps, [r["reward"] for r in grpo], label="reward (weighted)")
-        for key in sorted({k for r in grpo for k in r if k.startswith("rewards/") and k.endswith("/mean")}):
-            axes[1].plot(steps, [r.get(key) for r in grpo], label=key.split("/")[1], alpha=0.7)
-        axes[1].legend(fontsize=7)
-    axes[1].set(xlabel="step", ylabel="mean reward", title="GRPO")
+    reward_panel(axes[1], grpo, title="GRPO")
     fig.tight_layout()
     out = folder / "curves.png"
     fig.savefig(out, dpi=100)

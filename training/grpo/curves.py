@@ -22,6 +22,17 @@ PANELS = (
 )
 
 
+def reward_panel(ax, rows: list[dict], title: str = "reward") -> None:
+    """Draw TRL's weighted ``reward`` and each reward function's ``rewards/<name>/mean`` against steps on ``ax``."""
+    if rows:
+        steps = [r["step"] for r in rows]
+        ax.plot(steps, [r["reward"] for r in rows], label="reward (weighted)")
+        for key in sorted({k for r in rows for k in r if k.startswith("rewards/") and k.endswith("/mean")}):
+            ax.plot(steps, [r.get(key) for r in rows], label=key.split("/")[1], alpha=0.7)
+        ax.legend(fontsize=7)
+    ax.set(xlabel="step", ylabel="mean reward", title=title)
+
+
 def plot_curves(metrics: str | Path, out: str | Path) -> Path | None:
     """``out`` (a PNG) with one panel for the rewards and one per ``PANELS`` key; None when nothing was logged."""
     import matplotlib
@@ -35,12 +46,7 @@ def plot_curves(metrics: str | Path, out: str | Path) -> Path | None:
     if not rows:
         return None
     fig, axes = plt.subplots(1, 1 + len(PANELS), figsize=(4 * (1 + len(PANELS)), 3.4))
-    steps = [r["step"] for r in rows]
-    axes[0].plot(steps, [r["reward"] for r in rows], label="reward (weighted)")
-    for key in sorted({k for r in rows for k in r if k.startswith("rewards/") and k.endswith("/mean")}):
-        axes[0].plot(steps, [r.get(key) for r in rows], label=key.split("/")[1], alpha=0.7)
-    axes[0].set(xlabel="step", ylabel="mean reward", title="reward")
-    axes[0].legend(fontsize=7)
+    reward_panel(axes[0], rows)
     for ax, (key, title, ylabel) in zip(axes[1:], PANELS):
         points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
         if points:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.sampling.base import PromptSampler, check_int, check_number
+from training.sampling.base import check_int
+from training.sampling.vade import DecayedBetaSampler
 
 SCORES = ("expected", "thompson")
 
@@ -25,7 +26,7 @@ def mixed_probability(p: np.ndarray, g: int) -> np.ndarray:
     return 1.0 - p**g - (1.0 - p) ** g
 
 
-class MixedGroupSampler(PromptSampler):
+class MixedGroupSampler(DecayedBetaSampler):
     """Mixed-group sampling: the B prompts most likely to give a mixed group next time.
 
     GRPO learns only from a group whose G rewards are not all equal, and G rollouts at pass
@@ -79,16 +80,12 @@ class MixedGroupSampler(PromptSampler):
 
     def __init__(self, ids, *, l1: float = 0.2, l2: float = 0.999, group_size: int | None = None,
                  score: str = "expected", max_lag: int = 4, **kw):
-        self.l1 = check_number("l1", l1, 0.0, 1.0, low_open=True)
-        self.l2 = check_number("l2", l2, 0.0, 1.0, low_open=True)
         self.group_size = None if group_size is None else check_int("group_size", group_size, 2)
         if score not in SCORES:
             raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
         self.score = score
         self.max_lag = check_int("max_lag", max_lag, 0)
-        super().__init__(ids, **kw)
-        self.a = self.prior_correct.copy()
-        self.b = self.prior_total - self.prior_correct
+        super().__init__(ids, l1=l1, l2=l2, **kw)
         self.drawn_at = np.full(len(self.ids), -1, dtype=np.int64)  # batch that drew the id, -1: none pending
         self.seen_group_size = 8
         self._batch: dict[str, float] = {}
@@ -105,34 +102,28 @@ class MixedGroupSampler(PromptSampler):
         if self.score == "expected":
             score = self.p_mixed()
         else:
-            score = mixed_probability(self._rng.beta(self.a + 1.0, self.b + 1.0), self.current_group_size)
+            score = mixed_probability(self.draw_pass_rates(), self.current_group_size)
         pending = (self.drawn_at >= 0) & (self.step - self.drawn_at <= self.max_lag)
         score_key = np.where(pending, score - 2.0, score)  # scores are in [0, 1]: pending ids go last
         # Equal scores (unseen prompts, equal counts) in a seeded random order, the same on every rank.
         chosen = np.lexsort((self._rng.random(len(self.ids)), -score_key))[:k]
         self.drawn_at[chosen] = self.step
         self._batch = {"batch_p_mixed": float(score[chosen].mean()),
-                       "batch_est_pass_rate": float(((self.a + 1) / (self.a + self.b + 2))[chosen].mean())}
+                       "batch_est_pass_rate": float(self.posterior_mean()[chosen].mean())}
         return chosen
 
     def _observe(self, idx, correct, total, completions):
-        unselected = np.ones(len(self.ids), dtype=bool)
-        unselected[idx] = False
-        self.a[unselected] *= self.l2
-        self.b[unselected] *= self.l2
-        self.a[idx] = self.l1 * self.a[idx] + correct
-        self.b[idx] = self.l1 * self.b[idx] + (total - correct)
+        self._decay(idx, correct, total)
         self.drawn_at[idx] = -1
         if len(idx):
             self.seen_group_size = max(2, int(total.max()))
 
     def _state(self):
-        return {"a": self.a.tolist(), "b": self.b.tolist(), "drawn_at": self.drawn_at.tolist(),
+        return {**self._posterior_state(), "drawn_at": self.drawn_at.tolist(),
                 "seen_group_size": self.seen_group_size, "batch": dict(self._batch)}
 
     def _load(self, state):
-        self.a = np.asarray(state["a"], dtype=np.float64)
-        self.b = np.asarray(state["b"], dtype=np.float64)
+        self._load_posterior(state)
         self.drawn_at = np.asarray(state["drawn_at"], dtype=np.int64)
         self.seen_group_size = int(state["seen_group_size"])
         self._batch = {k: float(v) for k, v in state["batch"].items()}
