@@ -1,5 +1,10 @@
 """Every drop has a reason: the one shape a curation rule returns for a bad row, and the one way to
-turn it into a ``rejects`` row (datatrove's filter shape: keep the row, or say why not)."""
+turn it into a ``rejects`` row (datatrove's filter shape: keep the row, or say why not).
+
+``Reject`` is the verdict. Deep inside a reader (a source record's values, checked helper by helper)
+returning it through every call would bury the reading, so those helpers raise ``Refused``, which
+carries a ``Reject``; the reader's one boundary (``curation.sources.values.to_row``) catches it and
+returns the rejects row, so no caller ever sees a ``Refused``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,6 +17,18 @@ class Reject:
     """A rule's verdict on one row: the snake_case ``reason`` is counted; ``detail`` is for people."""
     reason: str
     detail: str = ""
+
+
+class Refused(Exception):
+    """A ``Reject`` raised inside a reader; ``reject`` is the verdict its boundary returns."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(reason)
+        self.reason, self.detail = reason, detail
+
+    @property
+    def reject(self) -> Reject:
+        return Reject(self.reason, self.detail)
 
 
 def reject_row(stage: str, row: dict, reason: str, detail: str = "") -> dict:

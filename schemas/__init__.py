@@ -4,6 +4,7 @@ Nothing else in the project defines a column name. Pure: imports only pyarrow.
 """
 from schemas.ids import normalize_question, row_id
 from schemas.tables import (
+    ANSWER_TYPES,
     IMAGE,
     MESSAGE,
     SCHEMA_VERSION,
@@ -16,6 +17,6 @@ from schemas.tables import (
 )
 
 __all__ = [
-    "IMAGE", "MESSAGE", "SCHEMA_VERSION", "SCHEMAS", "TABLES", "SchemaError",
+    "ANSWER_TYPES", "IMAGE", "MESSAGE", "SCHEMA_VERSION", "SCHEMAS", "TABLES", "SchemaError",
     "check_table", "make_reject", "normalize_question", "row_id", "to_table",
 ]

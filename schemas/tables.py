@@ -19,6 +19,12 @@ CONTENT_PART = pa.struct([("type", pa.string()), ("text", pa.string())])
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.list_(CONTENT_PART))])
 
 _STR = pa.string()
+
+# The closed list of values of the ``answer_type`` column: how a gold is checked (``curation.answers.verify``).
+# Sources map their own spellings onto these; the verifier, trace assembly and rewards read them.
+ANSWER_TYPES = ("multiple_choice", "multi_choice", "yes_no", "integer", "number", "math", "text", "open")
+MULTIPLE_CHOICE, MULTI_CHOICE, YES_NO, INTEGER, NUMBER, MATH, TEXT, OPEN = ANSWER_TYPES
+
 _LINEAGE = [
     pa.field("id", _STR, nullable=False),
     pa.field("source", _STR, nullable=False),

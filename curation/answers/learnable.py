@@ -15,7 +15,8 @@ Rows that break it are not rejected (they are still good SFT and caption materia
 """
 from __future__ import annotations
 
-from curation.answers.verify import OPEN, verify
+from curation.answers.verify import verify
+from schemas.tables import OPEN
 
 EXCLUSIONS = ("no_answer_type", "open_answer", "gold_does_not_verify")
 

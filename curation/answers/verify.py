@@ -25,13 +25,12 @@ from functools import lru_cache
 
 from curation.answers import math_check, numeric, readers
 from curation.answers.options import options_from_question
+from schemas.tables import INTEGER, MATH, MULTI_CHOICE, MULTIPLE_CHOICE, NUMBER, OPEN, TEXT, YES_NO
 
 MAX_SECONDS = 2.0          # the bound promised to callers, whatever the thread
 MATH_SECONDS = 1.5         # what math-verify may use of it, counted from the start of the call
 MAX_ANSWER_CHARS = 2000    # a longer "final answer" is a wall of text, not an answer
 MAX_MATH_CHARS = 500
-OPEN = "open"                  # answer type of a sentence-length gold: a judge decides, not a rule
-MULTI_CHOICE = "multi_choice"  # answer type of a gold naming several options ("A, C")
 MAX_SHORT_GOLD_WORDS = readers.MAX_SENTENCE_GOLD_WORDS   # more words than this: ``open``
 
 
@@ -196,7 +195,7 @@ def _final_answer(response: str) -> tuple[str | None, bool]:
 
 _LONE_LETTER = re.compile(r"\(?[A-H]\)?\.?")
 _MATH_HINT = re.compile(r"\d|\\[a-zA-Z]|[\^_=+*/√π∞<>]")
-_NUMERIC_TYPES = ("integer", "number", "math")
+_NUMERIC_TYPES = (INTEGER, NUMBER, MATH)
 
 
 def _as_text(value) -> str | None:
@@ -240,23 +239,23 @@ def answer_type_for_gold(gold, choices=None) -> str:
     if text is not None and ("<answer>" in text.lower() or "\\boxed" in text or "\\fbox" in text):
         text = extract_answer(text)
     if not text or not text.strip():
-        return "text"
+        return TEXT
     text, options = text.strip(), _as_choices(choices)
     if options:
         letters = string.ascii_uppercase[:len(options)]
         if readers.gold_choice(text, options, letters) is not None:
-            return "multiple_choice"
+            return MULTIPLE_CHOICE
         if readers.gold_letter_set(text, letters) is not None:
             return MULTI_CHOICE
     if readers.gold_yes_no(text) is not None:
-        return "yes_no"
+        return YES_NO
     number = numeric.read_number(text)
     if number is not None:
         integral = number.radicand == 1 and number.coef.denominator == 1 and not number.decimal
-        return "integer" if integral and not number.percent else "number"
+        return INTEGER if integral and not number.percent else NUMBER
     if _is_sentence(text):
         return OPEN
-    return "math" if _MATH_HINT.search(text) else "text"
+    return MATH if _MATH_HINT.search(text) else TEXT
 
 
 @lru_cache(maxsize=4096)   # k rollouts of one prompt share one question
@@ -309,19 +308,19 @@ def verify(response: str, gold: str, *, choices: list[str] | None = None,
 def _compare(answer: str, stated: bool, gold: str, choices: list[str] | None, kind: str | None,
              started: float) -> Verdict:
     letters = string.ascii_uppercase[:max(8, len(choices or ()))]
-    if (kind in ("multiple_choice", MULTI_CHOICE) or choices
+    if (kind in (MULTIPLE_CHOICE, MULTI_CHOICE) or choices
             or (kind is None and _LONE_LETTER.fullmatch(numeric.plain(gold)))):
         verdict = _compare_choice(answer, stated, gold, choices, kind, letters)
         if verdict is not None:
             return verdict
 
-    polarity = readers.read_yes_no(gold) if kind == "yes_no" else readers.gold_yes_no(gold)
+    polarity = readers.read_yes_no(gold) if kind == YES_NO else readers.gold_yes_no(gold)
     if polarity is not None:
         said = readers.read_yes_no(answer)
         return Verdict(said == polarity, answer, "match_yes_no" if said == polarity else "mismatch")
 
     gold_number = numeric.read_number(gold)
-    if kind in _NUMERIC_TYPES or gold_number is not None or (kind != "text" and _MATH_HINT.search(gold)):
+    if kind in _NUMERIC_TYPES or gold_number is not None or (kind != TEXT and _MATH_HINT.search(gold)):
         return _compare_math(answer, gold, gold_number, started)
 
     if readers.normalize_text(answer) == readers.normalize_text(gold) or readers.sentence_states(answer, gold):

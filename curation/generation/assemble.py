@@ -24,7 +24,6 @@ from curation.generation.prompts import (
 from curation.generation.teachers import TeacherSpec
 from curation.rejects import Reject
 
-OPEN = "open"  # answer type of sentence-length golds: no rule can verify them, a judge must
 
 
 def teachable(row: dict, caption: TeacherSpec, distill: TeacherSpec | None = None) -> bool:

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from curation.rejects import reject_row
+from curation.rejects import Reject
 from curation.sources.chat import conversation_path, exchanges, read_turns, turns_of
 from curation.sources.formats import items
 from curation.sources.health import ingest_health
@@ -50,7 +50,7 @@ from curation.sources.spec import (
     compile_columns,
     validate_spec,
 )
-from curation.sources.values import Reject, to_row
+from curation.sources.values import source_reject, to_row
 
 Row = tuple[str, dict]
 
@@ -73,16 +73,12 @@ def read_source(spec: dict, *, limit: int | None = None, notes: dict | None = No
         if limit is not None and n >= limit:
             return
         if kind == "reject":
-            yield _reject(s, source_id, *payload)
+            yield source_reject(s, source_id, Reject(*payload))
             continue
         base = bases.get(file)
         if base is None:
             base = bases[file] = image_root or (file if file.is_dir() else file.parent)
-        for out in _rows(s, columns, conversation, source_id, payload, base, prefix, notes):
-            if isinstance(out, Reject):
-                yield _reject(s, out.source_id, out.reason, out.detail, out.question)
-            else:
-                yield out
+        yield from _rows(s, columns, conversation, source_id, payload, base, prefix, notes)
 
 
 def _rows(s: dict, columns: dict, conversation: str | None, source_id: str, record: dict, base: Path,
@@ -94,19 +90,11 @@ def _rows(s: dict, columns: dict, conversation: str | None, source_id: str, reco
     if isinstance(found, str) or not found:
         if not s["conversation"]:  # inferred from the columns: their own reading says what is missing
             return [to_row(s, columns, source_id, record, base, base, prefix)]
-        r = Reject("bad_conversation", found if isinstance(found, str) else
-                   f"no complete question / answer exchange in {conversation!r}")
-        r.source_id, r.question = source_id, None
-        return [r]
+        return [source_reject(s, source_id, Reject("bad_conversation", found if isinstance(found, str) else
+                                                   f"no complete question / answer exchange in {conversation!r}"))]
     if s["turns"] == "first":
         notes["turns_left_out"] += len(found) - 1
     return [to_row(s, columns, source_id, record, base, base, prefix, turn) for turn in turns_of(found, s["turns"])]
-
-
-def _reject(s: dict, source_id: str, reason: str, detail: str = "", question: str | None = None) -> Row:
-    assert reason in REASONS, reason
-    return "reject", reject_row(STAGE, {"source": s["name"], "source_id": source_id, "question": question}, reason,
-                                detail)
 
 
 __all__ = ["ANSWER_TYPES", "COLUMNS", "DEFAULTS", "REASONS", "STAGE", "TYPES",

@@ -12,24 +12,25 @@ from pathlib import Path
 from typing import Any
 
 from curation.sources.paths import MISSING
-from curation.sources.rowerrors import Reject, absent
+from curation.rejects import Refused
+from curation.sources.rowerrors import absent
 
 
 def images_of(value: Any, base: Path, root: Path, s: dict, theirs: str, record: dict) -> list[dict]:
     if value is MISSING or value is None:
         why = "no image" if value is None else absent("image", theirs, value, record)
-        raise Reject("missing_image", why)
+        raise Refused("missing_image", why)
     if isinstance(value, str) and value.lstrip().startswith("[") and value.rstrip().endswith("]"):
         value = _list_text(value)  # VLMEvalKit writes a row's several images as the text of a list
     many = isinstance(value, (list, tuple))
     values = list(value) if many else [value]
     if not values:
-        raise Reject("missing_image", "the image list is empty")
+        raise Refused("missing_image", "the image list is empty")
     images = []
     for i, item in enumerate(values):
         try:
             data, path = _image(item, base, root, s)
-        except Reject as r:
+        except Refused as r:
             if many and len(values) > 1:
                 r.detail = f"image {i} of {len(values)}: {r.detail}"
             raise
@@ -40,29 +41,29 @@ def images_of(value: Any, base: Path, root: Path, s: dict, theirs: str, record: 
 def _image(value: Any, base: Path, root: Path, s: dict) -> tuple[bytes, str | None]:
     """One image's bytes and a path hint, from bytes, an HF ``{bytes, path}`` struct or a path."""
     if value is None:
-        raise Reject("missing_image", "no image")
+        raise Refused("missing_image", "no image")
     path = None
     if isinstance(value, dict):
         data, path = value.get("bytes"), value.get("path")
         if data and not isinstance(data, (bytes, bytearray, memoryview)):
-            raise Reject("bad_image_value", f"image bytes are a {type(data).__name__}")
+            raise Refused("bad_image_value", f"image bytes are a {type(data).__name__}")
         if data:
             return _bounded(_not_a_pointer(bytes(data), "the image bytes"), s), _path_hint(path)
         if not path:
-            raise Reject("missing_image", "image struct has neither bytes nor path")
+            raise Refused("missing_image", "image struct has neither bytes nor path")
     elif isinstance(value, (bytes, bytearray, memoryview)):
         if not value:
-            raise Reject("missing_image", "image bytes are empty")
+            raise Refused("missing_image", "image bytes are empty")
         return _bounded(_not_a_pointer(bytes(value), "the image bytes"), s), None
     elif isinstance(value, str):
         if (data := _inline_image(value)) is not None:
             return _bounded(_not_a_pointer(data, "the inline image"), s), None
         path = value
     else:
-        raise Reject("bad_image_value", f"image is a {type(value).__name__}; expected a path, "
+        raise Refused("bad_image_value", f"image is a {type(value).__name__}; expected a path, "
                                         "{bytes, path}, bytes or a list of those")
     if not isinstance(path, str) or not path.strip() or "\x00" in path or _path_hint(path) is None:
-        raise Reject("bad_image_value", f"image path {path!r}")
+        raise Refused("bad_image_value", f"image path {path!r}")
     return _read_file(path, base, root, s), path
 
 
@@ -79,7 +80,7 @@ def _path_hint(path: Any) -> str | None:
 
 def _bounded(data: bytes, s: dict) -> bytes:
     if len(data) > s["max_image_bytes"]:
-        raise Reject("image_too_large_bytes", f"{len(data)} bytes > max_image_bytes={s['max_image_bytes']}")
+        raise Refused("image_too_large_bytes", f"{len(data)} bytes > max_image_bytes={s['max_image_bytes']}")
     return data
 
 
@@ -94,7 +95,7 @@ def _inline_image(text: str) -> bytes | None:
     if head.startswith("data:"):
         meta, sep, payload = text.strip().partition(",")
         if not sep or ";base64" not in meta:
-            raise Reject("bad_image_value", f"a data: URI that is not base64 ({meta[:40]!r})")
+            raise Refused("bad_image_value", f"a data: URI that is not base64 ({meta[:40]!r})")
         return _b64(payload)
     long_or_magic = len(text) > 1024 or (len(text) > 64 and head.startswith(_BASE64_IMAGE))
     if long_or_magic and _BASE64_TEXT.fullmatch(text[:4096]):
@@ -109,7 +110,7 @@ def _b64(payload: str) -> bytes:
     try:
         return base64.b64decode("".join(payload.split()), validate=True)
     except (binascii.Error, ValueError) as e:
-        raise Reject("bad_image_value", f"base64 image text that does not decode: {e}") from None
+        raise Refused("bad_image_value", f"base64 image text that does not decode: {e}") from None
 
 
 def _list_text(text: str) -> Any:
@@ -125,7 +126,7 @@ def _list_text(text: str) -> Any:
 
 def _not_a_pointer(data: bytes, what: str) -> bytes:
     if data.startswith(_LFS):
-        raise Reject("image_lfs_pointer", f"{what} is a Git LFS pointer ({len(data)} bytes), not an image: "
+        raise Refused("image_lfs_pointer", f"{what} is a Git LFS pointer ({len(data)} bytes), not an image: "
                                           "fetch the files with git lfs pull")
     return data
 
@@ -138,25 +139,25 @@ def _read_file(path: str, base: Path, root: Path, s: dict) -> bytes:
         p = Path(os.path.normpath(base / p))
         inside = os.path.commonpath([str(p), os.path.normpath(root)]) == os.path.normpath(root)
         if not inside and not s["allow_outside"]:
-            raise Reject("image_path_outside",
+            raise Refused("image_path_outside",
                          f"{path} resolves outside {root} (set image_root or allow_outside)")
     try:
         st = os.stat(p)
     except (FileNotFoundError, NotADirectoryError):
-        raise Reject("image_missing", f"no file {p}") from None
+        raise Refused("image_missing", f"no file {p}") from None
     except OSError as e:
-        raise Reject("image_unreadable", f"{p}: {e}") from None
+        raise Refused("image_unreadable", f"{p}: {e}") from None
     if not stat.S_ISREG(st.st_mode):  # a folder, a FIFO (which would block), a device
-        raise Reject("image_unreadable", f"{p} is not a regular file")
+        raise Refused("image_unreadable", f"{p} is not a regular file")
     limit = s["max_image_bytes"]
     if st.st_size > limit:
-        raise Reject("image_too_large_bytes", f"{p}: {st.st_size} bytes > max_image_bytes={limit}")
+        raise Refused("image_too_large_bytes", f"{p}: {st.st_size} bytes > max_image_bytes={limit}")
     try:
         with open(p, "rb") as f:
             data = f.read(limit + 1)
     except OSError as e:
-        raise Reject("image_unreadable", f"{p}: {e}") from None
+        raise Refused("image_unreadable", f"{p}: {e}") from None
     if data.startswith(_LFS):
-        raise Reject("image_lfs_pointer", f"{p} is a Git LFS pointer ({len(data)} bytes), not an image: "
+        raise Refused("image_lfs_pointer", f"{p} is a Git LFS pointer ({len(data)} bytes), not an image: "
                                           "fetch the files with git lfs pull")
     return _bounded(data, s)

@@ -1,18 +1,10 @@
-"""A row's failure at ingest (turned into a reject row, never raised to ``read_source``'s callers)."""
+"""Why a row fails at ingest, in words that help: the detail of a ``curation.rejects.Refused``."""
 from __future__ import annotations
 
 import difflib
 from typing import Any
 
 from curation.sources.paths import MISSING, flatten
-
-
-class Reject(Exception):
-    """One row's failure; turned into a reject row, never raised to callers of ``read_source``."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(reason)
-        self.reason, self.detail = reason, detail
 
 
 def absent(field: str, theirs: str, value: Any, record: dict) -> str:

@@ -9,7 +9,7 @@ from curation.errors import SightlineError
 from curation.sources import formats
 from curation.sources.formats import fail
 from curation.sources.paths import MISSING, flatten, flatten_type, parse_path, resolve, type_has_path
-from curation.sources.values import ANSWER_TYPES
+from schemas.tables import ANSWER_TYPES
 
 STAGE = "ingest"
 TYPES = ("jsonl", "json", "parquet", "hf_disk", "csv", "tsv", "auto", "mixed")  # mixed: what auto makes of a

@@ -19,19 +19,20 @@ from curation.answers.options import options_from_question, strip_image_placehol
 from curation.sources.chat import ChatTurn, with_context
 from curation.sources.image_values import images_of
 from curation.sources.paths import MISSING, resolve
-from curation.sources.rowerrors import Reject, absent
+from curation.rejects import Refused, Reject, reject_row
+from curation.sources.rowerrors import absent
+from curation.sources.spec import REASONS, STAGE
 from schemas.ids import row_id
-from schemas.tables import EXAMPLES
+from schemas.tables import ANSWER_TYPES, EXAMPLES
 
-ANSWER_TYPES = ("multiple_choice", "multi_choice", "yes_no", "integer", "number", "math", "text", "open")
 MAX_CHOICES = 26
 _LETTER = re.compile(r"[(\[]?([A-Z])[)\]]?")
 _LETTER_SEP = re.compile(r"\s*(?:[,;/&+]|\band\b)\s*|\s+")
 
 
 def to_row(s: dict, columns: dict, source_id: str, record: dict, base: Path, root: Path,
-           prefix: str = "", turn: ChatTurn | None = None) -> tuple[str, dict] | Reject:
-    """``("example", row)``; a ``Reject`` (with ``.source_id`` and ``.question``) otherwise.
+           prefix: str = "", turn: ChatTurn | None = None) -> tuple[str, dict]:
+    """``("example", row)``, or ``("reject", rejects row)`` naming the first problem found.
 
     ``columns`` maps our names to ``(their path, parsed steps)``; ``prefix`` names the file
     for sources of several files, so a mapped ``id`` stays unique across them. ``turn`` is one
@@ -82,14 +83,19 @@ def to_row(s: dict, columns: dict, source_id: str, record: dict, base: Path, roo
         images = images_of(get("image"), base, root, s, columns["image"][0], record)
         if turn is not None and (keep := turn.image_limit(len(images))) is not None:
             images = images[:keep]
-    except Reject as r:
-        r.source_id = source_id
-        r.question = raw_question if isinstance(raw_question, str) else None
-        return r
+    except Refused as r:  # the boundary: a raised verdict becomes the rejects row
+        return source_reject(s, source_id, r.reject, raw_question if isinstance(raw_question, str) else None)
     row = dict.fromkeys(EXAMPLES.names)
     row.update(id=row_id(_image_key(images), question), source=s["name"], source_id=source_id, task=task,
                images=images, question=question, choices=choices, answer=answer, answer_type=answer_type)
     return "example", row
+
+
+def source_reject(s: dict, source_id: str, verdict: Reject, question: str | None = None) -> tuple[str, dict]:
+    """``("reject", rejects row)`` of one source record at ingest; the reason is one of ``REASONS``."""
+    assert verdict.reason in REASONS, verdict.reason
+    return "reject", reject_row(STAGE, {"source": s["name"], "source_id": source_id, "question": question},
+                                verdict.reason, verdict.detail)
 
 
 def _names_an_option(answer: Any, options: list[str], s: dict) -> bool:
@@ -116,14 +122,14 @@ def _image_key(images: list[dict]) -> bytes:
 
 def _question(value: Any, theirs: str, record: dict) -> str:
     if value is MISSING or value is None:
-        raise Reject("missing_question", absent("question", theirs, value, record))
+        raise Refused("missing_question", absent("question", theirs, value, record))
     if not isinstance(value, str):
-        raise Reject("bad_question", f"question is a {type(value).__name__}, not text")
+        raise Refused("bad_question", f"question is a {type(value).__name__}, not text")
     if not value.strip():
-        raise Reject("empty_question", "empty question")
+        raise Refused("empty_question", "empty question")
     text = strip_image_placeholder(value)
     if not text.strip():
-        raise Reject("empty_question", "the question holds only an image placeholder")
+        raise Refused("empty_question", "the question holds only an image placeholder")
     return text
 
 
@@ -139,45 +145,45 @@ def _choices(value: Any) -> list[str] | None:
     if value is MISSING or value is None or (isinstance(value, (list, tuple)) and len(value) == 0):
         return None
     if not isinstance(value, (list, tuple)):
-        raise Reject("bad_choices", f"choices are a {type(value).__name__}, not a list of strings or numbers")
+        raise Refused("bad_choices", f"choices are a {type(value).__name__}, not a list of strings or numbers")
     out = []
     for i, c in enumerate(value):
         if isinstance(c, bool) or not isinstance(c, (str, int, float)):
-            raise Reject("bad_choices", f"choice {i} is a {type(c).__name__}; choices are strings or numbers")
+            raise Refused("bad_choices", f"choice {i} is a {type(c).__name__}; choices are strings or numbers")
         text = c if isinstance(c, str) else _number_text(c)
         if not text or not text.strip():
-            raise Reject("bad_choices", f"choice {i} is {'empty' if text is not None else c}; "
+            raise Refused("bad_choices", f"choice {i} is {'empty' if text is not None else c}; "
                                         "every choice must be a non-empty string or a finite number")
         out.append(text)
     if len(out) > MAX_CHOICES:
-        raise Reject("bad_choices", f"{len(out)} choices; letters A-Z allow {MAX_CHOICES}")
+        raise Refused("bad_choices", f"{len(out)} choices; letters A-Z allow {MAX_CHOICES}")
     return out
 
 
 def _answer(value: Any, choices: list[str] | None, is_index: bool, theirs: str, record: dict) -> str:
     if value is MISSING or value is None:
-        raise Reject("missing_answer", absent("answer", theirs, value, record))
+        raise Refused("missing_answer", absent("answer", theirs, value, record))
     if isinstance(value, str) and not value.strip():
-        raise Reject("empty_answer", "empty answer")
+        raise Refused("empty_answer", "empty answer")
     if is_index:
         if choices is None:
-            raise Reject("bad_answer", "answer_is_index is set but the row has no choices")
+            raise Refused("bad_answer", "answer_is_index is set but the row has no choices")
         digits = isinstance(value, str) and value.isdigit()
         if isinstance(value, bool) or not (isinstance(value, int) or digits):
-            raise Reject("bad_answer", f"answer {value!r} is not a choice index")
+            raise Refused("bad_answer", f"answer {value!r} is not a choice index")
         if not 0 <= int(value) < len(choices):
-            raise Reject("bad_answer", f"answer index {value} outside 0..{len(choices) - 1}")
+            raise Refused("bad_answer", f"answer index {value} outside 0..{len(choices) - 1}")
         return chr(ord("A") + int(value))
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (int, float)):
         text = _number_text(value)
         if text is None:
-            raise Reject("bad_answer", f"answer is {value}")
+            raise Refused("bad_answer", f"answer is {value}")
         return text
     if isinstance(value, str):
         return value.strip()
-    raise Reject("bad_answer", f"answer is a {type(value).__name__}, not text or a number")
+    raise Refused("bad_answer", f"answer is a {type(value).__name__}, not text or a number")
 
 
 def gold_letters(answer: str) -> list[str] | None:
@@ -206,7 +212,7 @@ def _gold_letters_in_range(answer: str, choices: list[str]) -> bool:
         if compact:
             return False  # "AE" with four choices is more likely text than two options
         last = chr(ord("A") + len(choices) - 1)
-        raise Reject("answer_letter_outside_choices",
+        raise Refused("answer_letter_outside_choices",
                      f"gold {answer!r} names {', '.join(outside)} "
                      f"but the {len(choices)} choices are A-{last}")
     return len(set(letters)) > 1
@@ -226,7 +232,7 @@ def _answer_type(value: Any, several: bool, choices: list[str] | None, default: 
     given = None
     if not _blank(value):
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise Reject("bad_answer_type", f"answer_type is a {type(value).__name__}, not text")
+            raise Refused("bad_answer_type", f"answer_type is a {type(value).__name__}, not text")
         given = map_answer_type(str(value))
         if given is UNKNOWN:
             _warn_unknown(source, str(value))
@@ -300,4 +306,4 @@ def _check_encodable(*texts: str | None) -> None:
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError as e:
-                raise Reject("bad_text_encoding", f"unpaired surrogate at character {e.start}") from None
+                raise Refused("bad_text_encoding", f"unpaired surrogate at character {e.start}") from None
