@@ -1,75 +1,66 @@
-"""Counting what happened to every row: counter names, per-stage counts, and the books that must balance.
+"""Counting what happened to every row: per-stage counts, and the books that must balance.
 
-Stages count ``<stage>.<what>`` (``ingest.in``, ``validate.rejected``, ``split.test``, ...) under one
-namespace; ``stage_counts`` turns those counters and the rejects into the manifest's
-``stage_counts`` and ``accounting``: rows in = rows written + rows rejected + rows dropped as duplicates.
+The pipelines count ``schemas.counters.Count(stage, outcome[, detail])``s; ``stage_counts`` reads them by
+stage and outcome (never by a name prefix) with the rejects per stage into the manifest's
+``stage_counts``, and ``accounting`` checks rows in = rows written + rows rejected + rows dropped as duplicates.
 """
 from __future__ import annotations
 
 from curation.split import SPLITS
+from schemas.counters import Count, Outcome, Stage
 
-NAMESPACE = "sightline"
-# One name per stage, in the order rows meet them. ``distill`` is the reasoning teacher's stage
-# (its teacher role has the same name); ``verify`` and ``select`` count traces, not rows.
-STAGES = ("ingest", "validate", "dedup", "decontam", "split", "caption", "distill", "verify", "select")
-ROW_STAGES = ("ingest", "validate", "dedup", "decontam", "caption", "distill")
-OTHER_STAGES = ("difficulty",)  # the difficulty pass: k rollouts of a policy per rl prompt
+# The stages a row passes through, in order (the manifest's row stages; split, verify and select count
+# sides and traces).
+ROW_STAGES = (Stage.INGEST, Stage.VALIDATE, Stage.DEDUP, Stage.DECONTAM, Stage.CAPTION, Stage.DISTILL)
 
 
-def counter_name(stage: str, what: str) -> str:
-    assert stage in STAGES or stage in OTHER_STAGES, f"unknown stage {stage!r}"
-    return f"{stage}.{what}"
+def by_detail(c: dict[Count, int], stage: Stage, outcome: Outcome) -> dict[str, int]:
+    """``{detail: n}`` of one stage's outcome counted per detail (a split, a status, a reason)."""
+    return {k.detail: v for k, v in sorted(c.items()) if k.stage == stage and k.outcome == outcome and k.detail}
 
 
-def model_metrics_namespace(stage: str) -> str:
-    """Where Beam's RunInference puts a model stage's timings (``<namespace>_<stage>``; the runner reads them)."""
-    assert stage in STAGES or stage in OTHER_STAGES, f"unknown stage {stage!r}"
-    return f"{NAMESPACE}_{stage}"
+def stage_counts(c: dict[Count, int], rejects_by_stage: dict[str, int], seconds: dict[str, float]) -> dict:
+    """The manifest's per-stage counts from the pipeline's counts and the rejects per stage."""
+    O = Outcome
 
+    def g(stage: Stage, outcome: Outcome) -> int:
+        return c.get(Count(stage, outcome), 0)
 
-def stage_counts(c: dict[str, int], rejects_by_stage: dict[str, int], seconds: dict[str, float]) -> dict:
-    """The manifest's per-stage counts from the pipeline counters and the rejects per stage."""
-    g = lambda k: c.get(k, 0)
+    def rows(stage: Stage, *extra: Outcome) -> dict:
+        out = {"in": g(stage, O.IN), "out": g(stage, O.OUT), "rejected": rejects_by_stage.get(stage, 0)}
+        return out | {str(o): g(stage, o) for o in extra}
+
+    def taught(stage: Stage) -> dict:  # a teacher's stage: rows it let through, and rows it failed on per reason
+        return rows(stage, O.SKIPPED, O.FAILED) | {"failed_by_reason": by_detail(c, stage, O.FAILED)}
+
+    kept_out = by_detail(c, Stage.SPLIT, O.KEPT_OUT)
     counts = {
-        "ingest": {"in": g("ingest.in"), "out": g("ingest.out"), "rejected": rejects_by_stage.get("ingest", 0),
-                   "turns_left_out": g("ingest.turns_left_out")},
-        "validate": {"in": g("validate.in"), "out": g("validate.out"),
-                     "rejected": rejects_by_stage.get("validate", 0)},
-        "dedup": {"in": g("dedup.in"), "out": g("dedup.out"), "rejected": 0,
-                  "duplicates": rejects_by_stage.get("dedup", 0), "exact": g("dedup.exact"),
-                  "near": g("dedup.near"), "rows_grouped_with_a_near_copy": g("dedup.grouped_rows")},
-        "decontam": {"in": g("decontam.in"), "out": g("decontam.out"),
-                     "rejected": rejects_by_stage.get("decontam", 0)},
-        "split": {s: g(f"split.{s}") for s in SPLITS} | {
-            "kept_out_of_rl": sum(v for k, v in c.items() if k.startswith("split.kept_out.")),
-            "kept_out_by_reason": {k[len("split.kept_out."):]: v for k, v in sorted(c.items())
-                                   if k.startswith("split.kept_out.")}},
-        "caption": {"in": g("caption.in"), "out": g("caption.out"), "rejected": rejects_by_stage.get("caption", 0),
-                    "skipped": g("caption.skipped"), "failed": g("caption.failed"),
-                    "failed_by_reason": _by_prefix(c, "caption.failed.")},
-        "distill": {"in": g("distill.in"), "out": g("distill.out"), "rejected": rejects_by_stage.get("distill", 0),
-                    "skipped": g("distill.skipped"), "failed": g("distill.failed"),
-                    "failed_by_reason": _by_prefix(c, "distill.failed.")},
-        "verify": {"traces": g("verify.traces"), "correct": g("verify.correct")},
-        "select": {k[len("verify.status_"):]: v for k, v in sorted(c.items()) if k.startswith("verify.status_")},
+        "ingest": rows(Stage.INGEST, O.TURNS_LEFT_OUT),
+        "validate": rows(Stage.VALIDATE),
+        "dedup": rows(Stage.DEDUP) | {"rejected": 0, "duplicates": rejects_by_stage.get(Stage.DEDUP, 0),
+                                      "exact": g(Stage.DEDUP, O.EXACT), "near": g(Stage.DEDUP, O.NEAR),
+                                      "rows_grouped_with_a_near_copy": g(Stage.DEDUP, O.GROUPED_ROWS)},
+        "decontam": rows(Stage.DECONTAM),
+        "split": {s: by_detail(c, Stage.SPLIT, O.PLACED).get(s, 0) for s in SPLITS} | {
+            "kept_out_of_rl": sum(kept_out.values()), "kept_out_by_reason": kept_out},
+        "caption": taught(Stage.CAPTION),
+        "distill": taught(Stage.DISTILL),
+        "verify": {"traces": g(Stage.VERIFY, O.TRACES), "correct": g(Stage.VERIFY, O.CORRECT)},
+        "select": by_detail(c, Stage.VERIFY, O.STATUS),
     }
     # seconds spent inside each stage's functions (summed over workers), teachers included
-    for stage, keys in (("ingest", ["ingest.usecs"]), ("validate", ["validate.usecs"]),
-                        ("caption", ["caption.teacher_usecs"]), ("distill", ["distill.teacher_usecs", "distill.usecs"])):
-        counts[stage]["cpu_seconds"] = round(sum(g(k) for k in keys) / 1e6, 2)
+    for stage, keys in ((Stage.INGEST, [O.USECS]), (Stage.VALIDATE, [O.USECS]), (Stage.CAPTION, [O.TEACHER_USECS]),
+                        (Stage.DISTILL, [O.TEACHER_USECS, O.USECS])):
+        counts[stage]["cpu_seconds"] = round(sum(g(stage, k) for k in keys) / 1e6, 2)
     counts["passes"] = {k: round(v, 2) for k, v in seconds.items()}
     return counts
 
 
-def _by_prefix(c: dict[str, int], prefix: str) -> dict[str, int]:
-    return {k[len(prefix):]: v for k, v in sorted(c.items()) if k.startswith(prefix)}
-
-
-def accounting(c: dict[str, int], rejects_by_stage: dict[str, int], examples_written: int) -> dict:
+def accounting(c: dict[Count, int], rejects_by_stage: dict[str, int], examples_written: int) -> dict:
     """Rows in = written + rejected + duplicates; ``balanced`` says whether it holds (the store refuses otherwise)."""
-    books = {"rows_in": c.get("ingest.in", 0), "rows_written": examples_written,
-             "rows_rejected": sum(v for k, v in rejects_by_stage.items() if k != "dedup"),
-             "rows_duplicate": rejects_by_stage.get("dedup", 0)}
+    books = {"rows_in": c.get(Count(Stage.INGEST, Outcome.IN), 0), "rows_written": examples_written,
+             "rows_rejected": sum(v for k, v in rejects_by_stage.items() if k != Stage.DEDUP),
+             "rows_duplicate": rejects_by_stage.get(Stage.DEDUP, 0)}
     books["balanced"] = books["rows_in"] == books["rows_written"] + books["rows_rejected"] + books["rows_duplicate"]
     return books
 

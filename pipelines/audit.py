@@ -15,6 +15,7 @@ import json
 import sys
 from typing import Any
 
+from curation.accounting import ROW_STAGES
 from curation.errors import SightlineError
 from curation.store.versions import Store
 from schemas import SCHEMAS
@@ -141,7 +142,7 @@ def check_read_only(con, sql: str) -> None:
                                  f"use SELECT / WITH / FROM / DESCRIBE / SUMMARIZE / EXPLAIN over the views")
 
 
-FUNNEL_STAGES = ("ingest", "validate", "dedup", "decontam", "caption", "distill")
+FUNNEL_STAGES = tuple(str(s) for s in ROW_STAGES)
 
 
 def funnel(con) -> list[tuple[str, int]]:

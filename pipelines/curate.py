@@ -12,23 +12,36 @@ The rules are ``curation`` functions (validate_row, duplicates, assemble, ...); 
 them. In-process by default (FnApiRunner named explicitly, so Beam never tries to download its Prism
 runner), or on N local processes with --workers N. See docs/dataflow.md for Dataflow.
 
-    sightline data --config configs/data/mini.yaml [--set synthetic.n=500] [--workers 2]
+    sightline data --config configs/data/mini.yaml [--set synthetic.n=500] [--workers 2]   # pipelines/data_cmd.py
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 
+from curation.accounting import ROW_STAGES, accounting, by_detail, empty_result, ingest_reject_counts, stage_counts
+from curation.config import to_dict
+from curation.decontam import decontam_row, EvalIndex
 from curation.errors import SightlineError
-from curation.recipe import DataRecipe, load_data_recipe
+from curation.generation.assemble import distill_record, teachable
+from curation.generation.prompts import CAPTION_PROMPT_VERSION, PROMPT_VERSION
+from curation.images import duplicates
+from curation.images.validate import validate_row
+from curation.recipe import DataRecipe
+from curation.sources import ingest_health
+from curation.store.fs import remove_tree
+from curation.store.versions import Store
+from pipelines.profile import PassProfile, PeakRss, timed_run
+from pipelines.summary import finalize_shards, print_summary, read_columns, rejects_summary, table_rows
+from schemas import normalize_question
+from schemas.counters import Count, Outcome, Stage
 
 WORK_ROW_GROUP_BYTES = 1 << 20
+VALID = Count(Stage.VALIDATE, Outcome.OUT)  # rows that reach pass 2
 
 
 def _decisions_layout():
@@ -57,7 +70,7 @@ def _ingest(p, recipe: DataRecipe):
     of rows holds them all in memory on the local runner."""
     import apache_beam as beam
 
-    from pipelines import transforms as T
+    from pipelines import transforms
     from pipelines.runner import dead_letters
 
     rows, rejects = [], []
@@ -67,16 +80,17 @@ def _ingest(p, recipe: DataRecipe):
         params = {"seed": syn.seed, "image_size": syn.image_size, "families": syn.families, "level": level}
         ranges = [(s, min(syn.chunk, syn.n - s)) for s in range(0, syn.n, syn.chunk)]
         out = (p | "Synthetic ranges" >> beam.Create(ranges) | "Spread ranges" >> beam.Reshuffle()
-               | "Ingest synthetic" >> beam.ParDo(T.IngestSynthetic(params, "synthetic"))
+               | "Ingest synthetic" >> beam.ParDo(transforms.RunStage(Stage.INGEST, transforms.synthetic_rows, params, "synthetic",
+                                                              many=True, timed=True))
                .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
         rows.append(out["rows"])
         rejects.append(dead_letters(out["bad"], "ingest"))
     if recipe.sources:
         out = (p | "Source specs" >> beam.Create(recipe.sources) | "Spread specs" >> beam.Reshuffle()
-               | "Ingest files" >> beam.ParDo(T.IngestFiles())
+               | "Ingest files" >> beam.ParDo(transforms.RunStage(Stage.INGEST, transforms.source_rows, many=True, timed=True))
                .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
         rows += [out["rows"]]
-        rejects += [out[T.REJECTS], dead_letters(out["bad"], "ingest", "file errors")]
+        rejects += [out[transforms.REJECTS], dead_letters(out["bad"], "ingest", "file errors")]
     return rows, rejects
 
 
@@ -90,28 +104,27 @@ def _near_copy_groups(valid: list, work_files, recipe: DataRecipe):
     """
     import apache_beam as beam
 
-    from curation.images import duplicates as D
-    from pipelines import transforms as T
+    from pipelines import transforms
 
     th = recipe.dedup.threshold
-    buckets = [rows | f"Hash bands {i}" >> beam.ParDo(T.HashBands(th))
-               | f"Bucket members {i}" >> beam.CombinePerKey(T.ConcatMembers()) for i, rows in enumerate(valid)]
+    buckets = [rows | f"Hash bands {i}" >> beam.ParDo(transforms.HashBands(th))
+               | f"Bucket members {i}" >> beam.CombinePerKey(transforms.ConcatMembers()) for i, rows in enumerate(valid)]
     if len(buckets) > 1:  # combined per source first, so each source's members are packed where they are made
-        buckets = [buckets | "All buckets" >> beam.Flatten() | "Merge buckets" >> beam.CombinePerKey(T.ConcatMembers())]
+        buckets = [buckets | "All buckets" >> beam.Flatten() | "Merge buckets" >> beam.CombinePerKey(transforms.ConcatMembers())]
     buckets = buckets[0]
     if not recipe.dedup.confirm:
-        pairs = buckets | "Hash decides" >> beam.FlatMapTuple(lambda band, packed: D.bucket_pairs(band, packed, th))
+        pairs = buckets | "Hash decides" >> beam.FlatMapTuple(lambda band, packed: duplicates.bucket_pairs(band, packed, th))
     else:
         # Each thumbnail goes straight to the buckets that own its image's pairs (a side input: candidate image ->
         # its buckets), so thumbnails cross one shuffle; a join of thumbnails with buckets held them twice more.
-        at = buckets | "Candidates" >> beam.FlatMapTuple(lambda band, packed: D.pair_members(band, packed, th))
+        at = buckets | "Candidates" >> beam.FlatMapTuple(lambda band, packed: duplicates.pair_members(band, packed, th))
         owners = beam.pvalue.AsDict(at | "Buckets of images" >> beam.GroupByKey())
         pairs = (work_files | "Read candidate images" >> beam.io.ReadAllFromParquet(
             columns=["image_key", "images"], desired_bundle_size=WORK_ROW_GROUP_BYTES, label="Read candidates")
-                 | "Thumbnails" >> beam.ParDo(T.CandidateThumbnails(), owners)
+                 | "Thumbnails" >> beam.ParDo(transforms.CandidateThumbnails(), owners)
                  | "Group buckets" >> beam.GroupByKey()
-                 | "Confirm" >> beam.FlatMapTuple(lambda band, ms: D.confirmed_in_bucket(band, ms, th)))
-    return (pairs | "Group edges" >> beam.FlatMapTuple(D.group_edges)
+                 | "Confirm" >> beam.FlatMapTuple(lambda band, ms: duplicates.confirmed_in_bucket(band, ms, th)))
+    return (pairs | "Group edges" >> beam.FlatMapTuple(duplicates.group_edges)
             | "Smallest in group" >> beam.CombinePerKey(min)
             | "Not alone" >> beam.Filter(lambda kv: kv[0] != kv[1]))
 
@@ -124,27 +137,25 @@ def _duplicate_decisions(valid: list, groups, recipe: DataRecipe):
     """
     import apache_beam as beam
 
-    from curation.images import duplicates as D
-    from pipelines import transforms as T
-    from schemas import normalize_question
+    from pipelines import transforms
 
     scope = recipe.dedup.scope
 
     def problem(r):
         # one JSON string, not a tuple of four: the in-process runner holds every shuffled value as a Python
-        # object until it is grouped, and one string costs less than half the tuple (T.problem_members)
+        # object until it is grouped, and one string costs less than half the tuple (transforms.problem_members)
         q = normalize_question(r["question"])
-        member = json.dumps([r["id"], D.row_key(r), r["image_key"], q], ensure_ascii=False)
-        return D.duplicate_key(r["image_key"], q, r["answer"], scope), member
+        member = json.dumps([r["id"], duplicates.row_key(r), r["image_key"], q], ensure_ascii=False)
+        return duplicates.duplicate_key(r["image_key"], q, r["answer"], scope), member
 
     # every image of a group, the one whose key names it included, meets its copies under the group's key
     members = groups | "Images in groups" >> beam.FlatMapTuple(lambda image, group: [(image, group), (group, group)])
     keyed = [rows | f"Problem keys {i}" >> beam.Map(problem) for i, rows in enumerate(valid)]
     by_image = (keyed | "All problem keys" >> beam.Flatten() | "Group problems" >> beam.GroupByKey()
-                | "Problems of images" >> beam.ParDo(T.ProblemsOfImages(), beam.pvalue.AsDict(members))
+                | "Problems of images" >> beam.ParDo(transforms.ProblemsOfImages(), beam.pvalue.AsDict(members))
                 .with_outputs("regroup", main="drops"))
     by_group = (by_image.regroup | "Group problems of groups" >> beam.GroupByKey()
-                | "Drops in groups" >> beam.FlatMapTuple(lambda _, ms: D.duplicates_in_group(T.problem_members(ms))))
+                | "Drops in groups" >> beam.FlatMapTuple(lambda _, ms: duplicates.duplicates_in_group(transforms.problem_members(ms))))
     return (by_image.drops, by_group) | "Drops" >> beam.Flatten()
 
 
@@ -155,17 +166,16 @@ def build_scan(p, recipe: DataRecipe, staging: str | Path, work: str | Path):
     """
     import apache_beam as beam
 
-    from curation.images.validate import validate_row
-    from pipelines import transforms as T
+    from pipelines import transforms
     from pipelines.runner import dead_letters
 
     ingested, rejects = _ingest(p, recipe)
     valid = []
     for i, rows in enumerate(ingested):
-        val = (rows | f"Validate {i}" >> beam.ParDo(T.ApplyRule("validate", validate_row, recipe.validate))
+        val = (rows | f"Validate {i}" >> beam.ParDo(transforms.RunStage(Stage.VALIDATE, validate_row, recipe.validate, timed=True))
                .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
         valid.append(val["rows"])
-        rejects += [val[T.REJECTS], dead_letters(val["bad"], "validate", f"errors {i}")]
+        rejects += [val[transforms.REJECTS], dead_letters(val["bad"], "validate", f"errors {i}")]
     # Work rows: uncompressed (PNG bytes do not compress) and in ~1 MB row groups, so pass 2 can
     # split them into many small read ranges for its workers without shuffling the rows.
     files = _write([("examples", rows) for rows in valid], work, recipe, "Write work rows", prefix="scan",
@@ -193,22 +203,22 @@ def _teach(rows, spec, recipe: DataRecipe, failed: list):
     """
     import apache_beam as beam
 
-    from pipelines import transforms as T
+    from pipelines import transforms
 
     label = spec.stage.capitalize()
     if spec.backend == "program":
-        return rows | label >> beam.ParDo(T.ProgramTeacher(spec))
+        return rows | label >> beam.ParDo(transforms.ProgramTeacher(spec))
     from apache_beam.ml.inference.base import RunInference
 
-    from pipelines.inference import TeacherHandler
+    from pipelines.inference import GenerationHandler
 
-    inference = RunInference(TeacherHandler(spec, progress_every=32)).with_exception_handling()
+    inference = RunInference(GenerationHandler(spec, progress_every=32)).with_exception_handling()
     hints = model_resource_hints(recipe)
     if hints:
         inference = inference.with_resource_hints(**hints)
     out = rows | label >> inference
     # a failed batch is the teacher's failure, not its rows': they go on without what it would have added
-    failed.append(out[1].failed_inferences | f"{label} failed batches" >> beam.ParDo(T.TeacherBatchFailed(spec.stage)))
+    failed.append(out[1].failed_inferences | f"{label} failed batches" >> beam.ParDo(transforms.TeacherBatchFailed(Stage(spec.stage))))
     return out[0]
 
 
@@ -226,32 +236,31 @@ def _teachers(train, recipe: DataRecipe, rejects: list):
     """
     import apache_beam as beam
 
-    from curation.generation.assemble import distill_record, teachable
-    from pipelines import transforms as T
+    from pipelines import transforms
     from pipelines.runner import dead_letters
 
     cap, dis = recipe.caption, recipe.distill
     parts = train | "Teachable?" >> beam.Partition(lambda r, n: 0 if teachable(r, cap, dis) else 1, 2)
-    skipped = parts[1] | "Count uncaptioned" >> beam.ParDo(T.PassThrough("caption", "skipped"))
+    skipped = parts[1] | "Count uncaptioned" >> beam.ParDo(transforms.PassThrough(Stage.CAPTION, Outcome.SKIPPED))
     if cap.backend == "none" and not dis.reads_image:  # no row reaches a teacher, and RunInference would still load one
         return [skipped], None
     failed: list = []  # rows a teacher failed on: they go on unenriched (enrich, never destroy)
     if cap.backend == "none":
-        to_distill = parts[0] | "Count uncaptioned, policy reads" >> beam.ParDo(T.PassThrough("caption", "skipped"))
+        to_distill = parts[0] | "Count uncaptioned, policy reads" >> beam.ParDo(transforms.PassThrough(Stage.CAPTION, Outcome.SKIPPED))
     else:
         captioned = (_teach(parts[0], cap, recipe, failed) | "After caption" >> beam.ParDo(
-            T.AfterCaption(cap.model_id)).with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+            transforms.RunStage(Stage.CAPTION, transforms.caption_verdict, cap.model_id)).with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
         rejects += [dead_letters(captioned["bad"], "caption")]
         failed.append(captioned["uncaptioned"])
         to_distill = captioned["rows"]
     if dis.backend == "none":
-        untraced = to_distill | "Count untraced" >> beam.ParDo(T.PassThrough("distill", "skipped"))
+        untraced = to_distill | "Count untraced" >> beam.ParDo(transforms.PassThrough(Stage.DISTILL, Outcome.SKIPPED))
         return [skipped, untraced, *failed], None
     fin = (_teach(to_distill, dis, recipe, failed)
-           | "Rewrite+verify+select" >> beam.ParDo(T.AfterDistill(distill_record(dis), recipe.select,
-                                                                  rewrite=not dis.reads_image))
+           | "Rewrite+verify+select" >> beam.ParDo(transforms.RunStage(Stage.DISTILL, transforms.distill_verdict, distill_record(dis),
+                                                                         recipe.select, not dis.reads_image, timed=True))
            .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
-    rejects += [fin[T.REJECTS], dead_letters(fin["bad"], "distill")]
+    rejects += [fin[transforms.REJECTS], dead_letters(fin["bad"], "distill")]
     return [skipped, fin["rows"], *failed], fin
 
 
@@ -259,25 +268,24 @@ def build_curate(p, recipe: DataRecipe, staging: str | Path, work: str | Path, e
     """Pass 2: drop duplicates, split, decontaminate, teachers, verify, select, write every table."""
     import apache_beam as beam
 
-    from curation.decontam import decontam_row
-    from pipelines import transforms as T
+    from pipelines import transforms
     from pipelines.runner import dead_letters
 
     work = str(work).rstrip("/")
     rows = (p | "Work row files" >> beam.Create([f"{work}/rows/*.parquet"])
             | "Read work rows" >> beam.io.ReadAllFromParquet(desired_bundle_size=WORK_ROW_GROUP_BYTES))
-    placed = (rows | "Dedup+split" >> beam.ParDo(T.PlaceRows(f"{work}/dedup", recipe.test_fraction,
-                                                             recipe.val_fraction, recipe.split_salt))
+    placement = transforms.Placement(f"{work}/dedup", recipe.test_fraction, recipe.val_fraction, recipe.split_salt)
+    placed = (rows | "Dedup+split" >> beam.ParDo(transforms.RunStage(Stage.DEDUP, placement))
               .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
-    kept = (placed["rows"] | "Decontaminate" >> beam.ParDo(T.ApplyRule("decontam", decontam_row, eval_index))
+    kept = (placed["rows"] | "Decontaminate" >> beam.ParDo(transforms.RunStage(Stage.DECONTAM, decontam_row, eval_index, timed=True))
             .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
-    rejects = [placed[T.REJECTS], dead_letters(placed["bad"], "dedup"), kept[T.REJECTS],
+    rejects = [placed[transforms.REJECTS], dead_letters(placed["bad"], "dedup"), kept[transforms.REJECTS],
                dead_letters(kept["bad"], "decontam")]
     by_split = kept["rows"] | "Train or held out" >> beam.Partition(lambda r, n: 0 if r["split"] == "train" else 1, 2)
     taught, fin = _teachers(by_split[0], recipe, rejects)
     streams = []
     for i, rows in enumerate([*taught, by_split[1]]):  # each branch written where it is made: no Flatten of rows
-        out = rows | f"Split tables {i}" >> beam.ParDo(T.WriteSplit(recipe.rl.keep_open, recipe.judge.backend != "none")).with_outputs(
+        out = rows | f"Split tables {i}" >> beam.ParDo(transforms.RunStage(Stage.SPLIT, transforms.split_tables, recipe.rl.keep_open, recipe.judge.backend != "none")).with_outputs(
             "rl", "val", "test", main="examples")
         streams += [(table, out[table]) for table in ("examples", "rl", "val", "test")]
     streams += [(table, fin[table] if fin is not None else None) for table in ("traces", "sft")]
@@ -288,11 +296,8 @@ def build_curate(p, recipe: DataRecipe, staging: str | Path, work: str | Path, e
 # ---------------------------------------------------------------------------- run
 
 
-def _check_ingest(staging: Path, c: dict[str, int], recipe: DataRecipe) -> None:
+def _check_ingest(staging: Path, c: dict[Count, int], recipe: DataRecipe) -> None:
     """Stop before publishing when a file source mostly failed to parse (one line: top reason, hint)."""
-    from curation.accounting import ingest_reject_counts
-    from curation.sources import ingest_health
-    from pipelines.summary import read_columns
 
     files = sorted((staging / "rejects").glob("scan*.parquet"))
     rows = [r for f in files for r in read_columns(f, ["stage", "source", "reason", "detail"])]
@@ -301,7 +306,7 @@ def _check_ingest(staging: Path, c: dict[str, int], recipe: DataRecipe) -> None:
     for spec in recipe.sources:
         fraction = (recipe.ingest.max_reject_fraction if spec.get("max_reject_fraction") is None
                     else spec["max_reject_fraction"])
-        n_in = c.get(f"ingest.in.{spec['name']}", 0)
+        n_in = c.get(Count(Stage.INGEST, Outcome.IN, spec["name"]), 0)
         for stage in ("ingest", "validate"):  # validate sees what ingest let through
             got = per_stage[stage].get(spec["name"], {"reasons": {}, "details": {}})
             top = max(got["reasons"], key=got["reasons"].get) if got["reasons"] else None
@@ -319,16 +324,7 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
     ``profiles``: a list that receives one ``pipelines.profile.PassProfile`` per pass (elements, seconds and
     rows/s per step from Beam's metrics; the pass's peak RSS, workers included) and one for the commit.
     """
-    from curation.accounting import ROW_STAGES, accounting, empty_result, stage_counts
-    from curation.config import to_dict
-    from curation.decontam import EvalIndex
-    from curation.generation.assemble import distill_record
-    from curation.generation.prompts import CAPTION_PROMPT_VERSION, PROMPT_VERSION
-    from curation.store.fs import remove_tree
-    from curation.store.versions import Store
-    from pipelines.profile import PassProfile, PeakRss, timed_run
     from pipelines.runner import counters, new_pipeline
-    from pipelines.summary import finalize_shards, print_summary, rejects_summary, table_rows
 
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     workers = workers or recipe.runner.workers
@@ -357,9 +353,10 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
         seconds["scan"] = time.perf_counter() - t
         _keep(profiles, prof)
         c = counters(r1)
-        _log(f"      {c.get('ingest.in', 0)} rows in, {c.get('validate.out', 0)} valid ({seconds['scan']:.1f} s)")
+        _log(f"      {c.get(Count(Stage.INGEST, Outcome.IN), 0)} rows in, {c.get(VALID, 0)} valid "
+             f"({seconds['scan']:.1f} s)")
         _check_ingest(st.path, c, recipe)
-        if c.get("validate.out", 0):
+        if c.get(VALID, 0):
             _log(f"[2/2] curate: dedup + split + decontam -> caption ({cap.model_id}) -> distill "
                  f"({dis.model_id}, n={dis.n}) -> verify -> select")
             t = time.perf_counter()
@@ -377,8 +374,8 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
         finalize_shards(st.path)
         by_stage, by_reason = rejects_summary(st.path)
         rows = table_rows(st.path)
-        kept_out = {k[len("split.kept_out."):]: v for k, v in c.items() if k.startswith("split.kept_out.")}
-        empty = empty_result(c.get("ingest.in", 0), rows, kept_out, {f"{s}/{r}": n for (s, r), n in by_reason.items()})
+        kept_out = by_detail(c, Stage.SPLIT, Outcome.KEPT_OUT)
+        empty = empty_result(c.get(Count(Stage.INGEST, Outcome.IN), 0), rows, kept_out, {f"{s}/{r}": n for (s, r), n in by_reason.items()})
         if empty:
             raise SightlineError(empty + " (nothing was published)")
         teachers = {"caption": cap.record(CAPTION_PROMPT_VERSION), "distill": distill_record(dis),
@@ -391,7 +388,7 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
             _keep(profiles, PassProfile("commit (shard names, counts, sha256, manifest)", time.perf_counter() - t,
                                         rss.peak_mb))
     print_summary(info, by_reason, ROW_STAGES)
-    left = {k[len("ingest.turns_left_out."):]: v for k, v in c.items() if k.startswith("ingest.turns_left_out.")}
+    left = by_detail(c, Stage.INGEST, Outcome.TURNS_LEFT_OUT)
     for name, n in sorted(left.items()):
         _log(f"note: source {name!r}: turns: first kept the first question / answer exchange of each conversation "
              f"and left {n} later exchanges out; set turns: all on the source to make a row of each")
@@ -399,8 +396,9 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
     if kept:
         _log("kept out of rl/val/test (still in examples): "
              + ", ".join(f"{r} x{n}" for r, n in sorted(kept.items(), key=lambda kv: -kv[1])))
-    if cap.backend == "program" and c.get("caption.skipped", 0):
-        _log(f"warning: {c['caption.skipped']} train rows have no synthetic scene, so the program captioner cannot "
+    uncaptioned = c.get(Count(Stage.CAPTION, Outcome.SKIPPED), 0)
+    if cap.backend == "program" and uncaptioned:
+        _log(f"warning: {uncaptioned} train rows have no synthetic scene, so the program captioner cannot "
              f"serve them; they went to rl uncaptioned (no traces). Set caption.backend (transformers | vllm, with "
              f"caption.model) to caption them, or caption.backend: none to say so.")
     return info
@@ -409,57 +407,3 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
 def _keep(profiles: list | None, prof) -> None:
     if profiles is not None:
         profiles.append(prof)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="sightline data",
-        description="Build a new version of a dataset with the Beam curate pipeline "
-                    "(also: `sightline data inspect SOURCE`, `data verify --data DIR`, `data versions --data DIR`, "
-                    "`data gc --data DIR`).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  sightline data --config configs/data/mini.yaml --set synthetic.n=500 --workers 2\n\n"
-               "recipe keys (--set KEY=VALUE):\n" + _recipe_help())
-    p.add_argument("--config", default="configs/data/mini.yaml", help="YAML recipe (default: %(default)s)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe field, e.g. --set distill.n=4 (repeatable)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="local worker processes (default: recipe's runner.workers; 1 = in-process)")
-    p.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
-    p.add_argument("--profile", action="store_true",
-                   help="after the run, print per pass its wall time and peak RSS (worker processes included) and "
-                        "per step the elements in/out, seconds and rows/s, from Beam's metrics")
-    p.add_argument("beam_args", nargs="*", metavar="-- BEAM_ARGS",
-                   help="after `--`: Beam pipeline options, e.g. -- --runner=DataflowRunner --project=P "
-                        "(see docs/dataflow.md; default: in-process local runner)")
-    return p
-
-
-def _recipe_help() -> str:
-    from curation.config import describe
-
-    return describe(DataRecipe)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    recipe = load_data_recipe(args.config, args.overrides)
-    if args.print_config:
-        import yaml
-
-        from curation.config import to_dict
-
-        print(yaml.safe_dump(to_dict(recipe), sort_keys=False))
-        return 0
-    if args.workers is not None and args.workers < 1:
-        raise SightlineError("--workers must be >= 1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    profiles = [] if args.profile else None
-    run(recipe, workers=args.workers, beam_args=args.beam_args, profiles=profiles)
-    if profiles:
-        from pipelines.profile import format_pass
-
-        print("\nprofile (seconds: Beam's execution-time metric per step; rows/s = elements in / seconds)")
-        for prof in profiles:
-            print(format_pass(prof))
-    return 0

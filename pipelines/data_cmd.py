@@ -11,10 +11,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+from curation.config import describe, to_dict
 from curation.errors import SightlineError
+from curation.recipe import DataRecipe, load_data_recipe
 from curation.store.versions import Store
+from pipelines.curate import run
+from pipelines.profile import format_pass
 
 
 def _split_problems(store: Store, version: int) -> list[str]:
@@ -183,6 +188,55 @@ def main(argv: list[str] | None = None) -> int:
         return _export(argv[1:])
     if argv and argv[0] == "gc":
         return _gc(argv[1:])
-    from pipelines import curate
+    return _build(argv)
 
-    return curate.main(argv)
+
+# ---------------------------------------------------------------------------- building a version (the default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sightline data",
+        description="Build a new version of a dataset with the Beam curate pipeline "
+                    "(also: `sightline data inspect SOURCE`, `data verify --data DIR`, `data versions --data DIR`, "
+                    "`data gc --data DIR`).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  sightline data --config configs/data/mini.yaml --set synthetic.n=500 --workers 2\n\n"
+               "recipe keys (--set KEY=VALUE):\n" + _recipe_help())
+    p.add_argument("--config", default="configs/data/mini.yaml", help="YAML recipe (default: %(default)s)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe field, e.g. --set distill.n=4 (repeatable)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: recipe's runner.workers; 1 = in-process)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
+    p.add_argument("--profile", action="store_true",
+                   help="after the run, print per pass its wall time and peak RSS (worker processes included) and "
+                        "per step the elements in/out, seconds and rows/s, from Beam's metrics")
+    p.add_argument("beam_args", nargs="*", metavar="-- BEAM_ARGS",
+                   help="after `--`: Beam pipeline options, e.g. -- --runner=DataflowRunner --project=P "
+                        "(see docs/dataflow.md; default: in-process local runner)")
+    return p
+
+
+def _recipe_help() -> str:
+    return describe(DataRecipe)
+
+
+def _build(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    recipe = load_data_recipe(args.config, args.overrides)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(to_dict(recipe), sort_keys=False))
+        return 0
+    if args.workers is not None and args.workers < 1:
+        raise SightlineError("--workers must be >= 1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    profiles = [] if args.profile else None
+    run(recipe, workers=args.workers, beam_args=args.beam_args, profiles=profiles)
+    if profiles:
+        print("\nprofile (seconds: Beam's execution-time metric per step; rows/s = elements in / seconds)")
+        for prof in profiles:
+            print(format_pass(prof))
+    return 0

@@ -7,7 +7,7 @@
 
 Graph (Beam, FnApiRunner named explicitly so it never tries to download the Prism runner):
   chosen rl rows -> RunInference(GenerationHandler over the policy: loaded once per worker, k sampled
-  completions per prompt, batched, failing rows retried alone) -> ScoreRollouts (the GRPO accuracy
+  completions per prompt, batched, failing rows retried alone) -> rollout_verdict (the GRPO accuracy
   reward's verifier; ``curation.difficulty.policy.rollout_traces``) -> scores, rejects, traces, sft.
 Then ``curation.difficulty.derive.derive_version`` publishes the child version: `rl` gets ``n_rollouts``,
 ``n_correct`` and ``pass_rate`` (``curation.difficulty.rules.with_scores``); `traces` gets every rollout
@@ -54,43 +54,28 @@ def read_rows(job: tuple[int, str, list[int]]):
             row += 1
 
 
-def _score_rollouts_dofn(teacher: dict | None, select, salt: str):
-    import apache_beam as beam
+def rollout_verdict(result, teacher: dict | None, select, salt: str):
+    """PredictionResult(rl row, texts | error) -> a scores row ``{_key, n_rollouts, n_correct}``, or the prompt's
+    reject; with ``teacher``, every rollout as a ``traces`` row and the selected ones as ``sft`` rows too."""
+    from curation.difficulty.policy import rollout_traces
+    from curation.difficulty.rules import difficulty_reject, score_rollouts
+    from curation.rejects import Reject
+    from pipelines.transforms import REJECTS, Routed, table_row
+    from schemas.counters import Count, Outcome, Stage
 
-    from pipelines.transforms import REJECTS, Counted, complete
-
-    class ScoreRollouts(Counted):
-        """PredictionResult(rl row, texts | error) -> a scores row ``{_key, n_rollouts, n_correct}`` or a reject;
-        with ``teacher``, every rollout as a ``traces`` row and the selected ones as ``sft`` rows too."""
-
-        stage = STAGE
-
-        def process(self, result):
-            from curation.difficulty.rules import difficulty_reject, score_rollouts
-            from curation.difficulty.policy import rollout_traces
-            from curation.rejects import Reject
-
-            row = result.example
-            texts, error = result.inference.get("texts"), result.inference.get("error")
-            self.count("in")
-            out = (score_rollouts(row, texts, error) if teacher is None
-                   else rollout_traces(row, texts, error, teacher, select, salt))
-            if isinstance(out, Reject):
-                self.count("rejected")
-                yield beam.pvalue.TaggedOutput(REJECTS, difficulty_reject(row, out))
-                return
-            scores = out if teacher is None else {"n_rollouts": out.n_rollouts, "n_correct": out.n_correct}
-            if teacher is not None:
-                for t in out.traces:
-                    yield beam.pvalue.TaggedOutput("traces", complete("traces", t))
-                for s in out.sft:
-                    yield beam.pvalue.TaggedOutput("sft", complete("sft", s))
-            self.count("out")
-            self.count("rollouts", scores["n_rollouts"])
-            self.count("correct", scores["n_correct"])
-            yield {"_key": row["_key"], **scores}
-
-    return ScoreRollouts()
+    row = result.example
+    texts, error = result.inference.get("texts"), result.inference.get("error")
+    out = (score_rollouts(row, texts, error) if teacher is None
+           else rollout_traces(row, texts, error, teacher, select, salt))
+    if isinstance(out, Reject):  # keyed like its scores, so the derived version leaves the prompt out of rl
+        return Routed(outputs=((REJECTS, difficulty_reject(row, out)),),
+                      counts=((Count(Stage.DIFFICULTY, Outcome.REJECTED), 1),))
+    scores = out if teacher is None else {"n_rollouts": out.n_rollouts, "n_correct": out.n_correct}
+    outputs = () if teacher is None else (*(("traces", table_row("traces", t)) for t in out.traces),
+                                          *(("sft", table_row("sft", x)) for x in out.sft))
+    return Routed(row={"_key": row["_key"], **scores}, outputs=outputs,
+                  counts=((Count(Stage.DIFFICULTY, Outcome.ROLLOUTS), scores["n_rollouts"]),
+                          (Count(Stage.DIFFICULTY, Outcome.CORRECT), scores["n_correct"])))
 
 
 def _failed_batch_reject(bad) -> dict:
@@ -107,14 +92,14 @@ def build(p, jobs: list, cfg: DifficultyConfig, work: Path, teacher: dict | None
 
     from pipelines.inference import GenerationHandler
     from pipelines.runner import write_tables
-    from pipelines.transforms import REJECTS
+    from pipelines.transforms import REJECTS, RunStage
 
     rows = (p | "rl shards" >> beam.Create(jobs) | "Spread shards" >> beam.Reshuffle()
             | "Read rl" >> beam.FlatMap(read_rows))
     handler = GenerationHandler(cfg.policy_spec(), progress_every=max(cfg.batch_size, 32))
     inferred = rows | "Rollouts" >> RunInference(handler).with_exception_handling()
     tags = ("traces", "sft") if teacher is not None else ()
-    scored = inferred[0] | "Verify" >> beam.ParDo(_score_rollouts_dofn(teacher, cfg.select(), salt)).with_outputs(
+    scored = inferred[0] | "Verify" >> beam.ParDo(RunStage(STAGE, rollout_verdict, teacher, cfg.select(), salt)).with_outputs(
         REJECTS, *tags, main="scores")
     failed = (inferred[1].failed_inferences
               | "Unbatch failures" >> beam.FlatMap(lambda batch_err: [(e, batch_err[1]) for e in batch_err[0]])

@@ -14,9 +14,9 @@ from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from curation.accounting import model_metrics_namespace
 from curation.generation.rollouts import Progress, generator_for, request_for, texts_or_errors
 from curation.generation.teachers import TeacherSpec
+from schemas.counters import model_namespace
 
 
 class GenerationHandler(ModelHandler[dict, PredictionResult, Any]):
@@ -41,10 +41,9 @@ class GenerationHandler(ModelHandler[dict, PredictionResult, Any]):
         return {"min_batch_size": 1, "max_batch_size": self.spec.batch_size}
 
     def get_metrics_namespace(self) -> str:
-        return model_metrics_namespace(self.spec.stage)
+        return model_namespace(self.spec.stage)
 
     def share_model_across_processes(self) -> bool:
         return False
 
 
-TeacherHandler = GenerationHandler  # the name pipelines/curate.py imports

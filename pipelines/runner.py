@@ -5,7 +5,7 @@ from pathlib import Path
 
 import apache_beam as beam
 
-from curation.accounting import NAMESPACE
+from schemas.counters import NAMESPACE, Count, Outcome, stage_of_model_namespace
 from curation.errors import SightlineError
 
 
@@ -217,22 +217,22 @@ def failed_batches(dlq, stage: str):
     return dead_letters(rows, stage, "failed batches")
 
 
-def counters(result) -> dict[str, int]:
-    """Sightline's counters of a finished pipeline, plus RunInference's model time per teacher stage."""
+def counters(result) -> dict[Count, int]:
+    """Sightline's counts of a finished pipeline, plus RunInference's model time per teacher stage."""
     from apache_beam.metrics.metric import MetricsFilter
 
-    out: dict[str, int] = {}
+    out: dict[Count, int] = {}
     q = result.metrics().query(MetricsFilter())
     for c in q["counters"]:
         if c.key.metric.namespace == NAMESPACE:
             v = c.committed if c.committed is not None else c.attempted
-            out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(v or 0)
+            key = Count.parse(c.key.metric.name)
+            out[key] = out.get(key, 0) + int(v or 0)
     for d in q["distributions"]:
-        ns, name = d.key.metric.namespace, d.key.metric.name
-        if ns.startswith(NAMESPACE + "_") and name in ("inference_batch_latency_micro_secs",
-                                                       "load_model_latency_milli_secs"):
+        stage, name = stage_of_model_namespace(d.key.metric.namespace), d.key.metric.name
+        if stage is not None and name in ("inference_batch_latency_micro_secs", "load_model_latency_milli_secs"):
             v = d.committed if d.committed is not None else d.attempted
             scale = 1000 if name.startswith("load_model") else 1
-            key = f"{ns[len(NAMESPACE) + 1:]}.teacher_usecs"
+            key = Count(stage, Outcome.TEACHER_USECS)
             out[key] = out.get(key, 0) + int((v.sum if v else 0) * scale)
     return out

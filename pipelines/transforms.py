@@ -1,21 +1,25 @@
-"""Beam adapters over `curation/` rules: each DoFn calls one plain function and routes what it returns.
+"""Beam adapters over `curation/` rules: one DoFn, ``RunStage``, runs every curate stage's rule.
 
-A rule takes a row and returns the row (or rows) to keep, or a ``curation.rejects.Reject``; the
-adapter counts ``<stage>.in/out/rejected`` (names from ``curation.accounting``) and sends a reject
-to the ``rejects`` output with its reason. Unexpected exceptions are caught by
-``with_exception_handling`` in the graph (see curate.py) and become ``<stage>_error`` rejects.
+A rule takes an element and returns the row to keep, a ``curation.rejects.Reject``, or a ``Routed``
+(the kept row, rows for other outputs, and counts beyond in / out / rejected); a reader's rule returns
+an iterable of those. ``RunStage`` counts ``Count(stage, outcome)``s (``schemas.counters``), sends a
+reject to the ``rejects`` output with its reason and every other row to its output. Unexpected
+exceptions are caught by ``with_exception_handling`` in the graph (see curate.py) and become
+``<stage>_error`` rejects.
 """
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from curation.accounting import NAMESPACE, counter_name
 from curation.rejects import Reject, reject_row
 from schemas import TABLES
+from schemas.counters import NAMESPACE, Count, Outcome, Stage
 
 REJECTS = "rejects"
 
@@ -23,118 +27,136 @@ REJECTS = "rejects"
 _COLUMNS = {table: tuple(schema.names) for table, schema in TABLES.items()}
 
 
-def complete(table: str, row: dict) -> dict:
+def table_row(table: str, row: dict) -> dict:
     """Exactly the table's columns (missing nullable ones as None), as Beam's Parquet sink needs."""
     return {name: row.get(name) for name in _COLUMNS[table]}
 
 
-class Counted(beam.DoFn):
-    """Base: per-stage counters and the time spent in the rule (microseconds, summed over elements).
+@dataclass(frozen=True)
+class Routed:
+    """A rule's verdict when a kept row or a reject is not all: ``row`` goes to the main output (counted
+    ``out``), ``reject`` to ``rejects``; ``outputs`` are ``(output tag, row)`` pairs for other tables
+    and ``counts`` are ``(Count, n)`` pairs beyond in / out / rejected."""
 
-    Counts are summed in the DoFn and handed to Beam's counters once per bundle: a Beam counter
-    update per row per count costs more than the rule of a light stage.
-    """
+    row: Any = None
+    reject: Reject | None = None
+    outputs: tuple[tuple[str, dict], ...] = ()
+    counts: tuple[tuple[Count, int], ...] = ()
 
-    stage = "stage"
+    @property
+    def counts_only(self) -> bool:
+        """Counts about no row (a reader's totals): no row met, nothing routed."""
+        return self.row is None and self.reject is None and not self.outputs
+
+
+class CountingDoFn(beam.DoFn):
+    """Base: ``Count``s summed in the DoFn and handed to Beam's counters once per bundle (a Beam counter
+    update per row per count costs more than the rule of a light stage)."""
+
+    stage: Stage
 
     def __init__(self):
-        self._pending = {}
+        self._pending: dict[Count, int] = {}
 
-    def count(self, what: str, n: int = 1, stage: str | None = None) -> None:
-        key = (stage or self.stage, what)
+    def count(self, outcome: Outcome | str, n: int = 1, detail: str = "", stage: Stage | str | None = None) -> None:
+        key = Count(Stage(stage or self.stage), Outcome(outcome), detail)
         self._pending[key] = self._pending.get(key, 0) + n
 
+    def add(self, counts: Iterable[tuple[Count, int]]) -> None:
+        for key, n in counts:
+            self._pending[key] = self._pending.get(key, 0) + n
+
     def finish_bundle(self):
-        for (stage, what), n in self._pending.items():
-            Metrics.counter(NAMESPACE, counter_name(stage, what)).inc(n)
+        for key, n in self._pending.items():
+            Metrics.counter(NAMESPACE, key.name).inc(n)
         self._pending = {}
 
-    def reject(self, row: dict, verdict: Reject, stage: str | None = None):
-        self.count("rejected", stage=stage)
-        return beam.pvalue.TaggedOutput(REJECTS, reject_row(stage or self.stage, row, verdict.reason, verdict.detail))
 
-    def timed(self, start: float) -> None:
-        self.count("usecs", int((time.perf_counter() - start) * 1e6))
+class RunStage(CountingDoFn):
+    """The one shape every curate stage runs in: ``rule(element, *args)`` -> row | ``Reject`` | ``Routed``.
 
+    ``many``: the rule is a reader and returns an iterable of verdicts, each one a row met (``in``).
+    ``timed``: the time inside the rule is counted (``usecs``, summed over elements). A rule object with a
+    ``setup()`` method is set up once per worker (e.g. reading decisions). A reject names the row it is
+    about: the element, or a teacher result's ``example``.
+    """
 
-class ApplyRule(Counted):
-    """``rule(row, *args) -> row | Reject``, the shape of most stages (validate, decontam, caption verdict)."""
-
-    def __init__(self, stage: str, rule, *args):
+    def __init__(self, stage: Stage, rule, *args, many: bool = False, timed: bool = False):
         super().__init__()
-        self.stage, self.rule, self.args = stage, rule, args
+        self.stage, self.rule, self.args, self.many, self.timed = Stage(stage), rule, args, many, timed
 
-    def process(self, row):
+    def setup(self):
+        if hasattr(self.rule, "setup"):
+            self.rule.setup()
+
+    def process(self, element):
         t = time.perf_counter()
-        self.count("in")
-        out = self.rule(row, *self.args)
-        if isinstance(out, Reject):
-            yield self.reject(row, out)
-        else:
-            self.count("out")
-            yield out
-        self.timed(t)
+        out = self.rule(element, *self.args)
+        for verdict in (out if self.many else (out,)):
+            yield from self._route(getattr(element, "example", element), verdict)
+        if self.timed:
+            self.count(Outcome.USECS, int((time.perf_counter() - t) * 1e6))
+
+    def _route(self, row, verdict):
+        if isinstance(verdict, Routed) and verdict.counts_only:  # e.g. a reader's totals, after its last row
+            self.add(verdict.counts)
+            return
+        self.count(Outcome.IN)
+        if isinstance(verdict, Reject):
+            verdict = Routed(reject=verdict)
+        elif not isinstance(verdict, Routed):
+            verdict = Routed(row=verdict)
+        self.add(verdict.counts)
+        if verdict.reject is not None:
+            self.count(Outcome.REJECTED)
+            yield beam.pvalue.TaggedOutput(REJECTS, reject_row(self.stage, row, verdict.reject.reason,
+                                                               verdict.reject.detail))
+        for tag, out in verdict.outputs:
+            yield beam.pvalue.TaggedOutput(tag, out)
+        if verdict.row is not None:
+            self.count(Outcome.OUT)
+            yield verdict.row
 
 
-class PassThrough(Counted):
-    """Rows that a stage lets through untouched (e.g. no teacher can serve them), counted as ``<stage>.<what>``."""
+class PassThrough(CountingDoFn):
+    """Rows that a stage lets through untouched (e.g. no teacher can serve them), counted as ``outcome``."""
 
-    def __init__(self, stage: str, what: str):
+    def __init__(self, stage: Stage, outcome: Outcome):
         super().__init__()
-        self.stage, self.what = stage, what
+        self.stage, self.outcome = Stage(stage), Outcome(outcome)
 
     def process(self, row):
-        self.count(self.what)
+        self.count(self.outcome)
         yield row
 
 
 # ---------------------------------------------------------------------------- ingest
 
 
-class IngestSynthetic(Counted):
+def synthetic_rows(element: tuple[int, int], params: dict, source: str):
     """(start, count) -> synthetic rows, generated inside the DoFn (cheaper than beam.Create of rows)."""
+    from curation.synthetic import generate
 
-    stage = "ingest"
-
-    def __init__(self, params: dict, source: str):
-        super().__init__()
-        self.params, self.source = params, source
-
-    def process(self, element):
-        from curation.synthetic import generate
-
-        start, n = element
-        t = time.perf_counter()
-        for row in generate(n, start=start, **self.params):
-            self.count("in")
-            self.count("out")
-            yield dict(row, source=self.source)
-        self.timed(t)
+    start, n = element
+    for row in generate(n, start=start, **params):
+        yield dict(row, source=source)
 
 
-class IngestFiles(Counted):
-    """A source spec (JSONL / JSON / Parquet / HF dataset dir) -> rows and rejects (``read_source``'s verdicts)."""
+def source_rows(spec: dict):
+    """A source spec (JSONL / JSON / Parquet / HF dataset dir) -> its rows and rejects (``read_source``'s verdicts)."""
+    from curation.sources import read_source
 
-    stage = "ingest"
-
-    def process(self, spec):
-        from curation.sources import read_source
-
-        t = time.perf_counter()
-        notes: dict = {}
-        for kind, row in read_source(spec, limit=spec.get("limit"), notes=notes):
-            self.count("in")
-            self.count(f"in.{spec['name']}")
-            if kind == "reject":
-                self.count("rejected")
-                yield beam.pvalue.TaggedOutput(REJECTS, row)
-            else:
-                self.count("out")
-                yield row
-        if notes.get("turns_left_out"):  # turns: first left later exchanges out: said at the end of the run
-            self.count("turns_left_out", notes["turns_left_out"])
-            self.count(f"turns_left_out.{spec['name']}", notes["turns_left_out"])
-        self.timed(t)
+    notes: dict = {}
+    for kind, row in read_source(spec, limit=spec.get("limit"), notes=notes):
+        seen = (Count(Stage.INGEST, Outcome.IN, spec["name"]), 1)
+        if kind == "reject":
+            yield Routed(outputs=((REJECTS, row),), counts=(seen, (Count(Stage.INGEST, Outcome.REJECTED), 1)))
+        else:
+            yield Routed(row=row, counts=(seen,))
+    left = notes.get("turns_left_out")
+    if left:  # turns: first left later exchanges out: said at the end of the run
+        yield Routed(counts=((Count(Stage.INGEST, Outcome.TURNS_LEFT_OUT), left),
+                             (Count(Stage.INGEST, Outcome.TURNS_LEFT_OUT, spec["name"]), left)))
 
 
 # ---------------------------------------------------------------------------- dedup + split
@@ -161,8 +183,8 @@ class HashBands(beam.DoFn):
         self.buckets = {}
 
     def process(self, row):
-        from curation.images.duplicates import band_entries
         from curation.images.hashes import hash_from_hex
+        from curation.images.duplicates import band_entries
 
         for band, member in band_entries(row["image_key"], hash_from_hex(row["image_hash"]), self.threshold):
             packed = self.buckets.get(band)
@@ -259,13 +281,13 @@ class ProblemsOfImages(beam.DoFn):
             yield beam.pvalue.TaggedOutput("regroup", (new_key, member))
 
 
-class PlaceRows(Counted):
-    """Pass 1's decisions applied by ``curation.images.duplicates.placed``: duplicates out, split groups placed."""
+class Placement:
+    """Pass 1's decisions applied by ``curation.images.duplicates.placed``: duplicates out, split groups placed.
 
-    stage = "dedup"
+    The decisions are read once per worker (``setup``), from the work folder of pass 1.
+    """
 
     def __init__(self, decisions_dir: str, test_fraction: float, val_fraction: float, salt: str):
-        super().__init__()
         self.decisions_dir, self.split = decisions_dir, (test_fraction, val_fraction, salt)
 
     def setup(self):
@@ -273,38 +295,33 @@ class PlaceRows(Counted):
 
         self.drops, self.groups = read_decisions(_decision_lines(self.decisions_dir))
 
-    def process(self, row):
+    def __call__(self, row: dict):
         from curation.images.duplicates import placed
 
-        self.count("in")
         out = placed(row, self.drops, self.groups, *self.split)
         if isinstance(out, Reject):
-            self.count("duplicates")
-            self.count(out.reason.removesuffix("_duplicate"))
-            yield beam.pvalue.TaggedOutput(REJECTS, reject_row(self.stage, row, out.reason, out.detail))
-            return
-        if out["split_group"] != out["image_key"]:
-            self.count("grouped_rows")
-        self.count("out")
-        yield out
+            kind = Outcome(out.reason.removesuffix("_duplicate"))  # exact | near
+            return Routed(reject=out, counts=((Count(Stage.DEDUP, Outcome.DUPLICATES), 1), (Count(Stage.DEDUP, kind), 1)))
+        grouped = out["split_group"] != out["image_key"]
+        return Routed(row=out, counts=((Count(Stage.DEDUP, Outcome.GROUPED_ROWS), 1),) if grouped else ())
 
 
 # ---------------------------------------------------------------------------- teachers
 
 
-class Taught(NamedTuple):
+class TeacherOutput(NamedTuple):
     """What a teacher stage emits per row: the shape of RunInference's ``PredictionResult``."""
     example: dict
     inference: dict
 
 
-class ProgramTeacher(Counted):
-    """The program teachers (``curation.generation.teachers``) row by row, without RunInference: they need no model,
-    batching or accelerator, and RunInference's module imports torch (~4 s) in every worker."""
+class ProgramTeacher(CountingDoFn):
+    """The program teachers (``curation.generation.teachers``) row by row, without RunInference: they need no
+    model, batching or accelerator, and RunInference's module imports torch (~4 s) in every worker."""
 
     def __init__(self, spec):
         super().__init__()
-        self.spec, self.stage = spec, spec.stage
+        self.spec, self.stage = spec, Stage(spec.stage)
 
     def setup(self):
         from curation.generation.rollouts import generator_for
@@ -316,109 +333,75 @@ class ProgramTeacher(Counted):
 
         t = time.perf_counter()
         out = texts_or_errors(self.generator, [request_for(row, self.spec)])[0]
-        self.count("teacher_usecs", int((time.perf_counter() - t) * 1e6))
-        yield Taught(row, out)
+        self.count(Outcome.TEACHER_USECS, int((time.perf_counter() - t) * 1e6))
+        yield TeacherOutput(row, out)
 
 
 # ---------------------------------------------------------------------------- after the teachers
 
 
-class TeacherBatchFailed(Counted):
-    """RunInference's failed (batch, error) pairs -> the batch's rows, untouched, counted ``<stage>.failed``:
-    a teacher's failure is not the row's (the row goes on without what the teacher would have added)."""
+class TeacherBatchFailed(CountingDoFn):
+    """RunInference's failed (batch, error) pairs -> the batch's rows, untouched, counted ``failed`` (detail: the
+    error's type): a teacher's failure is not the row's (the row goes on without what the teacher would add)."""
 
-    def __init__(self, stage: str):
+    def __init__(self, stage: Stage):
         super().__init__()
-        self.stage = stage
+        self.stage = Stage(stage)
 
     def process(self, batch_error):
         batch, error = batch_error
         kind = type(error[0]).__name__ if isinstance(error, tuple) and error else type(error).__name__
         for row in batch:
-            self.count("failed")
-            self.count(f"failed.{kind}")
+            self.add(_failed(self.stage, kind))
             yield getattr(row, "example", row)
 
 
-class AfterCaption(Counted):
-    """PredictionResult(row, {"texts"|"error"}) -> ``curation.generation.assemble.captioned``'s verdict."""
-
-    stage = "caption"
-
-    def __init__(self, teacher_id: str):
-        super().__init__()
-        self.teacher_id = teacher_id
-
-    def process(self, result):
-        from curation.generation.assemble import TeacherFailed, captioned
-
-        self.count("in")
-        out = captioned(result.example, result.inference.get("texts"), result.inference.get("error"), self.teacher_id)
-        if isinstance(out, TeacherFailed):  # the row goes on uncaptioned and untraced: enrich, never destroy
-            self.count("failed")
-            self.count(f"failed.{out.reason}")
-            yield beam.pvalue.TaggedOutput("uncaptioned", result.example)
-            return
-        self.count("out")
-        yield out
+def _failed(stage: Stage, reason: str) -> tuple[tuple[Count, int], ...]:
+    return (Count(stage, Outcome.FAILED), 1), (Count(stage, Outcome.FAILED, reason), 1)
 
 
-class AfterDistill(Counted):
-    """PredictionResult(row, texts) -> traces (all), sft (selected) and the row, by ``curation.generation.assemble.distilled``."""
+def caption_verdict(result, teacher_id: str):
+    """A caption teacher's result -> ``curation.generation.assemble.captioned``'s verdict on its row; a row the
+    teacher failed on goes on uncaptioned and untraced (output ``uncaptioned``): enrich, never destroy."""
+    from curation.generation.assemble import TeacherFailed, captioned
 
-    stage = "distill"
-
-    def __init__(self, teacher: dict, select, rewrite: bool = True):
-        super().__init__()
-        self.teacher, self.select, self.rewrite = teacher, select, rewrite
-
-    def process(self, result):
-        from curation.generation.assemble import TeacherFailed, distilled
-
-        row = result.example
-        self.count("in")
-        t = time.perf_counter()
-        out = distilled(row, result.inference.get("texts"), result.inference.get("error"), self.teacher, self.select,
-                        self.rewrite)
-        if isinstance(out, TeacherFailed):  # no trace, the row keeps its place: enrich, never destroy
-            self.count("failed")
-            self.count(f"failed.{out.reason}")
-            yield row
-            return
-        self.count("traces", len(out.traces), stage="verify")
-        self.count("correct", sum(tr["correct"] for tr in out.traces), stage="verify")
-        for tr in out.traces:
-            self.count(f"status_{tr['status']}", stage="verify")
-            yield beam.pvalue.TaggedOutput("traces", complete("traces", tr))
-        for s in out.sft:
-            yield beam.pvalue.TaggedOutput("sft", complete("sft", s))
-        self.count("out")
-        self.timed(t)
-        yield row
+    out = captioned(result.example, result.inference.get("texts"), result.inference.get("error"), teacher_id)
+    if isinstance(out, TeacherFailed):
+        return Routed(outputs=(("uncaptioned", result.example),), counts=_failed(Stage.CAPTION, out.reason))
+    return out
 
 
-class WriteSplit(Counted):
+def distill_verdict(result, teacher: dict, select, rewrite: bool = True):
+    """A reasoner's result -> the row, its traces (all) and sft rows (selected), by ``assemble.distilled``; a row
+    the teacher failed on keeps its place without a trace."""
+    from curation.generation.assemble import TeacherFailed, distilled
+
+    row = result.example
+    out = distilled(row, result.inference.get("texts"), result.inference.get("error"), teacher, select, rewrite)
+    if isinstance(out, TeacherFailed):
+        return Routed(row=row, counts=_failed(Stage.DISTILL, out.reason))
+    counts = [(Count(Stage.VERIFY, Outcome.TRACES), len(out.traces)),
+              (Count(Stage.VERIFY, Outcome.CORRECT), sum(tr["correct"] for tr in out.traces))]
+    counts += [(Count(Stage.VERIFY, Outcome.STATUS, tr["status"]), 1) for tr in out.traces]
+    outputs = [("traces", table_row("traces", tr)) for tr in out.traces]
+    outputs += [("sft", table_row("sft", s)) for s in out.sft]
+    return Routed(row=row, outputs=tuple(outputs), counts=tuple(counts))
+
+
+def split_tables(row: dict, keep_open: bool, judge: bool = False):
     """A kept row -> ``examples``, and its rl/val/test row unless the learnable-row rule keeps it out
-    (``curation.answers.learnable``: counted per reason as ``split.kept_out.<reason>``)."""
+    (``curation.answers.learnable``: counted per reason as ``kept_out``)."""
+    from curation.generation.assemble import rl_eligible, rl_row
 
-    stage = "split"
-
-    def __init__(self, keep_open: bool, judge: bool = False):
-        super().__init__()
-        self.keep_open, self.judge = keep_open, judge
-
-    def process(self, row):
-        from curation.generation.assemble import rl_eligible, rl_row
-
-        self.count(row["split"])
-        verdict = rl_eligible(row, self.keep_open, self.judge)
-        if verdict is not None:
-            self.count(f"{row['split']}_kept_out")
-            self.count(f"kept_out.{verdict.reason}")
-        else:
-            table = "rl" if row["split"] == "train" else row["split"]
-            yield beam.pvalue.TaggedOutput(table, complete(table, rl_row(row)))
-        yield complete("examples", row)
+    counts = [(Count(Stage.SPLIT, Outcome.PLACED, row["split"]), 1)]
+    verdict = rl_eligible(row, keep_open, judge)
+    if verdict is not None:
+        counts.append((Count(Stage.SPLIT, Outcome.KEPT_OUT, verdict.reason), 1))
+        outputs = ()
+    else:
+        table = "rl" if row["split"] == "train" else row["split"]
+        outputs = ((table, table_row(table, rl_row(row))),)
+    return Routed(row=table_row("examples", row), outputs=outputs, counts=tuple(counts))
 
 
 def dead_letter_to_reject(stage: str):

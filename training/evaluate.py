@@ -32,7 +32,7 @@ from typing import Literal
 from curation.errors import SightlineError
 from training.eval_report import bar_chart, label, probe_table, table
 
-TABLES = ("test", "val")
+HELD_OUT_TABLES = ("test", "val")
 
 
 @dataclass
@@ -52,8 +52,8 @@ class EvalConfig:
     probe_seed: int = field(default=0, metadata={"help": "seed of the swapped-image derangement"})
 
     def __post_init__(self):
-        if self.table not in TABLES:
-            raise ValueError(f"table must be one of {', '.join(TABLES)}, got {self.table!r}")
+        if self.table not in HELD_OUT_TABLES:
+            raise ValueError(f"table must be one of {', '.join(HELD_OUT_TABLES)}, got {self.table!r}")
         if self.limit is not None and self.limit <= 0:
             raise ValueError("limit must be a positive number of rows (or None for all)")
         if self.batch_size < 1 or self.max_new_tokens < 1:
@@ -148,8 +148,8 @@ def eval_rows(store, version: int, table: str, limit: int | None):
     """The ``table`` rows of ``version`` in the rl layout (``datasets.Dataset``, images decoded lazily)."""
     from training.data import RL_COLUMNS, load_table
 
-    if table not in TABLES:
-        raise SightlineError(f"evaluation reads a held-out table ({', '.join(TABLES)}), not {table!r}")
+    if table not in HELD_OUT_TABLES:
+        raise SightlineError(f"evaluation reads a held-out table ({', '.join(HELD_OUT_TABLES)}), not {table!r}")
     if not sum(e["rows"] for e in store.manifest(version).get("files", {}).get(table, [])):
         raise SightlineError(f"{store.root} v{version:04d} has no {table!r} rows: curate a new version "
                              f"(the curate pipeline writes val and test)")
@@ -248,20 +248,26 @@ def majority_baseline(store, version: int | str | None = "latest", limit: int | 
 # ---------------------------------------------------------------------------- command line
 
 
+def _help(name: str) -> str:
+    """An ``EvalConfig`` field's help, with its default."""
+    f = EvalConfig.__dataclass_fields__[name]
+    return f"{f.metadata['help']} (default {f.default})"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="sightline eval", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", action="append", required=True, help="checkpoint folder; repeat to compare")
     ap.add_argument("--data", required=True, help="dataset folder data/<name>")
     ap.add_argument("--version", default="latest", help="dataset version: N, vNNNN or latest")
-    ap.add_argument("--table", default="test", choices=TABLES,
-                    help="held-out table: val while choosing, test for final numbers (default test)")
-    ap.add_argument("--limit", type=int, default=None, help="score at most N rows")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--max-new-tokens", type=int, default=160)
+    d = EvalConfig()  # the defaults are the config's, written once
+    ap.add_argument("--table", default=d.table, choices=HELD_OUT_TABLES, help=_help("table"))
+    ap.add_argument("--limit", type=int, default=d.limit, help=_help("limit"))
+    ap.add_argument("--batch-size", type=int, default=d.batch_size, help=_help("batch_size"))
+    ap.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help=_help("max_new_tokens"))
     ap.add_argument("--no-image-probes", action="store_true",
                     help="skip the blank-image and swapped-image passes (a third of the time)")
-    ap.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    ap.add_argument("--dtype", default=None, help="auto, bfloat16, float32 (default float32)")
+    ap.add_argument("--device", default=d.device, help=_help("device"))
+    ap.add_argument("--dtype", default=d.dtype, help=_help("dtype"))
     ap.add_argument("--out", default=None,
                     help="JSON file (default runs/eval/<data>-v<N>.json); a .png chart goes next to it")
     ap.add_argument("--threads", type=int, default=None,

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Formats a dataset image can plausibly be in. MPO (multi-picture JPEG) comes through JPEG.
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "PPM")
 
-REASONS = (
+IMAGE_REASONS = (
     "empty_image",            # no bytes at all
     "image_too_large_bytes",  # byte string over max_bytes
     "not_an_image",           # no allowed format recognises the bytes

@@ -9,9 +9,10 @@ from curation.errors import SightlineError
 from curation.sources import formats
 from curation.sources.formats import fail
 from curation.sources.paths import MISSING, flatten, flatten_type, parse_path, resolve, type_has_path
+from schemas.counters import Stage
 from schemas.tables import ANSWER_TYPES
 
-STAGE = "ingest"
+STAGE = Stage.INGEST
 TYPES = ("jsonl", "json", "parquet", "hf_disk", "csv", "tsv", "auto", "mixed")  # mixed: what auto makes of a
 COLUMNS = ("question", "answer", "image", "choices", "answer_type", "task", "id", "hint")  # folder of several kinds
 LIST_COLUMNS = ("choices",)  # may map several source columns into one list: choices: [A, B, C, D, E]

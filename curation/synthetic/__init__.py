@@ -10,7 +10,7 @@ Owns the generator, the renderer and the program teachers' texts; imports nothin
 """
 from curation.synthetic.generator import FAMILIES, generate, generate_one, scenes
 from curation.synthetic.render import render
-from curation.synthetic.teachers import caption_from_scene, corpus, solution_from_scene
+from curation.synthetic.programs import caption_from_scene, corpus, solution_from_scene
 
 __all__ = ["FAMILIES", "caption_from_scene", "corpus", "generate", "generate_one", "render", "scenes",
            "solution_from_scene"]

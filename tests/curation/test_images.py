@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curation.images.decode import REASONS, check_image
+from curation.images.decode import IMAGE_REASONS, check_image
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -133,6 +133,6 @@ def test_exif_orientation_is_applied():
     assert check.ok and (check.width, check.height) == (32, 64)
 
 
-@pytest.mark.parametrize("reason", REASONS)
+@pytest.mark.parametrize("reason", IMAGE_REASONS)
 def test_every_declared_reason_is_snake_case(reason):
     assert reason.replace("_", "").isalpha() and reason.islower()

@@ -11,7 +11,8 @@ import pytest
 
 from curation.errors import SightlineError
 from curation.recipe import load_data_recipe
-from pipelines.curate import build_curate, build_parser, build_scan
+from pipelines.curate import build_curate, build_scan
+from pipelines.data_cmd import build_parser
 from pipelines.runner import check_beam_args
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "dataflow.md"
