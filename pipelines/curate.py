@@ -29,7 +29,6 @@ from curation.decontam import decontam_row, EvalIndex
 from curation.errors import SightlineError
 from curation.generation.assemble import distill_record, teachable
 from curation.generation.prompts import CAPTION_PROMPT_VERSION, PROMPT_VERSION
-from curation.images import duplicates
 from curation.images.validate import validate_row
 from curation.recipe import DataRecipe
 from curation.sources import ingest_health
@@ -37,17 +36,10 @@ from curation.store.fs import remove_tree
 from curation.store.versions import Store
 from pipelines.profile import PassProfile, PeakRss, timed_run
 from pipelines.summary import finalize_shards, print_summary, read_columns, rejects_summary, table_rows
-from schemas import normalize_question
 from schemas.counters import Count, Outcome, Stage
 
 WORK_ROW_GROUP_BYTES = 1 << 20
 VALID = Count(Stage.VALIDATE, Outcome.OUT)  # rows that reach pass 2
-
-
-def _decisions_layout():
-    import pyarrow as pa
-
-    return pa.schema([("decision", pa.string())])  # one JSON object per line: curation.images.duplicates.read_decisions
 
 
 def _log(msg: str) -> None:
@@ -94,71 +86,6 @@ def _ingest(p, recipe: DataRecipe):
     return rows, rejects
 
 
-def _near_copy_groups(valid: list, work_files, recipe: DataRecipe):
-    """Valid rows -> (image key, split group) for every image that has a confirmed near-copy.
-
-    Hash-band buckets cross the shuffle as packed bytes; each bucket finds the candidate pairs it owns
-    (``curation.images.duplicates.owned_pairs``). Thumbnails are made from the work rows read back (never from
-    rows held in memory), for candidate images only, and travel to the buckets that own their pairs,
-    where each pair is confirmed: no pair list ever crosses a shuffle.
-    """
-    import apache_beam as beam
-
-    from pipelines import transforms
-
-    th = recipe.dedup.threshold
-    buckets = [rows | f"Hash bands {i}" >> beam.ParDo(transforms.HashBands(th))
-               | f"Bucket members {i}" >> beam.CombinePerKey(transforms.ConcatMembers()) for i, rows in enumerate(valid)]
-    if len(buckets) > 1:  # combined per source first, so each source's members are packed where they are made
-        buckets = [buckets | "All buckets" >> beam.Flatten() | "Merge buckets" >> beam.CombinePerKey(transforms.ConcatMembers())]
-    buckets = buckets[0]
-    if not recipe.dedup.confirm:
-        pairs = buckets | "Hash decides" >> beam.FlatMapTuple(lambda band, packed: duplicates.bucket_pairs(band, packed, th))
-    else:
-        # Each thumbnail goes straight to the buckets that own its image's pairs (a side input: candidate image ->
-        # its buckets), so thumbnails cross one shuffle; a join of thumbnails with buckets held them twice more.
-        at = buckets | "Candidates" >> beam.FlatMapTuple(lambda band, packed: duplicates.pair_members(band, packed, th))
-        owners = beam.pvalue.AsDict(at | "Buckets of images" >> beam.GroupByKey())
-        pairs = (work_files | "Read candidate images" >> beam.io.ReadAllFromParquet(
-            columns=["image_key", "images"], desired_bundle_size=WORK_ROW_GROUP_BYTES, label="Read candidates")
-                 | "Thumbnails" >> beam.ParDo(transforms.CandidateThumbnails(), owners)
-                 | "Group buckets" >> beam.GroupByKey()
-                 | "Confirm" >> beam.FlatMapTuple(lambda band, ms: duplicates.confirmed_in_bucket(band, ms, th)))
-    return (pairs | "Group edges" >> beam.FlatMapTuple(duplicates.group_edges)
-            | "Smallest in group" >> beam.CombinePerKey(min)
-            | "Not alone" >> beam.Filter(lambda kv: kv[0] != kv[1]))
-
-
-def _duplicate_decisions(valid: list, groups, recipe: DataRecipe):
-    """Rows (light fields only) + split groups -> drop decisions of duplicate rows.
-
-    Rows first meet by image and question; only the rows of images with near-copies meet again under
-    their group's key, so most rows cross one shuffle, and the groups travel as a (small) side input.
-    """
-    import apache_beam as beam
-
-    from pipelines import transforms
-
-    scope = recipe.dedup.scope
-
-    def problem(r):
-        # one JSON string, not a tuple of four: the in-process runner holds every shuffled value as a Python
-        # object until it is grouped, and one string costs less than half the tuple (transforms.problem_members)
-        q = normalize_question(r["question"])
-        member = json.dumps([r["id"], duplicates.row_key(r), r["image_key"], q], ensure_ascii=False)
-        return duplicates.duplicate_key(r["image_key"], q, r["answer"], scope), member
-
-    # every image of a group, the one whose key names it included, meets its copies under the group's key
-    members = groups | "Images in groups" >> beam.FlatMapTuple(lambda image, group: [(image, group), (group, group)])
-    keyed = [rows | f"Problem keys {i}" >> beam.Map(problem) for i, rows in enumerate(valid)]
-    by_image = (keyed | "All problem keys" >> beam.Flatten() | "Group problems" >> beam.GroupByKey()
-                | "Problems of images" >> beam.ParDo(transforms.ProblemsOfImages(), beam.pvalue.AsDict(members))
-                .with_outputs("regroup", main="drops"))
-    by_group = (by_image.regroup | "Group problems of groups" >> beam.GroupByKey()
-                | "Drops in groups" >> beam.FlatMapTuple(lambda _, ms: duplicates.duplicates_in_group(transforms.problem_members(ms))))
-    return (by_image.drops, by_group) | "Drops" >> beam.Flatten()
-
-
 def build_scan(p, recipe: DataRecipe, staging: str | Path, work: str | Path):
     """Pass 1: ingest, validate; write valid rows to work shards, decisions and scan rejects.
 
@@ -166,7 +93,7 @@ def build_scan(p, recipe: DataRecipe, staging: str | Path, work: str | Path):
     """
     import apache_beam as beam
 
-    from pipelines import transforms
+    from pipelines import dedup, transforms
     from pipelines.runner import dead_letters
 
     ingested, rejects = _ingest(p, recipe)
@@ -182,13 +109,13 @@ def build_scan(p, recipe: DataRecipe, staging: str | Path, work: str | Path):
                    folders={"examples": "rows"}, codec="none", row_group_bytes=WORK_ROW_GROUP_BYTES)
     _write([("rejects", r) for r in rejects], staging, recipe, "Write scan rejects", prefix="scan")
     work_files = files | "Work row paths" >> beam.MapTuple(lambda _, path: path)
-    groups = _near_copy_groups(valid, work_files, recipe)
-    drops = _duplicate_decisions(valid, groups, recipe)
+    groups = dedup.near_copy_groups(valid, work_files, recipe, WORK_ROW_GROUP_BYTES)
+    drops = dedup.duplicate_decisions(valid, groups, recipe)
     group_lines = groups | "Group decisions" >> beam.MapTuple(lambda k, g: {"kind": "group", "key": k, "group": g})
     decisions = ((drops, group_lines) | "Decisions" >> beam.Flatten()
                  | "Decision json" >> beam.Map(lambda d: {"decision": json.dumps(d, sort_keys=True)}))
     _write([("decisions", decisions)], work, recipe, "Write decisions", folders={"decisions": "dedup"},
-           schemas={"decisions": _decisions_layout()})
+           schemas={"decisions": dedup.decisions_layout()})
 
 
 # ---------------------------------------------------------------------------- pass 2
@@ -268,13 +195,13 @@ def build_curate(p, recipe: DataRecipe, staging: str | Path, work: str | Path, e
     """Pass 2: drop duplicates, split, decontaminate, teachers, verify, select, write every table."""
     import apache_beam as beam
 
-    from pipelines import transforms
+    from pipelines import dedup, transforms
     from pipelines.runner import dead_letters
 
     work = str(work).rstrip("/")
     rows = (p | "Work row files" >> beam.Create([f"{work}/rows/*.parquet"])
             | "Read work rows" >> beam.io.ReadAllFromParquet(desired_bundle_size=WORK_ROW_GROUP_BYTES))
-    placement = transforms.Placement(f"{work}/dedup", recipe.test_fraction, recipe.val_fraction, recipe.split_salt)
+    placement = dedup.Placement(f"{work}/dedup", recipe.test_fraction, recipe.val_fraction, recipe.split_salt)
     placed = (rows | "Dedup+split" >> beam.ParDo(transforms.RunStage(Stage.DEDUP, placement))
               .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
     kept = (placed["rows"] | "Decontaminate" >> beam.ParDo(transforms.RunStage(Stage.DECONTAM, decontam_row, eval_index, timed=True))

@@ -1,0 +1,229 @@
+"""The duplicate-finding part of the curate graph, and its DoFns over ``curation.images.duplicates``.
+
+Pass 1 (scan): valid rows -> hash-band buckets (packed bytes) -> candidate pairs owned by one bucket ->
+thumbnails of candidate images, read back from the work shards -> confirmed near-copies -> split groups
+(the smallest image key among an image's direct near-copies) -> duplicate rows (rows of one image, or of one
+split group, with the same normalized question [and answer]) -> decisions (JSON lines in the work folder).
+Pass 2 (curate): ``Placement`` reads the decisions once per worker and drops duplicates / places each
+row's split group (``curation.images.duplicates.placed``), run by ``transforms.RunStage``.
+Only ids, hashes and the thumbnails of candidate near-copies cross a shuffle.
+"""
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+
+from curation.images import duplicates
+from curation.recipe import DataRecipe
+from curation.rejects import Reject
+from pipelines.transforms import Routed
+from schemas import normalize_question
+from schemas.counters import Count, Outcome, Stage
+
+
+def decisions_layout():
+    import pyarrow as pa
+
+    return pa.schema([("decision", pa.string())])  # one JSON object per line: curation.images.duplicates.read_decisions
+
+
+def _decision_lines(folder: str):
+    """The JSON decision lines of pass 1's work files (local, or any Beam filesystem: gs://, s3://)."""
+    import pyarrow.parquet as pq
+    from apache_beam.io.filesystems import FileSystems
+
+    for match in sorted(FileSystems.match([f"{folder}/*.parquet"])[0].metadata_list, key=lambda m: m.path):
+        with FileSystems.open(match.path) as f:
+            yield from pq.read_table(f, columns=["decision"]).column("decision").to_pylist()
+
+
+class HashBands(beam.DoFn):
+    """Valid rows -> (band key, packed members), once per bundle and band: each row's nine band entries
+    (``curation.images.duplicates.band_entries``) are appended where they are made, not emitted one by one."""
+
+    def __init__(self, threshold: int):
+        self.threshold = threshold
+
+    def start_bundle(self):
+        self.buckets = {}
+
+    def process(self, row):
+        from curation.images.hashes import hash_from_hex
+        from curation.images.duplicates import band_entries
+
+        for band, member in band_entries(row["image_key"], hash_from_hex(row["image_hash"]), self.threshold):
+            packed = self.buckets.get(band)
+            if packed is None:
+                packed = self.buckets[band] = bytearray()
+            packed += member
+
+    def finish_bundle(self):
+        from apache_beam.transforms.window import GlobalWindow
+        from apache_beam.utils.timestamp import MIN_TIMESTAMP
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        for band, packed in self.buckets.items():
+            yield WindowedValue((band, bytes(packed)), MIN_TIMESTAMP, [GlobalWindow()])
+        self.buckets = {}
+
+
+class ConcatMembers(beam.CombineFn):
+    """Packed band members (``curation.images.duplicates.band_entries``) of one bucket, concatenated.
+
+    Lifted before the shuffle, so a bucket crosses it as a few byte strings, not one element per image.
+    """
+
+    def create_accumulator(self):
+        return bytearray()
+
+    def add_input(self, acc, member):
+        acc += member
+        return acc
+
+    def merge_accumulators(self, accs):
+        out = bytearray()
+        for acc in accs:
+            out += acc
+        return out
+
+    def compact(self, acc):
+        return bytes(acc)
+
+    def extract_output(self, acc):
+        return bytes(acc)
+
+
+class CandidateThumbnails(beam.DoFn):
+    """Work rows (image_key, images) -> (bucket, (image key, hash, thumbnail)) for each bucket that owns a
+    candidate pair of the image (``buckets``: image key -> [(bucket, hash)]).
+
+    Rows of one image usually come together (one image, several questions), so an image among the last
+    few sent is not sent again; one sent twice is harmless (a bucket keeps one thumbnail per image).
+    """
+
+    RECENT = 256
+
+    def start_bundle(self):
+        self.recent = set()
+
+    def process(self, row, buckets):
+        from curation.images.duplicates import thumbnail_of
+
+        key = row["image_key"]
+        owners = buckets.get(key)
+        if not owners or key in self.recent:
+            return
+        if len(self.recent) >= self.RECENT:
+            self.recent.clear()
+        self.recent.add(key)
+        thumb = thumbnail_of(row)
+        for band, h in owners:
+            yield band, (key, h, thumb)
+
+
+def problem_members(packed) -> list[tuple[str, str, str, str]]:
+    """The ``(id, row_key, image_key, normalized question)`` members of one problem key, each shuffled as
+    one JSON string (``curate._duplicate_decisions``)."""
+    import json
+
+    return [tuple(json.loads(m)) for m in packed]
+
+
+class ProblemsOfImages(beam.DoFn):
+    """(problem key of one image, its rows) -> drops, when the image has no near-copy; else the rows
+    re-keyed by the image's split group (tag ``regroup``), to meet the rows of its copies."""
+
+    def process(self, keyed, groups):
+        from curation.images.duplicates import duplicates_in_group, regrouped
+
+        key, members = keyed
+        group = groups.get(key[:key.index(":")])
+        if group is None:
+            yield from duplicates_in_group(problem_members(members))
+            return
+        new_key = regrouped(key, group)
+        for member in members:
+            yield beam.pvalue.TaggedOutput("regroup", (new_key, member))
+
+
+class Placement:
+    """Pass 1's decisions applied by ``curation.images.duplicates.placed``: duplicates out, split groups placed.
+
+    The decisions are read once per worker (``setup``), from the work folder of pass 1.
+    """
+
+    def __init__(self, decisions_dir: str, test_fraction: float, val_fraction: float, salt: str):
+        self.decisions_dir, self.split = decisions_dir, (test_fraction, val_fraction, salt)
+
+    def setup(self):
+        from curation.images.duplicates import read_decisions
+
+        self.drops, self.groups = read_decisions(_decision_lines(self.decisions_dir))
+
+    def __call__(self, row: dict):
+        from curation.images.duplicates import placed
+
+        out = placed(row, self.drops, self.groups, *self.split)
+        if isinstance(out, Reject):
+            kind = Outcome(out.reason.removesuffix("_duplicate"))  # exact | near
+            return Routed(reject=out, counts=((Count(Stage.DEDUP, Outcome.DUPLICATES), 1), (Count(Stage.DEDUP, kind), 1)))
+        grouped = out["split_group"] != out["image_key"]
+        return Routed(row=out, counts=((Count(Stage.DEDUP, Outcome.GROUPED_ROWS), 1),) if grouped else ())
+
+
+def near_copy_groups(valid: list, work_files, recipe: DataRecipe, work_row_group_bytes: int):
+    """Valid rows -> (image key, split group) for every image that has a confirmed near-copy.
+
+    Hash-band buckets cross the shuffle as packed bytes; each bucket finds the candidate pairs it owns
+    (``curation.images.duplicates.owned_pairs``). Thumbnails are made from the work rows read back (never from
+    rows held in memory), for candidate images only, and travel to the buckets that own their pairs,
+    where each pair is confirmed: no pair list ever crosses a shuffle.
+    """
+    th = recipe.dedup.threshold
+    buckets = [rows | f"Hash bands {i}" >> beam.ParDo(HashBands(th))
+               | f"Bucket members {i}" >> beam.CombinePerKey(ConcatMembers()) for i, rows in enumerate(valid)]
+    if len(buckets) > 1:  # combined per source first, so each source's members are packed where they are made
+        buckets = [buckets | "All buckets" >> beam.Flatten() | "Merge buckets" >> beam.CombinePerKey(ConcatMembers())]
+    buckets = buckets[0]
+    if not recipe.dedup.confirm:
+        pairs = buckets | "Hash decides" >> beam.FlatMapTuple(lambda band, packed: duplicates.bucket_pairs(band, packed, th))
+    else:
+        # Each thumbnail goes straight to the buckets that own its image's pairs (a side input: candidate image ->
+        # its buckets), so thumbnails cross one shuffle; a join of thumbnails with buckets held them twice more.
+        at = buckets | "Candidates" >> beam.FlatMapTuple(lambda band, packed: duplicates.pair_members(band, packed, th))
+        owners = beam.pvalue.AsDict(at | "Buckets of images" >> beam.GroupByKey())
+        pairs = (work_files | "Read candidate images" >> beam.io.ReadAllFromParquet(
+            columns=["image_key", "images"], desired_bundle_size=work_row_group_bytes, label="Read candidates")
+                 | "Thumbnails" >> beam.ParDo(CandidateThumbnails(), owners)
+                 | "Group buckets" >> beam.GroupByKey()
+                 | "Confirm" >> beam.FlatMapTuple(lambda band, ms: duplicates.confirmed_in_bucket(band, ms, th)))
+    return (pairs | "Group edges" >> beam.FlatMapTuple(duplicates.group_edges)
+            | "Smallest in group" >> beam.CombinePerKey(min)
+            | "Not alone" >> beam.Filter(lambda kv: kv[0] != kv[1]))
+
+
+def duplicate_decisions(valid: list, groups, recipe: DataRecipe):
+    """Rows (light fields only) + split groups -> drop decisions of duplicate rows.
+
+    Rows first meet by image and question; only the rows of images with near-copies meet again under
+    their group's key, so most rows cross one shuffle, and the groups travel as a (small) side input.
+    """
+    scope = recipe.dedup.scope
+
+    def problem(r):
+        # one JSON string, not a tuple of four: the in-process runner holds every shuffled value as a Python
+        # object until it is grouped, and one string costs less than half the tuple (problem_members)
+        q = normalize_question(r["question"])
+        member = json.dumps([r["id"], duplicates.row_key(r), r["image_key"], q], ensure_ascii=False)
+        return duplicates.duplicate_key(r["image_key"], q, r["answer"], scope), member
+
+    # every image of a group, the one whose key names it included, meets its copies under the group's key
+    members = groups | "Images in groups" >> beam.FlatMapTuple(lambda image, group: [(image, group), (group, group)])
+    keyed = [rows | f"Problem keys {i}" >> beam.Map(problem) for i, rows in enumerate(valid)]
+    by_image = (keyed | "All problem keys" >> beam.Flatten() | "Group problems" >> beam.GroupByKey()
+                | "Problems of images" >> beam.ParDo(ProblemsOfImages(), beam.pvalue.AsDict(members))
+                .with_outputs("regroup", main="drops"))
+    by_group = (by_image.regroup | "Group problems of groups" >> beam.GroupByKey()
+                | "Drops in groups" >> beam.FlatMapTuple(lambda _, ms: duplicates.duplicates_in_group(problem_members(ms))))
+    return (by_image.drops, by_group) | "Drops" >> beam.Flatten()
