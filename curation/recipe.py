@@ -1,6 +1,6 @@
 """The data recipe (`sightline data --config F --set k=v`): one typed object for the curate pipeline.
 
-Loaded by ``curation.config.load`` like every other recipe: an unknown key or a bad value is one
+Loaded by ``curation.loader.load`` like every other recipe: an unknown key or a bad value is one
 line naming it, raised before anything is read or written. Sections are the stages' own config
 classes (``ValidateConfig``, ``TeacherSpec``, ``SelectConfig``, ...), passed to them as they are.
 """
@@ -142,7 +142,7 @@ class DataRecipe:
 def load_data_recipe(path: str | Path | None, overrides: list[str] | None = None) -> DataRecipe:
     """The recipe at ``path`` with ``--set`` overrides; a source's relative ``path`` / ``image_root``
     resolve against the recipe file's folder (as a reader of the recipe expects), not the shell's."""
-    from curation.config import apply_overrides, build, read_yaml
+    from curation.loader import apply_overrides, build, read_yaml
 
     values = apply_overrides(read_yaml(path), overrides)
     if path:

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from curation.accounting import ROW_STAGES, accounting, by_detail, empty_result, ingest_reject_counts, stage_counts
-from curation.config import to_dict
+from curation.loader import to_dict
 from curation.decontam import decontam_row, EvalIndex
 from curation.errors import SightlineError
 from curation.generation.assemble import distill_record, teachable

@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from curation.config import describe, to_dict
+from curation.loader import describe, to_dict
 from curation.errors import SightlineError
 from curation.recipe import DataRecipe, load_data_recipe
 from curation.store.versions import Store
@@ -103,7 +103,7 @@ def _inspect(argv: list[str]) -> int:
     from curation.sources.inspection import format_inspection, inspect_source
 
     if a.source.endswith((".yaml", ".yml")):
-        from curation.config import apply_overrides, read_yaml
+        from curation.loader import apply_overrides, read_yaml
 
         specs = (apply_overrides(read_yaml(a.source), []).get("sources") or [])
         if not specs:

@@ -169,7 +169,7 @@ def run(data: str | Path, version: int | str | None, cfg: DifficultyConfig) -> i
     With ``cfg.keep_traces`` the child version's ``traces`` are the parent's plus every rollout of the scored
     prompts, and its ``sft`` the parent's plus the selected correct rollouts (teacher ``policy_id(cfg.model)``).
     """
-    from curation.config import to_dict
+    from curation.loader import to_dict
     from curation.difficulty.derive import derive_version
     from curation.difficulty.rules import difficulty_counts, with_scores
     from curation.generation.teachers import checkpoint_hash, policy_id
@@ -221,7 +221,7 @@ def run(data: str | Path, version: int | str | None, cfg: DifficultyConfig) -> i
 def main(argv: list[str] | None = None) -> int:
     from dataclasses import MISSING, fields
 
-    from curation.config import build, parse_value
+    from curation.loader import build, parse_value
 
     ap = argparse.ArgumentParser(prog="sightline difficulty", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

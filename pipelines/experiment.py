@@ -151,7 +151,7 @@ def check(exp: ExperimentRecipe) -> list[str]:
 
 def run_experiment(exp: ExperimentRecipe, command: str = "") -> dict:
     """Every (seed, arm), then the aggregate files; returns the results dict written to results.json."""
-    from curation.config import to_dict
+    from curation.loader import to_dict
     from curation.store.versions import Store
     from pipelines import experiment_report as report
     from training.evaluate import majority_baseline
@@ -216,7 +216,7 @@ def _set_threads(recipe) -> None:
 
 def load_experiment(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentRecipe:
     """The experiment recipe at ``path`` with ``key=value`` overrides, checked before any run."""
-    from curation.config import load
+    from curation.loader import load
 
     return load(ExperimentRecipe, path, overrides)
 

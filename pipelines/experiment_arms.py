@@ -26,7 +26,7 @@ def _log(msg: str) -> None:
 
 def train_recipe(exp, seed: int, extra: list[str] = ()):
     """One seed's train recipe: the file, the experiment's overrides, the seed's folder, then ``extra``."""
-    from training.config import load_train_recipe
+    from training.recipe import load_train_recipe
 
     seed_dir = exp.folder / f"seed{seed}"
     return load_train_recipe(exp.train_config, [*exp.overrides, f"run.seed={seed}", f"run.out_dir={seed_dir}",

@@ -79,7 +79,7 @@ class LoopRecipe:
 
 
 def load_loop(path: str | Path | None, overrides: list[str] | None = None) -> LoopRecipe:
-    from curation.config import load
+    from curation.loader import load
 
     return load(LoopRecipe, path, overrides)
 
@@ -100,7 +100,7 @@ def evaluate_checkpoint(recipe, path: str, version: int, table: str, limit: int 
 
 def round_recipe(loop: LoopRecipe, r: int, extra: list[str] = ()):
     """Round ``r``'s train recipe (1-based): the file, the loop's overrides, the round's, its folder, ``extra``."""
-    from training.config import load_train_recipe
+    from training.recipe import load_train_recipe
 
     own = loop.round_overrides[r - 1] if r <= len(loop.round_overrides) else []
     return load_train_recipe(loop.train_config, [*loop.overrides, *own, f"run.seed={loop.seed}",

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from curation.config import describe, to_dict
+from curation.loader import describe, to_dict
 from curation.errors import SightlineError
-from training.config import TrainRecipe, describe_sections, load_train_recipe
+from training.recipe import TrainRecipe, describe_sections, load_train_recipe
 
 DEFAULT_CONFIG = "configs/train/mini.yaml"
 

@@ -1,7 +1,7 @@
 """The two recipe sections every training stage reads: where the run is (``run``) and what it starts from (``model``).
 
 They sit below the stage modules (``training.sft``, ``training.grpo``) so those can take them as
-arguments, and below ``training.config``, which assembles the whole recipe.
+arguments, and below ``training.recipe``, which assembles the whole recipe.
 """
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from trl import SFTConfig
 
-from curation.config import to_dict
+from curation.loader import to_dict
 from training.callbacks import TimeBudget
 from training.early_stopping import ValAccuracyStopping
 from training.run_config import ModelConfig

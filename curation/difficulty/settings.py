@@ -6,7 +6,7 @@ The one place its defaults are written: the recipe's ``difficulty`` section, ``s
 flags and ``pipelines.difficulty.run`` all go through this class, which refuses a bad value when built.
 In a train recipe, ``k``, ``temperature``, ``max_new_tokens`` and ``limit`` default to GRPO's
 ``num_generations``, ``temperature``, ``max_completion_length`` and ``limit``
-(``training.config.rollouts_of``), so the pass samples as GRPO's rollouts do unless a recipe says otherwise.
+(``training.recipe.rollouts_of``), so the pass samples as GRPO's rollouts do unless a recipe says otherwise.
 """
 from __future__ import annotations
 

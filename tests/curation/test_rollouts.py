@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from curation.config import build
+from curation.loader import build
 from curation.generation.prompts import CAPTION_PROMPT, user_message
 from curation.recipe import CaptionTeacher, DistillTeacher
 from curation.generation.rollouts import PolicyRollouts, Progress, generator_for, request_for, texts_or_errors

@@ -1,7 +1,7 @@
 import pytest
 
 from curation.errors import SightlineError
-from curation.config import build
+from curation.loader import build
 from curation.recipe import CaptionTeacher, DistillTeacher
 from curation.generation.teachers import ProgramTeacher, Request, TeacherSpec, make_teacher
 

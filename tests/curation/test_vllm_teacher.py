@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from curation.config import build
+from curation.loader import build
 from curation.errors import SightlineError
 from curation.recipe import CaptionTeacher, DistillTeacher
 from curation.generation.teachers import Request, VLLMTeacher, make_teacher

@@ -92,7 +92,7 @@ def build_tiny_qwen2(out: Path, vocab_size: int = 384) -> Path:
 
 
 def main(workdir: str) -> dict:
-    from curation.config import build
+    from curation.loader import build
     from curation.errors import SightlineError
     from curation.generation.teachers import Request, TeacherSpec, TransformersTeacher, make_teacher
 

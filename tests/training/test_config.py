@@ -6,8 +6,8 @@ import pytest
 
 from curation.errors import SightlineError
 from pipelines.train_cmd import curated_version
-from training.config import SECTIONS, TrainRecipe, load_train_recipe
-from training.grpo.config import GRPOStageConfig
+from training.recipe import SECTIONS, TrainRecipe, load_train_recipe
+from training.grpo.settings import GRPOStageConfig
 from training.sft import SFTStageConfig
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from curation.config import build
+from curation.loader import build
 from training.grpo import train as grpo_train
-from training.grpo.config import GRPOStageConfig
+from training.grpo.settings import GRPOStageConfig
 from training.grpo.resume import SAMPLER_STATE, latest_checkpoint
 from training.grpo.train import build_trainer, prior_counts
 from training.grpo.trainer_hook import PromptRoundSampler
@@ -187,8 +187,8 @@ def test_resume_after_kill_restores_sampler_and_continues_metrics(tiny_model_dir
     out = tmp_path / "run"
     values = _values(out, sampler="vade", max_steps=10, save_strategy="steps", save_steps=1, max_completion_length=16)
     model = ModelConfig(path=str(tiny_model_dir))
-    code = ("import json, sys; from curation.config import build; from training.grpo import run; "
-            "from training.grpo.config import GRPOStageConfig; from training.run_config import ModelConfig; "
+    code = ("import json, sys; from curation.loader import build; from training.grpo import run; "
+            "from training.grpo.settings import GRPOStageConfig; from training.run_config import ModelConfig; "
             "a = json.loads(sys.argv[1]); "
             "run(build(GRPOStageConfig, a['grpo'], 'grpo'), ModelConfig(path=a['model']), a['data'])")
     args = {"grpo": values, "model": model.path, "data": str(synthetic_store.root)}

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from curation.config import build
+from curation.loader import build
 from curation.errors import SightlineError
 from training.callbacks import read_jsonl
 from training.run_config import ModelConfig

@@ -5,8 +5,8 @@ import json
 import time
 from pathlib import Path
 
-from curation.config import to_dict
-from training.grpo.config import GRPOStageConfig
+from curation.loader import to_dict
+from training.grpo.settings import GRPOStageConfig
 from training.grpo.curves import CurvesCallback, plot_curves
 from training.grpo.resume import (
     SAMPLER_STATE,

@@ -9,7 +9,7 @@
                                    reward_funcs, length_stages, length_soft, limit, max_minutes, resume
     eval:       EvalConfig         greedy held-out accuracy
 
-``load_train_recipe`` reads and checks all of it with ``curation.config`` (the loader every
+``load_train_recipe`` reads and checks all of it with ``curation.loader`` (the loader every
 recipe uses) before anything is read, written or deleted: an unknown key, a bad value, a mistyped
 sampler or reward fails with one line. Values the run decides are given to the sections as
 defaults a recipe may still override: ``output_dir`` (``<run folder>/sft`` and ``/grpo``) and the
@@ -23,11 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from curation import config as recipe_loader
+from curation import loader as recipe_loader
 from curation.errors import SightlineError
 from curation.difficulty.settings import DifficultyConfig
 from training.evaluate import EvalConfig
-from training.grpo.config import GRPOStageConfig
+from training.grpo.settings import GRPOStageConfig
 from training.run_config import ModelConfig, RunConfig
 from training.sft import SFTStageConfig
 from training.tiny_model import TinyModelConfig
