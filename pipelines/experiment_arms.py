@@ -59,7 +59,8 @@ def _train_sft(recipe, model_path: str, version: int) -> dict:
 def _train_grpo(recipe, model_path: str, version: int) -> dict:
     from training.grpo import run
 
-    return run(recipe.grpo, dataclasses.replace(recipe.model, path=model_path), recipe.run.data, version)
+    return run(recipe.grpo, dataclasses.replace(recipe.model, path=model_path), recipe.run.data, version,
+               judge=recipe.judge)
 
 
 def _score_difficulty(recipe, version: int, model_path: str) -> int:

@@ -165,7 +165,7 @@ def run_round(loop: LoopRecipe, r: int, version: int, start_model: str, teacher:
         dataclasses.replace(recipe, difficulty=dataclasses.replace(recipe.difficulty, round=r)), version,
         sft["model"]))
     grpo = rd.step("grpo", lambda: run_grpo(recipe.grpo, dataclasses.replace(recipe.model, path=sft["model"]),
-                                            recipe.run.data, scored))
+                                            recipe.run.data, scored, judge=recipe.judge))
     rd.step("eval", lambda: {name: evaluate_checkpoint(recipe, path, version, "test", loop.eval_limit, probes=True)
                              for name, path in (("sft", sft["model"]), ("grpo", grpo["model"]))})
     if r < loop.rounds:

@@ -98,7 +98,8 @@ def cmd_sft(recipe: TrainRecipe) -> int:
 def cmd_grpo(recipe: TrainRecipe) -> int:
     from training.grpo import run
 
-    run(recipe.grpo, dataclasses.replace(recipe.model, path=sft_model(recipe)), recipe.run.data, recipe.run.version)
+    run(recipe.grpo, dataclasses.replace(recipe.model, path=sft_model(recipe)), recipe.run.data, recipe.run.version,
+        judge=recipe.judge)
     return 0
 
 
@@ -143,7 +144,8 @@ def cmd_all(recipe: TrainRecipe) -> int:
         summary["difficulty"] = store.manifest(rl_version).get("stage_counts", {}).get("difficulty")
     if "grpo" in run.stages:
         t0 = time.monotonic()
-        grpo = run_grpo(recipe.grpo, dataclasses.replace(recipe.model, path=sft["model"]), run.data, rl_version)
+        grpo = run_grpo(recipe.grpo, dataclasses.replace(recipe.model, path=sft["model"]), run.data, rl_version,
+                        judge=recipe.judge)
         seconds["grpo"] = time.monotonic() - t0
         summary["grpo"] = grpo
         checkpoints["grpo"] = grpo["model"]
@@ -231,9 +233,10 @@ def plot_run_curves(folder: Path) -> Path | None:
 COMMANDS = {  # name -> (help, the recipe sections it reads)
     "tiny-model": ("build the tiny local Qwen2-VL (model + tokenizer + processor)", ("model", "tiny_model")),
     "sft": ("SFT cold start on the sft table", ("run", "model", "tiny_model", "sft")),
-    "grpo": ("GRPO on the rl table with a prompt sampler, from the run's SFT checkpoint", ("run", "model", "grpo")),
+    "grpo": ("GRPO on the rl table with a prompt sampler, from the run's SFT checkpoint",
+             ("run", "model", "grpo", "judge")),
     "all": ("tiny model -> SFT -> difficulty -> GRPO -> eval -> summary",
-            ("run", "model", "tiny_model", "sft", "difficulty", "grpo", "eval")),
+            ("run", "model", "tiny_model", "sft", "difficulty", "grpo", "eval", "judge")),
     "show-config": ("print the resolved recipe (file + --set + the run's defaults) as YAML", ()),
 }
 

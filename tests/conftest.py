@@ -62,3 +62,18 @@ def hand_built_tables():
                for i, (st, rs) in enumerate([("validate", "not_an_image"), ("validate", "not_an_image"),
                                              ("verify", "no_correct_trace")])]
     return {"examples": ex, "traces": traces, "sft": sft, "rl": rl, "test": test, "rejects": rejects}
+
+
+@pytest.fixture(scope="session")
+def taught_policy_dir(tmp_path_factory):
+    """The tiny policy taught to answer in the format (``tests.policy_model``), built once per session."""
+    import torch
+
+    from tests.policy_model import taught_policy
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model gains nothing from a second thread on a shared machine
+    try:
+        return taught_policy(tmp_path_factory.mktemp("policy") / "round1")
+    finally:
+        torch.set_num_threads(threads)

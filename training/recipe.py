@@ -8,6 +8,8 @@
     grpo:       GRPOStageConfig    trl.GRPOConfig, TRL's field names, + sampler, sampler_params, use_prior,
                                    reward_funcs, length_stages, length_soft, limit, max_minutes, resume
     eval:       EvalConfig         greedy held-out accuracy
+    judge:      JudgeSpec          a judge for open (sentence) answers, the data recipe's ``judge:`` shape:
+                                   GRPO's accuracy reward and eval score ``open`` rows with it (default: none)
 
 ``load_train_recipe`` reads and checks all of it with ``curation.loader`` (the loader every
 recipe uses) before anything is read, written or deleted: an unknown key, a bad value, a mistyped
@@ -24,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from curation import loader as recipe_loader
-from curation.errors import SightlineError
 from curation.difficulty.settings import DifficultyConfig
+from curation.errors import SightlineError
+from curation.generation.judge import JudgeSpec
 from training.evaluate import EvalConfig
 from training.grpo.settings import GRPOStageConfig
 from training.run_config import ModelConfig, RunConfig
@@ -50,6 +53,9 @@ class TrainRecipe:
                 "length_stages, length_soft, limit, max_minutes, resume"})
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={
         "help": "greedy held-out accuracy of base, SFT and GRPO on the test table"})
+    judge: JudgeSpec = field(default_factory=JudgeSpec, metadata={
+        "help": "a judge for open (sentence) answers: backend none | program | transformers | vllm, model; GRPO's "
+                "accuracy reward and eval score open rows with it, apart from rule-verified accuracy"})
 
 
 SECTIONS = tuple(recipe_loader.init_fields(TrainRecipe))
@@ -73,6 +79,7 @@ def load_train_recipe(path: str | Path | None, overrides: list[str] | None = Non
     values["difficulty"] = recipe_loader.build(DifficultyConfig, values.get("difficulty"), "difficulty",
                                                seed=run.seed, dtype=model.dtype, **rollouts_of(values["grpo"]))
     values["eval"] = recipe_loader.build(EvalConfig, values.get("eval"), "eval", dtype=model.dtype)
+    values["judge"] = recipe_loader.build(JudgeSpec, values.get("judge"), "judge")
     return recipe_loader.build(TrainRecipe, values)
 
 

@@ -116,14 +116,18 @@ REWARD_NAMES = (*REWARDS, LENGTH_REWARD)
 
 
 def reward_functions(names: Sequence[str], *, length_stages: Sequence[Sequence[int]] | int | None = None,
-                     length_soft: int = 0) -> list[Callable[..., list[float]]]:
+                     length_soft: int = 0, judge: Any = None) -> list[Callable[..., list[float]]]:
     """Reward callables by name (``accuracy``, ``format``, ``length``) for a GRPO recipe.
 
     The length penalty is -1 past the limit; TRL's ``reward_weights`` scale it like every other reward.
+    With ``judge`` (the recipe's ``judge:`` section, a ``JudgeSpec`` whose backend is not ``none``),
+    ``accuracy`` is ``make_judge_reward``: the same rule verdict for closed rows, the judge for ``open`` ones.
     """
     out = []
     for n in names:
-        if n == LENGTH_REWARD:
+        if n == "accuracy" and judge is not None and judge.enabled:
+            out.append(make_judge_reward(judge))
+        elif n == LENGTH_REWARD:
             assert length_stages is not None, "the length reward needs length_stages"
             out.append(make_length_penalty(length_stages, soft=length_soft))
         elif n in REWARDS:
@@ -138,15 +142,33 @@ def reward_functions(names: Sequence[str], *, length_stages: Sequence[Sequence[i
 # ---------------------------------------------------------------------------- judge (open answers)
 
 
+def prompt_question(prompt: Any) -> str:
+    """The text a prompt asks: a string, or the text parts of the last user turn of a conversational prompt."""
+    if prompt is None:
+        return ""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, dict):
+        content = prompt.get("content", prompt.get("text"))
+        if isinstance(content, str):
+            return content
+        return "".join(p.get("text") or "" for p in content or [] if isinstance(p, dict) and p.get("type", "text") == "text")
+    users = [m for m in prompt if isinstance(m, dict) and m.get("role") == "user"] if isinstance(prompt, (list, tuple)) else []
+    return prompt_question(users[-1]) if users else ""
+
+
 def make_judge_reward(judge_spec: Any, *, cache_size: int = 100_000, name: str = "judge_accuracy"
                       ) -> Callable[..., list[float]]:
     """Accuracy for every row, with a judge for the ``open`` ones (sentence golds no rule decides).
 
     Rows whose ``answer_type`` is not ``open`` get ``accuracy_reward``'s rule verdict; open rows are
     judged in one batch per call (``curation.generation.judge.Judge``), each verdict cached by
-    (prompt id, sha256 of the completion): GRPO's k completions of a prompt repeat across steps and
-    epochs. ``judge_error`` scores 0, like a wrong answer. The function's ``stats`` holds the judge
-    calls, cache hits and seconds spent (``judge_stats`` prints calls per second and the hit rate).
+    (prompt id, sha256 of the completion): GRPO's k completions of a prompt repeat within a group and
+    across steps and epochs, and a repeat is a cache hit (the judge is not asked twice). ``judge_error``
+    scores 0, like a wrong answer. The function's ``stats`` holds the judge calls, cache hits and
+    seconds spent (``judge_stats`` prints calls per second and the hit rate, ``judge_record`` is the
+    JSON a run writes); inside GRPO each call logs ``judge/calls`` and ``judge/cache_hit_rate`` through
+    TRL's ``log_metric``.
     """
     import hashlib
     import time
@@ -156,47 +178,68 @@ def make_judge_reward(judge_spec: Any, *, cache_size: int = 100_000, name: str =
 
     judge = Judge(judge_spec)
     cache: OrderedDict = OrderedDict()
-    stats = {"calls": 0, "hits": 0, "seconds": 0.0}
+    stats = {"judge": judge_spec.judge_id, "calls": 0, "hits": 0, "seconds": 0.0}
 
     def judge_accuracy(completions: list, solution: Sequence[str], answer_type: Sequence | None = None,
-                       choices: Sequence | None = None, prompt: Sequence | None = None, id: Sequence | None = None,
+                       choices: Sequence | None = None, prompts: Sequence | None = None, id: Sequence | None = None,
+                       prompt: Sequence | None = None, log_metric: Callable | None = None,
                        **kwargs: Any) -> list[float]:
+        prompts = prompts if prompts is not None else prompt  # TRL passes `prompts`; a dataset row has `prompt`
         rule = accuracy_reward(completions, solution, choices=choices, answer_type=answer_type)
         todo: dict[tuple, JudgeItem] = {}
         keys: dict[int, tuple] = {}
+        verdicts: dict[tuple, bool] = {}
+        hits = 0
         for i, c in enumerate(completions):
             if _column(answer_type, i) != "open":
                 continue
             text = completion_text(c)
-            pid = _column(id, i) or hashlib.sha256(str(_column(prompt, i)).encode()).hexdigest()[:16]
+            question = prompt_question(_column(prompts, i))
+            pid = _column(id, i) or hashlib.sha256(question.encode()).hexdigest()[:16]
             key = (pid, hashlib.sha256(text.encode()).hexdigest())
             keys[i] = key
             if key in cache:
-                stats["hits"] += 1
+                hits += 1
+                verdicts[key] = cache[key]
                 cache.move_to_end(key)
-            elif key not in todo:
-                question = completion_text(_column(prompt, i)) if prompt is not None else ""
-                todo[key] = JudgeItem(f"{key[0]}:{key[1][:12]}", question, str(solution[i]), text)
+            elif key in todo:
+                hits += 1  # the same completion twice in one group: judged once
+            else:
+                chs = _column(choices, i)
+                todo[key] = JudgeItem(f"{key[0]}:{key[1][:12]}", question, str(solution[i]), text,
+                                      tuple(chs) if chs else None)
         if todo:
             t = time.perf_counter()
-            verdicts = judge.judge(list(todo.values()))
-            stats["seconds"] += time.perf_counter() - t
-            stats["calls"] += len(todo)
-            for key, verdict in zip(todo, verdicts):
-                cache[key] = verdict == "judged_correct"
+            for key, verdict in zip(todo, judge.judge(list(todo.values())), strict=True):
+                verdicts[key] = cache[key] = verdict == "judged_correct"
                 while len(cache) > cache_size:
                     cache.popitem(last=False)
-        return [(1.0 if cache[keys[i]] else 0.0) if i in keys else r for i, r in enumerate(rule)]
+            stats["seconds"] += time.perf_counter() - t
+        stats["calls"] += len(todo)
+        stats["hits"] += hits
+        if log_metric is not None and keys:
+            log_metric("judge/calls", float(len(todo)))
+            log_metric("judge/cache_hit_rate", hits / len(keys))
+        return [(1.0 if verdicts[keys[i]] else 0.0) if i in keys else r
+                for i, r in enumerate(rule)]
 
     judge_accuracy.stats = stats  # type: ignore[attr-defined]
     judge_accuracy.__name__ = judge_accuracy.__qualname__ = name
     return judge_accuracy
 
 
-def judge_stats(reward: Callable) -> str:
-    """``judge: N calls, X calls/s, cache hit rate Y%`` for a reward made by ``make_judge_reward``."""
-    s = getattr(reward, "stats", None) or {"calls": 0, "hits": 0, "seconds": 0.0}
+def judge_record(reward: Callable) -> dict:
+    """A judge reward's totals as a run records them: the judge, calls, cache hits, calls/s, hit rate."""
+    s = getattr(reward, "stats", None) or {"judge": None, "calls": 0, "hits": 0, "seconds": 0.0}
     asked = s["calls"] + s["hits"]
-    rate = s["calls"] / s["seconds"] if s["seconds"] > 0 else float("inf") if s["calls"] else 0.0
-    return (f"judge: {s['calls']} calls, {rate:.0f} calls/s, cache hit rate "
-            f"{100 * s['hits'] / asked if asked else 0:.0f}%")
+    return {"judge": s.get("judge"), "calls": s["calls"], "cache_hits": s["hits"],
+            "calls_per_s": round(s["calls"] / s["seconds"], 1) if s["seconds"] > 0 else None,
+            "cache_hit_rate": round(s["hits"] / asked, 4) if asked else None, "seconds": round(s["seconds"], 3)}
+
+
+def judge_stats(reward: Callable) -> str:
+    """``judge <id>: N calls, X calls/s, cache hit rate Y%`` for a reward made by ``make_judge_reward``."""
+    r = judge_record(reward)
+    rate = f"{r['calls_per_s']:.0f}" if r["calls_per_s"] is not None else "-"
+    hit = f"{100 * r['cache_hit_rate']:.0f}%" if r["cache_hit_rate"] is not None else "-"
+    return f"judge {r['judge']}: {r['calls']} calls, {rate} calls/s, cache hit rate {hit}"

@@ -1,6 +1,8 @@
 """The judge reward for open rows (training.rewards.make_judge_reward), with the program judge."""
+import pytest
+
 from curation.generation.judge import JudgeSpec
-from training.rewards import judge_stats, make_judge_reward
+from training.rewards import judge_record, judge_stats, make_judge_reward, prompt_question
 
 
 def test_open_rows_are_judged_cached_and_closed_rows_use_the_rule():
@@ -14,3 +16,44 @@ def test_open_rows_are_judged_cached_and_closed_rows_use_the_rule():
     assert reward(completions, **columns) == [1.0, 0.0, 1.0, 0.0]   # the same completions again: cached
     assert reward.stats["calls"] == 2 and reward.stats["hits"] == 2
     assert "cache hit rate 50%" in judge_stats(reward)
+
+
+def test_trl_call_shape_question_from_the_user_turn_and_repeats_in_a_group_are_hits():
+    """TRL passes ``prompts`` (conversational) and ``log_metric``; a group's repeated completion is judged once."""
+    from curation.generation.prompts import user_message
+
+    reward = make_judge_reward(JudgeSpec(backend="program"))
+    prompt = [user_message("Which shape is largest?", ["circle", "square"])]
+    gold = "The largest one is the square."
+    logged = []
+    completions = [[{"role": "assistant", "content": "<answer>B</answer>"}]] * 3 + \
+                  [[{"role": "assistant", "content": "<answer>A</answer>"}]]
+    out = reward(completions, solution=[gold] * 4, answer_type=["open"] * 4, choices=[["circle", "square"]] * 4,
+                 prompts=[prompt] * 4, id=["q"] * 4, log_metric=lambda k, v: logged.append((k, v)))
+    assert out == [1.0, 1.0, 1.0, 0.0]  # the option letter read against the sentence: the choices reach the judge
+    assert reward.stats["calls"] == 2 and reward.stats["hits"] == 2
+    assert logged == [("judge/calls", 2.0), ("judge/cache_hit_rate", 0.5)]
+    assert prompt_question(prompt).startswith("Which shape is largest?")
+
+
+def test_reward_functions_swap_accuracy_for_the_judge_only_with_one():
+    from training.rewards import accuracy_reward, reward_functions
+
+    assert reward_functions(["accuracy", "format"], judge=JudgeSpec())[0] is accuracy_reward  # backend none
+    judged = reward_functions(["accuracy", "format"], judge=JudgeSpec(backend="program"))
+    assert judged[0].__name__ == "judge_accuracy" and judged[1].__name__ == "format_reward"
+    assert judge_record(judged[0]) == {"judge": "program@judge-v1", "calls": 0, "cache_hits": 0, "calls_per_s": None,
+                                       "cache_hit_rate": None, "seconds": 0.0}
+
+
+def test_train_recipe_judge_section(tmp_path):
+    from curation.errors import SightlineError
+    from training.recipe import load_train_recipe
+
+    assert load_train_recipe(None).judge.backend == "none"
+    recipe = load_train_recipe(None, ["judge.backend=program"])
+    assert recipe.judge.enabled and recipe.judge.judge_id == "program@judge-v1"
+    with pytest.raises(SightlineError, match="judge: backend 'transformers' needs `model:`"):
+        load_train_recipe(None, ["judge.backend=transformers"])
+    with pytest.raises(SightlineError, match="did you mean 'judge.backend'"):
+        load_train_recipe(None, ["judge.backnd=program"])

@@ -16,7 +16,7 @@ from training.grpo.resume import (
     start_fingerprint,
 )
 from training.grpo.trainer_hook import SamplerGRPOTrainer
-from training.rewards import reward_functions
+from training.rewards import judge_record, judge_stats, reward_functions
 from training.run_config import ModelConfig
 
 
@@ -28,11 +28,13 @@ def prior_counts(dataset) -> dict[str, tuple[int, int]]:
 
 
 def build_trainer(cfg: GRPOStageConfig, model: ModelConfig, data: str | Path, version: str | int = "latest", *,
-                  train_dataset=None, reward_funcs=None, resume_from: Path | None = None) -> SamplerGRPOTrainer:
+                  train_dataset=None, reward_funcs=None, resume_from: Path | None = None,
+                  judge=None) -> SamplerGRPOTrainer:
     """A ``SamplerGRPOTrainer`` for ``cfg``; with ``resume_from``, its sampler is restored from that checkpoint.
 
     ``reward_funcs`` (callables) replaces the recipe's rewards; ``cfg.reward_weights`` must then match them
-    (None: each weighs 1).
+    (None: each weighs 1). ``judge`` (the recipe's ``judge:``, a ``JudgeSpec``): the ``accuracy`` reward
+    judges the ``open`` rows (``training.rewards.make_judge_reward``).
     """
     from torch.utils.tensorboard import SummaryWriter
     from transformers.integrations import TensorBoardCallback
@@ -58,7 +60,7 @@ def build_trainer(cfg: GRPOStageConfig, model: ModelConfig, data: str | Path, ve
     tb = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=saved["global_step"] + 1)
     trainer = SamplerGRPOTrainer(
         model=policy, reward_funcs=reward_funcs or reward_functions(cfg.reward_funcs, length_stages=cfg.length_stages,
-                                                                  length_soft=cfg.length_soft),
+                                                                  length_soft=cfg.length_soft, judge=judge),
         args=cfg, train_dataset=train_dataset,
         processing_class=processor, prompt_sampler=sampler, pending=saved["pending"],
         rounds_generated=saved["rounds_generated"],
@@ -68,16 +70,20 @@ def build_trainer(cfg: GRPOStageConfig, model: ModelConfig, data: str | Path, ve
     return trainer
 
 
-def run(cfg: GRPOStageConfig, model: ModelConfig, data: str | Path, version: str | int = "latest") -> dict:
+def run(cfg: GRPOStageConfig, model: ModelConfig, data: str | Path, version: str | int = "latest", *,
+        judge=None) -> dict:
     """Train ``model`` (resuming when a matching checkpoint exists), save ``<output_dir>/final``, return and
-    write ``grpo_result.json``."""
+    write ``grpo_result.json``. With ``judge`` (a ``JudgeSpec``), open rows are judged and the result holds
+    the judge's calls, calls per second and cache hit rate under ``judge``."""
     out = Path(cfg.output_dir)
     start = start_fingerprint(model.path, data, version, limit=cfg.limit, sampler=cfg.sampler)
     resume_from = prepare_output(out, start, resume=cfg.resume)
     (out / "recipe.json").write_text(json.dumps({"model": to_dict(model), "data": str(data), "version": str(version),
-                                                 "grpo": to_dict(cfg)}, indent=2, default=str) + "\n")
+                                                 "grpo": to_dict(cfg),
+                                                 "judge": to_dict(judge) if judge is not None else None},
+                                                indent=2, default=str) + "\n")
     t0 = time.monotonic()
-    trainer = build_trainer(cfg, model, data, version, resume_from=resume_from)
+    trainer = build_trainer(cfg, model, data, version, resume_from=resume_from, judge=judge)
     print(f"grpo: {model.path} on {data} ({len(trainer.train_dataset)} prompts), sampler {cfg.sampler}, "
           f"{cfg.max_steps} steps x {cfg.prompts_per_round} prompts x {cfg.num_generations} completions, "
           f"lr {cfg.learning_rate}" + (f"; resuming from {resume_from}" if resume_from else ""), flush=True)
@@ -88,9 +94,14 @@ def run(cfg: GRPOStageConfig, model: ModelConfig, data: str | Path, version: str
     (final / SAMPLER_STATE).write_text(json.dumps(trainer.sampler_checkpoint()))
     plot_curves(out / "metrics.jsonl", out / "curves.png")
     result = summarise(trainer, cfg, model, data, version, resume_from, time.monotonic() - t0)
+    judged = [f for f in trainer.reward_funcs if hasattr(f, "stats")]
+    if judged:
+        result["judge"] = judge_record(judged[0])
     (out / "grpo_result.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"grpo: {result['steps']} steps in {result['seconds'] / 60:.1f} min, reward {result['first_reward']} -> "
           f"{result['final_reward']}; model at {final}", flush=True)
+    if judged:
+        print(f"grpo: {judge_stats(judged[0])}", flush=True)
     return result
 
 
