@@ -20,6 +20,11 @@ from curation.recipe import DataRecipe, load_data_recipe
 from curation.store.versions import Store
 from pipelines.curate import run
 from pipelines.profile import format_pass
+from pipelines.args import add_recipe_arguments
+
+
+def _parser(command: str, description: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=f"sightline data {command}", description=description)
 
 
 def _split_problems(store: Store, version: int) -> list[str]:
@@ -64,8 +69,7 @@ def _learnable_problems(store: Store, version: int) -> list[str]:
 
 
 def _verify(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="sightline data verify",
-                                description="Re-check every shard's sha256 and row count, and the card's sha256, against "
+    p = _parser("verify", "Re-check every shard's sha256 and row count, and the card's sha256, against "
                                             "the manifest; that no "
                                             "image has rows on two sides of the split, and that every rl / val / "
                                             "test row is learnable (an answer type, a gold that verifies against "
@@ -91,9 +95,7 @@ def _verify(argv: list[str]) -> int:
 
 
 def _inspect(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="sightline data inspect",
-        description="Show how a source would be read: detected format, files, the fields of the first rows as "
+    p = _parser("inspect", "Show how a source would be read: detected format, files, the fields of the first rows as "
                     "dotted paths, the column mapping it would use, and 3 parsed rows. Give a file, a folder, a "
                     "glob, or a data recipe (every source in it).")
     p.add_argument("source", help="a JSON / JSONL / Parquet file, a folder, a glob, an HF save_to_disk folder, "
@@ -116,7 +118,7 @@ def _inspect(argv: list[str]) -> int:
 
 
 def _versions(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="sightline data versions", description="List the complete versions.")
+    p = _parser("versions", "List the complete versions.")
     p.add_argument("--data", required=True)
     a = p.parse_args(argv)
     store = Store(a.data)
@@ -129,9 +131,7 @@ def _versions(argv: list[str]) -> int:
 
 
 def _export(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="sightline data export",
-        description="Copy a version as a plain Hugging Face Hub folder (README.md card + Parquet + manifest.json), "
+    p = _parser("export", "Copy a version as a plain Hugging Face Hub folder (README.md card + Parquet + manifest.json), "
                     "every file checked against its sha256. Nothing is pushed: upload the folder yourself.")
     p.add_argument("--data", required=True, help="dataset folder, e.g. data/mini")
     p.add_argument("--version", default="latest", help="version number or latest (default)")
@@ -149,9 +149,7 @@ def _export(argv: list[str]) -> int:
 
 
 def _gc(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="sightline data gc",
-        description="Remove what killed runs left behind: staging folders (local), claimed but unpublished version "
+    p = _parser("gc", "Remove what killed runs left behind: staging folders (local), claimed but unpublished version "
                     "folders (object storage) and local spool folders whose writer is gone (its process is dead, or "
                     "its heartbeat is older than --stale-after). A folder whose writer is alive is never touched; "
                     "every `sightline data` run does the same before it starts.")
@@ -203,9 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  sightline data --config configs/data/mini.yaml --set synthetic.n=500 --workers 2\n\n"
                "recipe keys (--set KEY=VALUE):\n" + _recipe_help())
-    p.add_argument("--config", default="configs/data/mini.yaml", help="YAML recipe (default: %(default)s)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe field, e.g. --set distill.n=4 (repeatable)")
+    add_recipe_arguments(p, "configs/data/mini.yaml", "data", "distill.n=4")
     p.add_argument("--workers", type=int, default=None,
                    help="local worker processes (default: recipe's runner.workers; 1 = in-process)")
     p.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")

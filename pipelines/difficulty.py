@@ -21,7 +21,6 @@ store may be a local folder or object storage.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 from curation.difficulty.rules import STAGE
 from curation.errors import SightlineError
 from curation.difficulty.settings import DifficultyConfig
+from pipelines.args import doc_parser
 
 
 def _log(msg: str) -> None:
@@ -223,8 +223,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from curation.loader import build, parse_value
 
-    ap = argparse.ArgumentParser(prog="sightline difficulty", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = doc_parser("sightline difficulty", __doc__, epilog=None)
     ap.add_argument("--data", required=True, help="dataset folder data/<name> (or gs://, s3://)")
     ap.add_argument("--version", default="latest", help="input version: N, vNNNN or latest (the new one's parent)")
     hints = typing.get_type_hints(DifficultyConfig)

@@ -23,7 +23,6 @@ Vision-R1 / VLAA-Thinking; sampler vs uniform at equal rollouts, VADE / MMR1), a
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 from curation.errors import SightlineError
 from pipelines.experiment_arms import Seed, grpo_recipe, has_rows, run_arm, train_recipe
 from pipelines.loop import NextPrompts
+from pipelines.args import add_recipe_arguments, doc_parser
 
 DEFAULT_CONFIG = "configs/experiment/mini.yaml"
 FIXED_ARMS = ("base", "sft", "sft_continued", "round2")
@@ -222,12 +222,8 @@ def load_experiment(path: str | Path | None, overrides: list[str] | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="sightline experiment", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
-    ap.add_argument("--config", default=DEFAULT_CONFIG, help="experiment recipe (default %(default)s)")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="override one experiment recipe value (repeatable), e.g. --set seeds=[0]")
+    ap = doc_parser("sightline experiment", __doc__)
+    add_recipe_arguments(ap, DEFAULT_CONFIG, "experiment", "seeds=[0]")
     ap.add_argument("--check", action="store_true",
                     help="load and check every arm's recipe, print the plan, run nothing")
     args = ap.parse_args(argv)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from training.eval_report import save_figure
+
 PROBE_LABELS = {"blank": "blank img", "swapped": "other img"}
 
 
@@ -225,12 +227,7 @@ def plot(results: dict, path: str | Path) -> Path:
     axes[0].set_title("lines: val checkpoints; markers: final test")
     axes[1].set_title(f"{results['name']}: mean ± SE over {len(results['seeds'])} seed(s)")
     axes[1].legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def _plot_arm(ax, s: dict, x: str, arm: str, color: str) -> None:

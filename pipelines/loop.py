@@ -23,7 +23,6 @@ starts: a re-run skips what is done. Outputs: ``<out>/loop.json`` and ``loop.md`
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from curation.errors import SightlineError
+from pipelines.args import add_recipe_arguments, doc_parser
 
 DEFAULT_CONFIG = "configs/loop/mini.yaml"
 
@@ -232,12 +232,8 @@ def markdown(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="sightline loop", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
-    ap.add_argument("--config", default=DEFAULT_CONFIG, help="loop recipe (default %(default)s)")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="override one loop recipe value (repeatable), e.g. --set rounds=1")
+    ap = doc_parser("sightline loop", __doc__)
+    add_recipe_arguments(ap, DEFAULT_CONFIG, "loop", "rounds=1")
     ap.add_argument("--check", action="store_true", help="load and check every round's recipe, run nothing")
     args = ap.parse_args(argv)
     loop = load_loop(args.config, args.overrides)

@@ -12,12 +12,13 @@ lengths, lineage, teachers and config; default ``<data>/reports/vNNNN/datasheet.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from curation.errors import SightlineError
 from curation.store.versions import Store
 from pipelines.audit import FUNNEL_STAGES, connect, funnel  # noqa: F401 - re-exported
+from pipelines.args import doc_parser
+from training.eval_report import save_figure
 
 
 def make_charts(store: Store, version, out_dir: Path) -> list[Path]:
@@ -31,11 +32,7 @@ def make_charts(store: Store, version, out_dir: Path) -> list[Path]:
     paths: list[Path] = []
 
     def save(fig, name):
-        fig.tight_layout()
-        p = out_dir / name
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(save_figure(fig, out_dir / name, dpi=110))
 
     f = funnel(con)
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -98,8 +95,7 @@ def make_charts(store: Store, version, out_dir: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="sightline report", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = doc_parser("sightline report", __doc__, epilog=None)
     p.add_argument("--data", required=True, help="dataset folder, e.g. data/mini")
     p.add_argument("--version", default="latest", help="version number or latest (default)")
     p.add_argument("--out", default=None, help="folder for the PNGs (default: <data>/reports/vNNNN); with --html "

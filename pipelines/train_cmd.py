@@ -23,7 +23,9 @@ from typing import Any
 
 from curation.loader import describe, to_dict
 from curation.errors import SightlineError
+from training.eval_report import save_figure
 from training.recipe import TrainRecipe, describe_sections, load_train_recipe
+from pipelines.args import add_recipe_arguments, doc_parser
 
 DEFAULT_CONFIG = "configs/train/mini.yaml"
 
@@ -221,10 +223,7 @@ def plot_run_curves(folder: Path) -> Path | None:
             ax.set_ylabel("token accuracy")
     axes[0].set(xlabel="step", ylabel="loss (assistant tokens)", title="SFT")
     reward_panel(axes[1], grpo, title="GRPO")
-    fig.tight_layout()
-    out = folder / "curves.png"
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    out = save_figure(fig, folder / "curves.png", dpi=100)
     return out
 
 
@@ -274,17 +273,15 @@ def _changed_defaults(cls: type, base: type) -> dict:
 def _parser(argv: list[str] | None) -> argparse.ArgumentParser:
     epilog = (__doc__.split("\n\n", 1)[1] + "\nrecipe sections (sightline train show-config prints every value):\n"
               + describe_sections())
-    ap = argparse.ArgumentParser(prog="sightline train", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
+    ap = doc_parser("sightline train", __doc__, epilog=epilog)
     sub = ap.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
     wants_help = any(a in ("-h", "--help") for a in argv or [])
     for name, (h, sections) in COMMANDS.items():
         keys = _section_keys(sections) if wants_help and sections and name in (argv or []) else ""
         p = sub.add_parser(name, help=h, description=h, formatter_class=argparse.RawDescriptionHelpFormatter,
                            epilog=f"recipe sections read: {', '.join(sections)}\n{keys}" if sections else None)
-        p.add_argument("--config", default=None, help=f"YAML recipe (default {DEFAULT_CONFIG} when present)")
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override one recipe value (repeatable), e.g. --set sft.max_steps=50")
+        add_recipe_arguments(p, None, f"train ({DEFAULT_CONFIG} when present)", "sft.max_steps=50",
+                             metavar="SECTION.KEY=VALUE")
         if name == "tiny-model":
             p.add_argument("--out", default=None, help="folder to write (default: the recipe's model.path)")
     return ap

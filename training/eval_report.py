@@ -92,10 +92,17 @@ def bar_chart(results: list[dict], path: str | Path, labels: list[str] | None = 
     ax.legend(fontsize=8)
     if probed:
         _probe_panel(axes[0][1], probed)
+    return save_figure(fig, path, dpi=120)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Lay ``fig`` out, write it to ``path`` (its folder made) and free it; returns the path."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 

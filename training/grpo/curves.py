@@ -13,6 +13,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from training.eval_report import save_figure
+
 # (metrics key, panel title, y label)
 PANELS = (
     ("sampler/effective_group_ratio", "effective-group ratio", "share of mixed groups"),
@@ -55,11 +57,7 @@ def plot_curves(metrics: str | Path, out: str | Path) -> Path | None:
             ax.text(0.5, 0.5, "not logged" + (" (beta = 0)" if key == "kl" else ""), ha="center",
                     transform=ax.transAxes, color="gray")
         ax.set(xlabel="step", ylabel=ylabel, title=title)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=80)
 
 
 class CurvesCallback(TrainerCallback):
