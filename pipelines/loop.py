@@ -93,7 +93,8 @@ def evaluate_checkpoint(recipe, path: str, version: int, table: str, limit: int 
     from training.evaluate import evaluate
 
     cfg = dataclasses.replace(recipe.eval, table=table, limit=limit, image_probes=probes and recipe.eval.image_probes)
-    r = evaluate(path, recipe.run.data, version, cfg, progress=False, trust_remote_code=recipe.model.trust_remote_code)
+    r = evaluate(path, recipe.run.data, version, cfg, progress=False, trust_remote_code=recipe.model.trust_remote_code,
+                 judge=recipe.judge)
     r.pop("samples", None)
     return r
 

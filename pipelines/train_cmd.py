@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from curation.loader import describe, to_dict
 from curation.errors import SightlineError
+from curation.loader import describe, to_dict
 from training.eval_report import save_figure
 from training.recipe import TrainRecipe, describe_sections, load_train_recipe
 from pipelines.args import add_recipe_arguments, doc_parser
@@ -167,14 +167,16 @@ def cmd_all(recipe: TrainRecipe) -> int:
 
 def evaluate_checkpoints(recipe: TrainRecipe, store, version: int, checkpoints: dict[str, str]) -> dict:
     """Greedy held-out accuracy of each checkpoint and of the answer prior: ``eval.json``, ``eval.png``, a table."""
-    from training.eval_report import bar_chart, probe_table, table
+    from training.eval_report import bar_chart, open_summary, probe_table, table
     from training.evaluate import evaluate, majority_baseline
 
     folder, cfg = recipe.run.folder, recipe.eval
     results = []
     for name, path in checkpoints.items():
-        r = evaluate(path, store, version, cfg, trust_remote_code=recipe.model.trust_remote_code)
-        _log(f"eval {name}: {100 * r['accuracy']:.1f}% of {r['n']} {cfg.table} rows ({r['seconds']:.0f} s)")
+        r = evaluate(path, store, version, cfg, trust_remote_code=recipe.model.trust_remote_code, judge=recipe.judge)
+        opened = open_summary(r)
+        _log(f"eval {name}: {100 * r['accuracy']:.1f}% of {r['n']} {cfg.table} rows" + (f"; {opened}" if opened else "")
+             + f" ({r['seconds']:.0f} s)")
         results.append(r)
     results.append(majority_baseline(store, version, cfg.limit, table=cfg.table))  # the answer prior, no image
     names = [*checkpoints, "majority"]
@@ -185,7 +187,7 @@ def evaluate_checkpoints(recipe: TrainRecipe, store, version: int, checkpoints: 
     print(table(results, labels=names))
     probes = probe_table(results[:-1], labels=names[:-1])
     print(f"\n{probes}\n" if probes else "")
-    return {name: {k: r[k] for k in ("model", "n", "accuracy", "format_ok")} |
+    return {name: {k: r[k] for k in ("model", "n", "accuracy", "format_ok", "open")} |
             {"per_task": {t: v["accuracy"] for t, v in r["per_task"].items()}} |
             ({"probes": {p: q["accuracy"] for p, q in r["probes"].items()}} if r.get("probes") else {})
             for name, r in zip(names, results)}

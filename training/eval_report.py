@@ -17,22 +17,41 @@ def _pct(x: float | None, width: int) -> str:
     return f"{100 * x:{width - 1}.1f}%" if x is not None else f"{'-':>{width}}"
 
 
+def open_summary(r: dict) -> str | None:
+    """The open rows of a result in words (None when it has none): judged apart from ``overall``."""
+    o = r.get("open") or {}
+    if not o.get("n"):
+        return None
+    if o.get("judge") is None:
+        return f"{o['n']} open rows not scored (open, no judge)"
+    errors = f", {o['judge_errors']} judge errors" if o.get("judge_errors") else ""
+    return f"{o['correct']}/{o['n']} open rows judged correct by {o['judge']}{errors}"
+
+
 def table(results: list[dict], labels: list[str] | None = None) -> str:
-    """A fixed-width table: one row per checkpoint, overall, format, the image probes' overall accuracy
-    (when any result has them), then per-task accuracy in percent."""
+    """A fixed-width table: one row per checkpoint, overall (rule-verified), format, the open rows' judged
+    accuracy in its own column (when any result has open rows; ``n/a``: no judge), the image probes' overall
+    accuracy (when any result has them), then per-task accuracy in percent; the open rows in words below."""
     labels = labels or [label(r["model"]) for r in results]
     tasks = sorted({t for r in results for t in r["per_task"]})
     probes = [p for p in PROBES if any(p in r.get("probes", {}) for r in results)]
+    has_open = any((r.get("open") or {}).get("n") for r in results)
     w = max(10, *(len(x) for x in labels))
-    head = (f"{'model'.ljust(w)}  {'n':>5}  {'overall':>7}  {'format':>6}  "
+    head = (f"{'model'.ljust(w)}  {'n':>5}  {'overall':>7}  {'format':>6}  " + (f"{'open':>6}  " if has_open else "")
             + "".join(f"{p:>8}  " for p in probes) + "  ".join(f"{t[:10]:>10}" for t in tasks))
     lines = [head, "-" * len(head)]
     for name, r in zip(labels, results):
+        o = r.get("open") or {}
+        open_cell = ((_pct(o["accuracy"], 6) if o.get("accuracy") is not None else f"{'n/a':>6}") + "  "
+                     if has_open else "")
         probe_cells = "".join(_pct(r.get("probes", {}).get(p, {}).get("accuracy"), 8) + "  " for p in probes)
         cells = [_pct(r["per_task"][t]["accuracy"], 10) if t in r["per_task"] else f"{'-':>10}"
                  for t in tasks]
         lines.append(f"{name.ljust(w)}  {r['n']:>5}  {_pct(r['accuracy'], 7)}  {_pct(r['format_ok'], 6)}  "
-                     + probe_cells + "  ".join(cells))
+                     + open_cell + probe_cells + "  ".join(cells))
+    notes = [f"{name}: {open_summary(r)}" for name, r in zip(labels, results) if open_summary(r)]
+    if notes:
+        lines += ["", "open rows (sentence golds), apart from overall: " + "; ".join(notes)]
     return "\n".join(lines)
 
 

@@ -30,9 +30,11 @@ from pathlib import Path
 from typing import Literal
 
 from curation.errors import SightlineError
-from training.eval_report import bar_chart, label, probe_table, table
+from schemas.tables import OPEN
+from training.eval_report import bar_chart, label, open_summary, probe_table, table
 
 HELD_OUT_TABLES = ("test", "val")
+NOT_SCORED = "not scored (open, no judge)"
 
 
 @dataclass
@@ -114,16 +116,28 @@ def donor_images(own: list, donor: list) -> list:
 # ---------------------------------------------------------------------------- scoring
 
 
-def score(responses: list[str], rows: list[dict]) -> dict:
-    """Verify each response against its row; overall and per-task accuracy plus per-row verdicts."""
-    from curation.answers.verify import format_ok, verify
+def score(responses: list[str], rows: list[dict], judge=None) -> dict:
+    """Verify each response against its row; overall and per-task accuracy plus per-row verdicts.
+
+    Rows whose ``answer_type`` is ``open`` (a sentence gold no rule decides) never enter ``n`` and
+    ``accuracy``, which stay rule-verified: ``open`` reports them apart, judged by ``judge`` (a
+    ``curation.generation.judge.Judge``) or counted as not scored (open, no judge). ``format_ok`` is over every row.
+    """
+    from curation.answers.verify import extract_answer, format_ok, verify
 
     per_task: dict[str, dict] = {}
     per_level: dict[str, dict] = {}  # by the row's level ("None" for rows without one)
     verdicts = []
+    open_rows: list[int] = []
     for text, row in zip(responses, rows, strict=True):
-        v = verify(text, row["solution"], choices=row.get("choices"), answer_type=row.get("answer_type"))
         fmt = bool(format_ok(text))
+        if row.get("answer_type") == OPEN:
+            open_rows.append(len(verdicts))
+            verdicts.append({"id": row.get("id"), "task": row.get("task"), "solution": row["solution"],
+                             "response": text, "extracted": extract_answer(text), "correct": None,
+                             "format_ok": fmt, "reason": NOT_SCORED, "open": True})
+            continue
+        v = verify(text, row["solution"], choices=row.get("choices"), answer_type=row.get("answer_type"))
         verdicts.append({"id": row.get("id"), "task": row.get("task"), "solution": row["solution"],
                          "response": text, "extracted": v.extracted, "correct": bool(v.correct),
                          "format_ok": fmt, "reason": v.reason})
@@ -133,12 +147,32 @@ def score(responses: list[str], rows: list[dict]) -> dict:
             t["correct"] += int(bool(v.correct))
     for t in [*per_task.values(), *per_level.values()]:
         t["accuracy"] = t["correct"] / t["n"]
-    n = len(verdicts)
-    correct = sum(v["correct"] for v in verdicts)
+    n = len(verdicts) - len(open_rows)
+    correct = sum(bool(v["correct"]) for v in verdicts if not v.get("open"))
     return {"n": n, "correct": correct, "accuracy": correct / n if n else 0.0,
-            "format_ok": sum(v["format_ok"] for v in verdicts) / n if n else 0.0,
+            "format_ok": sum(v["format_ok"] for v in verdicts) / len(verdicts) if verdicts else 0.0,
             "per_task": dict(sorted(per_task.items())), "per_level": dict(sorted(per_level.items())),
+            "open": score_open([verdicts[i] for i in open_rows], [rows[i] for i in open_rows], judge),
             "verdicts": verdicts}
+
+
+def score_open(verdicts: list[dict], rows: list[dict], judge=None) -> dict:
+    """The open rows' block of a result: how many, and with a judge, its verdicts (filled into ``verdicts``).
+
+    Batched through the judge once; ``judge_error`` counts as not correct and is reported as such."""
+    if judge is None or not verdicts:
+        return {"n": len(verdicts), "judge": None, "correct": None, "accuracy": None, "judge_errors": None,
+                "note": NOT_SCORED if verdicts else None}
+    from curation.generation.judge import JudgeItem
+    from training.rewards import prompt_question
+
+    items = [JudgeItem(str(r.get("id")), prompt_question(r.get("prompt")), str(r["solution"]), v["response"],
+                       tuple(r["choices"]) if r.get("choices") else None) for v, r in zip(verdicts, rows)]
+    for v, verdict in zip(verdicts, judge.judge(items), strict=True):
+        v["correct"], v["reason"] = verdict == "judged_correct", verdict
+    correct = sum(v["correct"] for v in verdicts)
+    return {"n": len(verdicts), "judge": judge.spec.judge_id, "correct": correct, "accuracy": correct / len(verdicts),
+            "judge_errors": sum(v["reason"] == "judge_error" for v in verdicts), "note": None}
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -158,9 +192,13 @@ def eval_rows(store, version: int, table: str, limit: int | None):
 
 def evaluate(model_path: str | Path, store, version: int | str | None = "latest",
              cfg: EvalConfig | None = None, *, progress: bool = True,
-             trust_remote_code: bool = False) -> dict:
+             trust_remote_code: bool = False, judge=None) -> dict:
     """Greedy accuracy of the checkpoint at ``model_path`` on ``store``'s ``cfg.table`` (``Store`` or its
-    path), the image probes under ``probes``, the number of generated completions under ``rollouts``."""
+    path), the image probes under ``probes``, the number of generated completions under ``rollouts``.
+
+    ``accuracy`` is rule-verified; ``open`` rows are reported apart under ``open``, scored by ``judge``
+    (a ``JudgeSpec``, the recipe's ``judge:``) when one is set, after the checkpoint is unloaded. The probes
+    score rule-verified rows only."""
     from curation.generation import models
     from training.data import as_store
 
@@ -168,7 +206,7 @@ def evaluate(model_path: str | Path, store, version: int | str | None = "latest"
     store = as_store(store)
     v = store.resolve(version)
     ds = eval_rows(store, v, cfg.table, cfg.limit)
-    rows = ds.select_columns(["id", "task", "level", "solution", "choices", "answer_type"]).to_list()
+    rows = ds.select_columns(["id", "task", "level", "solution", "choices", "answer_type", "prompt"]).to_list()
     donors = image_derangement([r["task"] for r in rows], cfg.probe_seed) if cfg.image_probes else []
     conditions = ["image", *(["blank"] if cfg.image_probes else []), *(["swapped"] if donors else [])]
     t0 = time.monotonic()
@@ -187,7 +225,8 @@ def evaluate(model_path: str | Path, store, version: int | str | None = "latest"
                                                       max_new_tokens=cfg.max_new_tokens,
                                                       batch_size=cfg.batch_size, progress=False)
                 bar.update(len(chunk["prompt"]))
-    result = score(responses["image"], rows)
+    del model  # a model judge loads next
+    result = score(responses["image"], rows, judge=_load_judge(judge, rows))
     verdicts = result.pop("verdicts")
     probes = {c: _probe_summary(score(responses[c], rows), result) for c in conditions[1:]}
     if "swapped" in probes:
@@ -199,6 +238,15 @@ def evaluate(model_path: str | Path, store, version: int | str | None = "latest"
             "probes": probes, "rollouts": sum(len(r) for r in responses.values()),
             "max_new_tokens": cfg.max_new_tokens, "seconds": round(time.monotonic() - t0, 1),
             "samples": samples}
+
+
+def _load_judge(spec, rows: list[dict]):
+    """A loaded ``Judge`` for ``spec`` when it is set and some row is open, else None."""
+    if spec is None or not spec.enabled or not any(r.get("answer_type") == OPEN for r in rows):
+        return None
+    from curation.generation.judge import Judge
+
+    return Judge(spec).load()
 
 
 def _probe_images(condition: str, ds, images: list[list], donors: list[int], start: int) -> list[list]:
@@ -213,6 +261,7 @@ def _probe_images(condition: str, ds, images: list[list], donors: list[int], sta
 def _probe_summary(probe: dict, real: dict) -> dict:
     """A probe's accuracy, overall, per family and per level, and how far it sits below the real images'."""
     probe.pop("verdicts")
+    probe.pop("open")  # the probes score rule-verified rows only
     probe["drop"] = real["accuracy"] - probe["accuracy"]
     for group in ("per_task", "per_level"):
         for key, t in probe[group].items():
@@ -255,6 +304,8 @@ def _help(name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from curation.generation.judge import JUDGE_BACKENDS, JudgeSpec
+
     ap = argparse.ArgumentParser(prog="sightline eval", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", action="append", required=True, help="checkpoint folder; repeat to compare")
     ap.add_argument("--data", required=True, help="dataset folder data/<name>")
@@ -273,7 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="CPU threads for torch (1 is fastest on a busy 2-core machine)")
     ap.add_argument("--trust-remote-code", action="store_true")
+    ap.add_argument("--judge", default="none", choices=JUDGE_BACKENDS,
+                    help="a judge for open (sentence-gold) rows, reported apart from the rule-verified accuracy "
+                         "(default none: they are counted as not scored)")
+    ap.add_argument("--judge-model", default=None, help="the judge's local checkpoint (transformers, vllm)")
     args = ap.parse_args(argv)
+    judge = JudgeSpec(backend=args.judge, model=args.judge_model)
     if args.threads:
         import torch
 
@@ -291,11 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     v = store.resolve(args.version)
     results = []
     for m in args.model:
-        r = evaluate(m, store, v, cfg, trust_remote_code=args.trust_remote_code)
+        r = evaluate(m, store, v, cfg, trust_remote_code=args.trust_remote_code, judge=judge)
         probes = ", ".join(f"{p} {100 * q['accuracy']:.1f}%" for p, q in r["probes"].items())
+        opened = open_summary(r)
         print(f"{m}: {100 * r['accuracy']:.1f}% of {r['n']} {cfg.table} rows"
-              + (f" ({probes})" if probes else "") + f", {r['rollouts']} rollouts, {r['seconds']:.0f} s",
-              flush=True)
+              + (f" ({probes})" if probes else "") + (f"; {opened}" if opened else "")
+              + f", {r['rollouts']} rollouts, {r['seconds']:.0f} s", flush=True)
         results.append(r)
     baseline = majority_baseline(store, v, args.limit, table=cfg.table)
     suffix = "" if cfg.table == "test" else f"-{cfg.table}"

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 from curation.loader import to_dict
-from training.grpo.settings import GRPOStageConfig
 from training.grpo.curves import CurvesCallback, plot_curves
 from training.grpo.resume import (
     SAMPLER_STATE,
@@ -15,6 +14,7 @@ from training.grpo.resume import (
     read_sampler_state,
     start_fingerprint,
 )
+from training.grpo.settings import GRPOStageConfig
 from training.grpo.trainer_hook import SamplerGRPOTrainer
 from training.rewards import judge_record, judge_stats, reward_functions
 from training.run_config import ModelConfig
