@@ -21,6 +21,9 @@ import numpy as np
 from curation.images.hashes import DEFAULT_THRESHOLD, band_keys, band_widths, hash_from_hex, hash_hex, phash64
 from curation.errors import SightlineError
 from schemas.ids import normalize_question
+from curation.images.decode import check_image
+from curation.rejects import Reject
+from curation.sources import read_source
 
 
 def question_digest(question: str) -> int:
@@ -60,8 +63,6 @@ class EvalIndex:
                   min_question_chars: int = 0, max_pixels: int = 16_000_000) -> EvalIndex:
         """From row dicts with ``question`` and ``image_hash`` (hex or int) or ``image`` (bytes or
         ``{bytes, path}``); each row's ``source`` names its eval set (else ``name``)."""
-        from curation.images.decode import check_image
-
         hashes, questions, skipped = [], [], Counter()
         for row in rows:
             set_name = row.get("source") or name
@@ -91,8 +92,6 @@ class EvalIndex:
                    min_question_chars: int = 0, max_pixels: int = 16_000_000) -> EvalIndex:
         """From eval sets on disk: paths (JSONL file, Parquet file or folder, ``save_to_disk``
         folder; the type is inferred) or full source specs. Rows need no answer."""
-        from curation.sources import read_source
-
         skipped: Counter = Counter()
 
         def rows():
@@ -202,8 +201,6 @@ def eval_spec(item: str | Path | dict) -> dict:
 
 def decontam_row(row: dict, index: EvalIndex | None) -> dict:
     """The row, or a ``Reject`` when its image or question overlaps an evaluation set (no index: kept)."""
-    from curation.rejects import Reject
-
     if index is None:
         return row
     found = index.check(hash_from_hex(row["image_hash"]), row["question"])

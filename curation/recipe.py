@@ -14,6 +14,8 @@ from curation.generation.distill import SelectConfig
 from curation.generation.judge import JudgeSpec
 from curation.generation.teachers import TeacherSpec
 from curation.images.validate import ValidateConfig
+from curation.loader import apply_overrides, build, read_yaml
+from curation.sources import validate_spec
 
 DEDUP_SCOPES = ("question", "question_answer", "image")
 
@@ -120,8 +122,6 @@ class DataRecipe:
     runner: RunnerConfig = field(default_factory=RunnerConfig)
 
     def __post_init__(self):
-        from curation.sources import validate_spec
-
         if not (0 <= self.test_fraction < 1 and 0 <= self.val_fraction < 1
                 and self.test_fraction + self.val_fraction < 1):
             raise SightlineError("test_fraction and val_fraction must be in [0, 1) and sum to less than 1")
@@ -142,8 +142,6 @@ class DataRecipe:
 def load_data_recipe(path: str | Path | None, overrides: list[str] | None = None) -> DataRecipe:
     """The recipe at ``path`` with ``--set`` overrides; a source's relative ``path`` / ``image_root``
     resolve against the recipe file's folder (as a reader of the recipe expects), not the shell's."""
-    from curation.loader import apply_overrides, build, read_yaml
-
     values = apply_overrides(read_yaml(path), overrides)
     if path:
         values["sources"] = [relative_to_recipe(s, Path(path).parent) for s in values.get("sources") or []]

@@ -23,6 +23,8 @@ from curation.accounting import ROW_STAGES
 from curation.errors import SightlineError
 from curation.store.versions import Store
 from pipelines.audit import QUERIES, connect, funnel
+from curation.images.decode import check_image
+from pipelines.browse_page import PAGE
 
 SAMPLED_TABLES = ("sft", "traces", "rl", "val", "test")
 THUMB_PX = 128
@@ -50,8 +52,6 @@ class Thumbnails:
 
     def _encode(self, data: bytes) -> str | None:
         from PIL import Image
-
-        from curation.images.decode import check_image  # bounded decode: a bomb costs a header read
 
         chk = check_image(data)
         if not chk.ok:
@@ -234,8 +234,6 @@ def page_data(store: Store, version: int, rows: int) -> dict:
 
 
 def render(data: dict) -> str:
-    from pipelines.browse_page import PAGE
-
     # `</` inside a script element would end it early: JSON escapes it, so dataset text cannot break out
     blob = json.dumps(data, default=str, separators=(",", ":")).replace("</", "<\\/").replace("<!--", "<\\!--")
     title = f"{data['meta']['name']} v{data['meta']['version']:04d}"

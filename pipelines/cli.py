@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from curation.errors import SightlineError
 
 # subcommand -> (module with main(argv) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -35,8 +36,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sightline: unknown command {cmd!r}\n\n{usage()}", file=sys.stderr)
         return 2
     import logging
-
-    from curation.errors import SightlineError
 
     # Beam's import logs a harmless warning about optional GCP clients; keep the terminal readable.
     logging.getLogger().addFilter(lambda r: "apitools not found" not in r.getMessage())

@@ -17,10 +17,15 @@ import sys
 from curation.loader import describe, to_dict
 from curation.errors import SightlineError
 from curation.recipe import DataRecipe, load_data_recipe
-from curation.store.versions import Store
+from curation.store.versions import Store, version_dirname
 from pipelines.curate import run
 from pipelines.profile import format_pass
 from pipelines.args import add_recipe_arguments
+from curation.answers.learnable import exclusion
+from curation.sources.inspection import format_inspection, inspect_source
+from curation.split import split_leaks
+from curation.store.card import card_problems
+from curation.store.export import export_version
 
 
 def _parser(command: str, description: str) -> argparse.ArgumentParser:
@@ -29,8 +34,6 @@ def _parser(command: str, description: str) -> argparse.ArgumentParser:
 
 def _split_problems(store: Store, version: int) -> list[str]:
     """An image (or a near-copy group) with rows on two sides of the train/val/test split is a leak."""
-    from curation.split import split_leaks
-
     t = store.read_table("examples", version, columns=["image_key", "split_group", "split"]).to_pylist()
     problems = []
     for column in ("image_key", "split_group"):
@@ -43,8 +46,6 @@ def _learnable_problems(store: Store, version: int) -> list[str]:
     """Every row of rl / val / test must be learnable (``curation.answers.learnable``): a type, a gold
     that verifies against itself, open only with a judge or ``rl.keep_open`` in the version's recipe."""
     from collections import Counter
-
-    from curation.answers.learnable import exclusion
 
     m = store.manifest(version)
     config = m.get("config") or {}
@@ -79,8 +80,6 @@ def _verify(argv: list[str]) -> int:
     a = p.parse_args(argv)
     store = Store(a.data)
     v = store.resolve(a.version)
-    from curation.store.card import card_problems
-    from curation.store.versions import version_dirname
 
     problems = store.verify(v) + card_problems(store.root / version_dirname(v), store.manifest(v)) + _split_problems(store, v)
     problems += _learnable_problems(store, v)
@@ -102,7 +101,6 @@ def _inspect(argv: list[str]) -> int:
                                   "or a recipe .yaml")
     p.add_argument("--rows", type=int, default=3, help="parsed rows to show (default %(default)s)")
     a = p.parse_args(argv)
-    from curation.sources.inspection import format_inspection, inspect_source
 
     if a.source.endswith((".yaml", ".yml")):
         from curation.loader import apply_overrides, read_yaml
@@ -137,7 +135,6 @@ def _export(argv: list[str]) -> int:
     p.add_argument("--version", default="latest", help="version number or latest (default)")
     p.add_argument("--to", required=True, help="the new folder (must not exist, or be empty)")
     a = p.parse_args(argv)
-    from curation.store.export import export_version
 
     store = Store(a.data)
     r = export_version(store, a.version, a.to)

@@ -34,6 +34,11 @@ from curation.errors import SightlineError
 from pipelines.experiment_arms import Seed, grpo_recipe, has_rows, run_arm, train_recipe
 from pipelines.loop import NextPrompts
 from pipelines.args import add_recipe_arguments, doc_parser
+from curation.loader import load, to_dict
+from curation.store.versions import Store
+from pipelines import experiment_report as report
+from training.evaluate import majority_baseline
+from training.sampling import SAMPLERS
 
 DEFAULT_CONFIG = "configs/experiment/mini.yaml"
 FIXED_ARMS = ("base", "sft", "sft_continued", "round2")
@@ -99,7 +104,6 @@ def _log(msg: str) -> None:
 def pin_version(exp: ExperimentRecipe) -> int:
     """The curated version every arm uses: resolved at the first run, then read back from ``experiment.json``
     (a later curate must not slip a new version under half-finished seeds)."""
-    from curation.store.versions import Store
     from pipelines.train_cmd import curated_version
 
     run = train_recipe(exp, exp.seeds[0]).run
@@ -121,8 +125,6 @@ def pin_version(exp: ExperimentRecipe) -> int:
 def check(exp: ExperimentRecipe) -> list[str]:
     """Load every arm's train recipe (a key, value, sampler-parameter or guard mistake fails here, before any
     run); return the plan, one line per arm."""
-    from training.sampling import SAMPLERS
-
     recipe = train_recipe(exp, exp.seeds[0])
     needed = {"sft": any(a != "base" for a in exp.arms), "grpo": any(a.startswith("grpo_") for a in exp.arms)}
     missing = [f"{k}.max_minutes" for k, used in needed.items()
@@ -151,11 +153,6 @@ def check(exp: ExperimentRecipe) -> list[str]:
 
 def run_experiment(exp: ExperimentRecipe, command: str = "") -> dict:
     """Every (seed, arm), then the aggregate files; returns the results dict written to results.json."""
-    from curation.loader import to_dict
-    from curation.store.versions import Store
-    from pipelines import experiment_report as report
-    from training.evaluate import majority_baseline
-
     for line in check(exp):
         _log(line)
     version = pin_version(exp)
@@ -216,8 +213,6 @@ def _set_threads(recipe) -> None:
 
 def load_experiment(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentRecipe:
     """The experiment recipe at ``path`` with ``key=value`` overrides, checked before any run."""
-    from curation.loader import load
-
     return load(ExperimentRecipe, path, overrides)
 
 

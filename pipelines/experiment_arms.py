@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines.loop import evaluate_checkpoint as _eval
+from pipelines.loop import evaluate_checkpoint as _eval, LoopRecipe, Round, round_recipe, run_round
+from curation.store.versions import Store
+from training.sampling import SAMPLERS
 
 
 def _log(msg: str) -> None:
@@ -57,7 +59,7 @@ def _train_sft(recipe, model_path: str, version: int) -> dict:
 
 
 def _train_grpo(recipe, model_path: str, version: int) -> dict:
-    from training.grpo import run
+    from training.grpo import run  # GRPOTrainer: torch, transformers, trl
 
     return run(recipe.grpo, dataclasses.replace(recipe.model, path=model_path), recipe.run.data, version,
                judge=recipe.judge)
@@ -126,7 +128,6 @@ class Seed:
             return json.loads(done.read_text())
         if "difficulty" not in self.recipe.run.stages:
             return {"version": self.version, "rollouts": 0, "minutes": 0.0}
-        from curation.store.versions import Store
 
         model = self.sft()["model"]
         _log(f"seed {self.seed}: difficulty pass")
@@ -165,8 +166,6 @@ def run_arm(s: Seed, arm: str) -> dict:
 
 
 def _grpo(s: Seed, sampler: str) -> dict:
-    from training.sampling import SAMPLERS
-
     arm = f"grpo_{sampler}"
     if sampler not in SAMPLERS:
         return {"arm": arm, "seed": s.seed, "status": "skipped",
@@ -267,8 +266,6 @@ def _round2(s: Seed) -> dict:
     round's prompts (its verified answers are the traces), SFT from it on them, a difficulty pass, GRPO, test.
     Round 1 is the seed's shared SFT, difficulty version and GRPO arm (written into the loop's round-1 state,
     so only its distill step runs); charged: the GRPO arm's rollouts and minutes plus round 2's."""
-    from pipelines.loop import LoopRecipe, Round, round_recipe, run_round
-
     source = s.arm_file(f"grpo_{s.exp.round2_from}")
     if not source.is_file():
         return {"arm": "round2", "seed": s.seed, "status": "skipped",
@@ -286,7 +283,6 @@ def _round2(s: Seed) -> dict:
         first.file.write_text(json.dumps(first.state, indent=2, default=str) + "\n")
     one = run_round(loop, 1, s.version, grpo["train"]["model"], None)
     two = run_round(loop, 2, one["distill"], grpo["train"]["model"], one["next_teacher"])
-    from curation.store.versions import Store
 
     store = Store(s.recipe.run.data)
     passes = [store.manifest(v)["stage_counts"]["difficulty"] for v in (one["distill"], two["difficulty"])]

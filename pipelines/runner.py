@@ -7,6 +7,7 @@ import apache_beam as beam
 
 from schemas.counters import NAMESPACE, Count, Outcome, stage_of_model_namespace
 from curation.errors import SightlineError
+from schemas import SCHEMAS
 
 
 def pipeline_options(workers: int, beam_args: list[str] | None = None):
@@ -75,8 +76,6 @@ def write_tables(streams: list, directory: str | Path, *, label: str, prefix: st
     Returns the PCollection of ``(table, final path)``.
     """
     import uuid
-
-    from schemas import SCHEMAS
 
     assert any(rows is not None for _, rows in streams), "write_tables needs at least one stream of rows"
     tables = sorted({t for t, _ in streams})

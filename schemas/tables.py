@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
+from schemas.ids import source_row_id
 
 SCHEMA_VERSION = 3  # 2: examples carry `images` (every image of a row, in order) instead of `image`
 #                    3: traces and sft carry `level` (a cold start on a slice of levels filters by it)
@@ -199,8 +200,6 @@ def to_table(name: str, rows: Iterable[dict]) -> pa.Table:
 def make_reject(stage: str, reason: str, *, source: str, source_id: str, id: str | None = None,
                 detail: str = "", question: str | None = None) -> dict:
     """A `rejects` row. ``reason`` is a short snake_case code; ``detail`` is free text for people."""
-    from schemas.ids import source_row_id
-
     return {
         "id": id or source_row_id(source, source_id),
         "source": source,

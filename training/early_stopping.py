@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from transformers import TrainerCallback
+from training.evaluate import score
 
 
 class Plateau:
@@ -59,7 +60,6 @@ class ValAccuracyStopping(TrainerCallback):
     def accuracy(self, model) -> float:
         """Greedy accuracy of ``model`` on the rows (the model is put back in training mode after)."""
         from curation.generation.models import generate_texts
-        from training.evaluate import score
 
         was_training = model.training
         model.eval()

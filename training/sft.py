@@ -33,6 +33,7 @@ from training.callbacks import TimeBudget
 from training.early_stopping import ValAccuracyStopping
 from training.run_config import ModelConfig
 from training.trl_defaults import CpuFriendlyDefaults
+from training.data import rl_dataset, sft_dataset
 
 # ---------------------------------------------------------------------------- config
 
@@ -88,7 +89,6 @@ def build_trainer(cfg: SFTStageConfig, model: ModelConfig, data: str | Path, ver
 
     from curation.generation.models import load_model_and_processor
     from training.callbacks import JsonlMetrics, tensorboard_callback
-    from training.data import rl_dataset, sft_dataset
 
     out = Path(cfg.output_dir)
     policy, processor = load_model_and_processor(model.path, dtype=model.dtype, for_training=True,

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from curation.generation.models import qwen_classes
+from curation.generation.prompts import FORMAT_INSTRUCTION, LETTERS
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                   "<|image_pad|>", "<|video_pad|>"]
@@ -69,8 +70,6 @@ def _train_tokenizer(texts: list[str], vocab_size: int):
 
 
 def _tokenizer_corpus(texts: Iterable[str] | None, seed: int) -> list[str]:
-    from curation.generation.prompts import FORMAT_INSTRUCTION, LETTERS
-
     if texts is None:
         from curation.synthetic import corpus
 

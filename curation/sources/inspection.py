@@ -13,7 +13,10 @@ from typing import Any
 
 from curation.errors import SightlineError
 from curation.sources import formats
+from curation.sources.reader import read_source
 from curation.sources.paths import MISSING, flatten, is_image_like, parse_path
+from curation.sources.chat import exchanges
+from curation.sources.spec import REQUIRED, validate_spec
 
 SAMPLE_ROWS = 50
 NAMES = {  # our column -> their common names, most specific first
@@ -36,9 +39,6 @@ def inspect_source(spec_or_path: dict | str | Path, n: int = 3) -> dict[str, Any
     A path (file, folder or glob) or a source spec; the spec's own ``columns`` win over the
     guesses. Raises a one-line SightlineError only when the source cannot be opened at all.
     """
-    from curation.sources import read_source
-    from curation.sources.spec import REQUIRED, validate_spec
-
     spec = dict(spec_or_path) if isinstance(spec_or_path, dict) else {"path": str(spec_or_path)}
     spec.setdefault("name", _name_of(str(spec.get("path", "source"))))
     s = validate_spec(spec, check_columns=False)
@@ -238,8 +238,6 @@ def chat_list(rows: list[dict]) -> str | None:
     """The top-level chat list to read as exchanges: one whose turns carry content parts
     (``{type: text | image}``) or hold more than one question / answer exchange; else None
     (a single-exchange chat with text turns maps to ``conversations[0].value`` columns instead)."""
-    from curation.sources.chat import exchanges
-
     for row in rows[:5]:
         for key, value in row.items():
             if not isinstance(value, list) or not value or not all(isinstance(t, dict) for t in value):

@@ -24,6 +24,7 @@ from curation.sources.rowerrors import absent
 from curation.sources.spec import REASONS, STAGE
 from schemas.ids import row_id
 from schemas.tables import ANSWER_TYPES, EXAMPLES
+from curation.answers.verify import answer_type_for_gold
 
 MAX_CHOICES = 26
 _LETTER = re.compile(r"[(\[]?([A-Z])[)\]]?")
@@ -253,7 +254,6 @@ def _answer_type(value: Any, several: bool, choices: list[str] | None, default: 
         return default
     if answer is None:
         return None
-    from curation.answers.verify import answer_type_for_gold
 
     return answer_type_for_gold(answer, choices)
 

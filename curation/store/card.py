@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from schemas import SCHEMAS
+from curation.store.fs import sha256_of
 
 CARD = "README.md"
 # table -> (split name on the Hub, what it is)
@@ -185,8 +186,6 @@ def card_entry(text: str) -> dict:
 def card_problems(version_dir, manifest: dict) -> list[str]:
     """What is wrong with the version's card where it lives (a local ``Path`` or an object-store path):
     missing, or not the bytes the manifest lists. A version written before cards has none to check."""
-    from curation.store.fs import sha256_of
-
     card = manifest.get("card")
     if not card:
         return []

@@ -44,7 +44,7 @@ from curation.store.fs import (
     sha256_of,
 )
 from curation.store.owner import STALE_S, Heartbeat, abandoned
-from schemas import SCHEMA_VERSION, SCHEMAS, check_table
+from schemas import check_table, SCHEMA_VERSION, SCHEMAS, to_table
 from schemas.manifest import validate_manifest
 
 VERSION_RE = re.compile(r"^v(\d{4,})$")
@@ -137,8 +137,6 @@ class Staging:
 
     def write_table(self, name: str, table: pa.Table | Iterable[dict], *, rows_per_shard: int = 2000) -> None:
         """Write a whole table (checked against its schema) as ``ceil(rows/rows_per_shard)`` shards."""
-        from schemas import to_table
-
         if not isinstance(table, pa.Table):
             table = to_table(name, table)
         table = check_table(name, table)

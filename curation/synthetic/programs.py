@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Iterator
 
 from curation.synthetic.families import LETTERS, RELATIONS, matches, plural
+from curation.synthetic.generator import scenes
+from curation.synthetic.geometry import simplify_sqrt
 
 
 def _scene(scene_json: str) -> dict:
@@ -206,8 +208,6 @@ def _solve_arithmetic(s: dict, slip: random.Random | None) -> tuple[str, str]:
 
 
 def _solve_geometry(s: dict, slip: random.Random | None) -> tuple[str, str]:
-    from curation.synthetic.geometry import simplify_sqrt
-
     t = s["triangle"]
     if t["kind"] == "right":
         sides, unknown = t["sides"], t["unknown"]
@@ -257,8 +257,6 @@ def solution_from_scene(scene_json: str, *, error_rate: float = 0.0, rng: random
 
 def corpus(n: int = 2000, seed: int = 0) -> Iterator[str]:
     """Texts for training a small tokenizer: questions, options, captions, solutions, answers."""
-    from curation.synthetic.generator import scenes
-
     for s in scenes(n, seed=seed):
         yield s["question"]
         if s["choices"]:

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from transformers import TrainerCallback
+from curation.store.versions import Store
 
 SAMPLER_STATE = "sampler_state.json"
 START = "start.json"
@@ -35,8 +36,6 @@ def start_fingerprint(model_path: str | Path, data: str | Path, version: str | i
                       sampler: str) -> dict:
     """What a run starts from: resuming is only right when this is unchanged (a re-run of
     ``train all`` retrains SFT into the same folder and may score a new data version)."""
-    from curation.store.versions import Store
-
     weights = sorted(p for p in Path(model_path).glob("*") if p.suffix in (".safetensors", ".bin", ".pt"))
     return {"model": str(Path(model_path).resolve()), "data": str(Path(data).resolve()),
             "version": Store(data).resolve(version), "limit": limit, "sampler": sampler,

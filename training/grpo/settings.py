@@ -21,6 +21,7 @@ from trl import GRPOConfig
 
 from training.rewards import LENGTH_REWARD, REWARD_NAMES
 from training.trl_defaults import CpuFriendlyDefaults
+from training.sampling import make_sampler
 
 
 @dataclass
@@ -90,8 +91,6 @@ def check_rewards(names: list[str], weights: list[float] | None, length_stages: 
 def check_sampler(name: str, params: dict, seed: int) -> None:
     """Build the sampler once over placeholder ids: the registry checks the name, the parameter names and
     their values exactly as the run will (``training.sampling.make_sampler``)."""
-    from training.sampling import make_sampler
-
     batch = params.get("batch_size")
     n_ids = batch if isinstance(batch, int) and not isinstance(batch, bool) and batch > 0 else 1
     make_sampler(name, [f"p{i}" for i in range(n_ids)], seed=seed, **params)

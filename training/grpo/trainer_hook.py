@@ -17,6 +17,8 @@ from torch.utils.data import Sampler
 from trl import GRPOTrainer
 
 from curation.errors import SightlineError
+from training.rewards import completion_text
+from training.sampling import CORRECT_THRESHOLD, effective_group_ratio
 
 
 class PromptRoundSampler(Sampler[int]):
@@ -91,9 +93,6 @@ class SamplerGRPOTrainer(GRPOTrainer):
 
     def _feed_sampler(self, inputs, completions, rewards_per_func) -> None:
         from accelerate.utils import gather_object
-
-        from training.rewards import completion_text
-        from training.sampling import CORRECT_THRESHOLD, effective_group_ratio
 
         # rewards_per_func is already gathered over processes in process order; gather_object keeps that order.
         ids = gather_object([x["id"] for x in inputs])
