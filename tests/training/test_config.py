@@ -126,6 +126,13 @@ def test_shipped_recipes_load(name):
         assert g.per_device_train_batch_size * 8 * g.gradient_accumulation_steps // g.num_generations == 64
         assert g.bf16 and g.activation_checkpointing and g.use_vllm and g.vllm_mode == "colocate"
         assert recipe.difficulty.dtype == "bfloat16"
+        # a real judge for open rows: a local instruction model under the same models/ root, through vLLM
+        j = recipe.judge
+        assert (j.backend, j.temperature, j.dtype) == ("vllm", 0.0, "bfloat16") and j.enabled
+        assert Path(j.model).parent == Path(recipe.model.path).parent and "Instruct" in Path(j.model).name
+        assert j.judge_id == f"vllm:{j.model}@judge-v1"
+    if name == "mini.yaml":
+        assert recipe.judge.backend == "none"  # CPU default: no judge, open rows stay out of rl/val/test
 
 
 def test_tiny_model_config_mirrors_the_builders_keywords():
