@@ -65,7 +65,7 @@ def test_image_key_is_the_sha256_of_the_first_image():
 
 
 def one_hop_groups(pairs) -> dict[str, str]:
-    """The pipeline's grouping (curate._near_copy_groups) as a loop: group_edges, then the minimum per image."""
+    """The pipeline's grouping (pipelines.dedup.near_copy_groups) as a loop: group_edges, then the minimum per image."""
     groups: dict[str, str] = {}
     for a, b, *_ in pairs:
         for image, group in D.group_edges(a, b):
