@@ -16,6 +16,7 @@ from curation.generation.teachers import TeacherSpec
 from curation.images.validate import ValidateConfig
 from curation.loader import apply_overrides, build, read_yaml
 from curation.sources import validate_spec
+from curation.images.hashes import DEFAULT_THRESHOLD
 
 DEDUP_SCOPES = ("question", "question_answer", "image")
 
@@ -51,8 +52,6 @@ class DedupConfig:
         if self.scope not in DEDUP_SCOPES:
             raise SightlineError(f"dedup.scope must be one of {', '.join(DEDUP_SCOPES)}, got {self.scope!r}")
         if self.threshold is None:
-            from curation.images.hashes import DEFAULT_THRESHOLD
-
             self.threshold = DEFAULT_THRESHOLD
         if not 0 <= self.threshold <= 32:
             raise SightlineError(f"dedup.threshold must be in 0..32, got {self.threshold}")

@@ -26,6 +26,7 @@ from curation.sources.inspection import format_inspection, inspect_source
 from curation.split import split_leaks
 from curation.store.card import card_problems
 from curation.store.export import export_version
+from curation.loader import apply_overrides, read_yaml
 
 
 def _parser(command: str, description: str) -> argparse.ArgumentParser:
@@ -103,8 +104,6 @@ def _inspect(argv: list[str]) -> int:
     a = p.parse_args(argv)
 
     if a.source.endswith((".yaml", ".yml")):
-        from curation.loader import apply_overrides, read_yaml
-
         specs = (apply_overrides(read_yaml(a.source), []).get("sources") or [])
         if not specs:
             raise SightlineError(f"{a.source}: the recipe lists no `sources:`")

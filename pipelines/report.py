@@ -19,6 +19,7 @@ from curation.store.versions import Store
 from pipelines.audit import FUNNEL_STAGES, connect, funnel  # noqa: F401 - re-exported
 from pipelines.args import doc_parser
 from training.eval_report import save_figure
+from pipelines.browse import build
 
 
 def make_charts(store: Store, version, out_dir: Path) -> list[Path]:
@@ -108,8 +109,6 @@ def main(argv: list[str] | None = None) -> int:
     store = Store(a.data)
     v = store.resolve(a.version)
     if a.html:
-        from pipelines.browse import build
-
         if a.out is None and store.is_remote:
             raise SightlineError("--out FILE is required with --html for a store on object storage")
         out = Path(a.out) if a.out else Path(store.root) / "reports" / f"v{v:04d}" / "datasheet.html"

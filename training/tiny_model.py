@@ -21,6 +21,7 @@ import torch
 
 from curation.generation.models import qwen_classes
 from curation.generation.prompts import FORMAT_INSTRUCTION, LETTERS
+from curation.synthetic import corpus
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                   "<|image_pad|>", "<|video_pad|>"]
@@ -71,8 +72,6 @@ def _train_tokenizer(texts: list[str], vocab_size: int):
 
 def _tokenizer_corpus(texts: Iterable[str] | None, seed: int) -> list[str]:
     if texts is None:
-        from curation.synthetic import corpus
-
         texts = corpus(3000, seed)
     # Added tokens are split off before BPE runs, so train on the pieces between them: "<think>In"
     # must teach the merge "In", not ">In".

@@ -18,6 +18,7 @@ from typing import Any
 
 from curation.errors import SightlineError
 from curation.sources.paths import MISSING, column_of, parse_path, resolve
+from curation.sources.delimited import delimited_items
 
 EXTENSIONS = {"jsonl": (".jsonl", ".ndjson", ".jsonlines"), "json": (".json",), "parquet": (".parquet",),
               "csv": (".csv",), "tsv": (".tsv", ".tab")}
@@ -375,8 +376,6 @@ def file_items(s: dict, file: Path, prefix: str) -> Iterator[Item]:
     elif kind == "json":
         yield from json_items(file, prefix, s["records"])
     elif kind in ("csv", "tsv"):
-        from curation.sources.delimited import delimited_items
-
         if problem := binary_problem(read_head(file)):
             yield "reject", prefix.rstrip(":") or "0", ("bad_file", f"{file.name} is {problem}"), file
             return

@@ -17,6 +17,7 @@ from curation.sources.reader import read_source
 from curation.sources.paths import MISSING, flatten, is_image_like, parse_path
 from curation.sources.chat import exchanges
 from curation.sources.spec import REQUIRED, validate_spec
+from curation.sources.spec import header_names, vlmevalkit_columns
 
 SAMPLE_ROWS = 50
 NAMES = {  # our column -> their common names, most specific first
@@ -53,8 +54,6 @@ def inspect_source(spec_or_path: dict | str | Path, n: int = 3) -> dict[str, Any
     fields = _fields(rows)
     given = {k: v for k, v in (spec.get("columns") or {}).items()}
     if not given and s["type"] in ("csv", "tsv", "parquet"):
-        from curation.sources.spec import header_names, vlmevalkit_columns
-
         given = vlmevalkit_columns(header_names(s)) or {}  # VLMEvalKit's layout: its own mapping
     guessed = guess_mapping(rows)
     mapping = {**{k: v for k, v in guessed.items() if k not in given}, **given}

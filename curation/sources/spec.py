@@ -11,6 +11,7 @@ from curation.sources.formats import fail
 from curation.sources.paths import MISSING, flatten, flatten_type, parse_path, resolve, type_has_path
 from schemas.counters import Stage
 from schemas.tables import ANSWER_TYPES
+from curation.sources.delimited import delimited_header
 
 STAGE = Stage.INGEST
 TYPES = ("jsonl", "json", "parquet", "hf_disk", "csv", "tsv", "auto", "mixed")  # mixed: what auto makes of a
@@ -159,8 +160,6 @@ def header_names(s: dict) -> list[str]:
         first = formats.find_files(s)[0][0]
         if s["type"] == "parquet":
             return list(formats.parquet_schema(s, first).names)
-        from curation.sources.delimited import delimited_header
-
         return delimited_header(first, "\t" if s["type"] == "tsv" else ",")
     except (SightlineError, OSError, UnicodeDecodeError):
         return []  # the reader says why, with the file's name, when it gets there
