@@ -45,7 +45,8 @@ def stage_counts(c: dict[Count, int], rejects_by_stage: dict[str, int], seconds:
             "kept_out_of_rl": sum(kept_out.values()), "kept_out_by_reason": kept_out},
         "caption": taught(Stage.CAPTION),
         "distill": taught(Stage.DISTILL),
-        "verify": {"traces": g(Stage.VERIFY, O.TRACES), "correct": g(Stage.VERIFY, O.CORRECT)},
+        "verify": {"traces": g(Stage.VERIFY, O.TRACES), "correct": g(Stage.VERIFY, O.CORRECT),
+                   "judged": by_detail(c, Stage.VERIFY, O.JUDGED)},  # needs_judge traces a judge decided
         "select": by_detail(c, Stage.VERIFY, O.STATUS),
     }
     # seconds spent inside each stage's functions (summed over workers), teachers included

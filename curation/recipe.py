@@ -30,6 +30,9 @@ class SyntheticConfig:
     level: int | list[int] | None = field(default=None, metadata={
         "help": "difficulty 1..3, or [low, high], or None for 1..3"})
     chunk: int = field(default=250, metadata={"help": "rows generated per Beam element"})
+    open_share: float = field(default=0.0, metadata={
+        "help": "share of rows whose gold is a sentence (answer_type open, learnable only with a judge); the "
+                "program teachers still answer them"})
 
 
 @dataclass

@@ -122,7 +122,9 @@ def connect(store: Store, version: int | str | None = "latest"):
     for table in SCHEMAS:
         files = [str(base / e["path"]) for e in entries[table]]
         quoted = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{quoted}])")
+        # union_by_name: a derived version may hold shards of an older schema beside new ones (e.g. traces
+        # before schema 4 have no `judge` column); columns match by name, missing ones read as NULL
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{quoted}], union_by_name = true)")
     return con
 
 

@@ -28,6 +28,7 @@ from curation.loader import to_dict
 from curation.decontam import decontam_row, EvalIndex
 from curation.errors import SightlineError
 from curation.generation.assemble import distill_record, teachable
+from curation.generation.judge import Judge
 from curation.generation.prompts import CAPTION_PROMPT_VERSION, PROMPT_VERSION
 from curation.images.validate import validate_row
 from curation.recipe import DataRecipe
@@ -69,7 +70,8 @@ def _ingest(p, recipe: DataRecipe):
     syn = recipe.synthetic
     if syn.n:
         level = tuple(syn.level) if isinstance(syn.level, list) else syn.level
-        params = {"seed": syn.seed, "image_size": syn.image_size, "families": syn.families, "level": level}
+        params = {"seed": syn.seed, "image_size": syn.image_size, "families": syn.families, "level": level,
+                  "open_share": syn.open_share}
         ranges = [(s, min(syn.chunk, syn.n - s)) for s in range(0, syn.n, syn.chunk)]
         out = (p | "Synthetic ranges" >> beam.Create(ranges) | "Spread ranges" >> beam.Reshuffle()
                | "Ingest synthetic" >> beam.ParDo(transforms.RunStage(Stage.INGEST, transforms.synthetic_rows, params, "synthetic",
@@ -185,7 +187,9 @@ def _teachers(train, recipe: DataRecipe, rejects: list):
         return [skipped, untraced, *failed], None
     fin = (_teach(to_distill, dis, recipe, failed)
            | "Rewrite+verify+select" >> beam.ParDo(transforms.RunStage(Stage.DISTILL, transforms.distill_verdict, distill_record(dis),
-                                                                         recipe.select, not dis.reads_image, timed=True))
+                                                                         recipe.select, not dis.reads_image,
+                                                                         Judge(recipe.judge) if recipe.judge.enabled else None,
+                                                                         timed=True))
            .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
     rejects += [fin[transforms.REJECTS], dead_letters(fin["bad"], "distill")]
     return [skipped, fin["rows"], *failed], fin
@@ -263,7 +267,7 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
     if recipe.decontam.eval_sets:
         eval_index = EvalIndex.from_files(recipe.decontam.eval_sets, threshold=recipe.dedup.threshold)
     cap, dis = recipe.caption, recipe.distill
-    for spec in (cap, dis):
+    for spec in (cap, dis, recipe.judge):
         if spec.backend in ("transformers", "policy") and not Path(spec.model).exists():
             raise SightlineError(f"{spec.role} teacher: model path {spec.model} does not exist")
     seconds: dict[str, float] = {}
@@ -307,6 +311,8 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
             raise SightlineError(empty + " (nothing was published)")
         teachers = {"caption": cap.record(CAPTION_PROMPT_VERSION), "distill": distill_record(dis),
                     "prompt_version": PROMPT_VERSION}
+        if recipe.judge.enabled:  # who decided the needs_judge traces, and the open rows' rewards later
+            teachers["judge"] = recipe.judge.record() | {"judge": recipe.judge.judge_id}
         info = st.commit(parent=None, config=to_dict(recipe), teachers=teachers,
                          stage_counts=stage_counts(c, by_stage, seconds),
                          accounting=accounting(c, by_stage, rows.get("examples", 0)),

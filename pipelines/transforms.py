@@ -224,18 +224,21 @@ def caption_verdict(result, teacher_id: str):
     return out
 
 
-def distill_verdict(result, teacher: dict, select, rewrite: bool = True):
+def distill_verdict(result, teacher: dict, select, rewrite: bool = True, judge=None):
     """A reasoner's result -> the row, its traces (all) and sft rows (selected), by ``assemble.distilled``; a row
-    the teacher failed on keeps its place without a trace."""
+    the teacher failed on keeps its place without a trace. ``judge`` (a ``curation.generation.judge.Judge``, the
+    recipe's ``judge:``) decides the traces the rule leaves at ``needs_judge``, one batch per row (its n traces)."""
     from curation.generation.assemble import TeacherFailed, distilled
 
     row = result.example
-    out = distilled(row, result.inference.get("texts"), result.inference.get("error"), teacher, select, rewrite)
+    out = distilled(row, result.inference.get("texts"), result.inference.get("error"), teacher, select, rewrite,
+                    judge=judge)
     if isinstance(out, TeacherFailed):
         return Routed(row=row, counts=_failed(Stage.DISTILL, out.reason))
     counts = [(Count(Stage.VERIFY, Outcome.TRACES), len(out.traces)),
               (Count(Stage.VERIFY, Outcome.CORRECT), sum(tr["correct"] for tr in out.traces))]
     counts += [(Count(Stage.VERIFY, Outcome.STATUS, tr["status"]), 1) for tr in out.traces]
+    counts += [(Count(Stage.VERIFY, Outcome.JUDGED, tr["verdict_reason"]), 1) for tr in out.traces if tr.get("judge")]
     outputs = [("traces", table_row("traces", tr)) for tr in out.traces]
     outputs += [("sft", table_row("sft", s)) for s in out.sft]
     return Routed(row=row, outputs=tuple(outputs), counts=tuple(counts))

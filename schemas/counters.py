@@ -46,6 +46,7 @@ class Outcome(StrEnum):
     TRACES = "traces"                # verify: traces checked
     CORRECT = "correct"              # verify: correct traces; difficulty: correct rollouts
     STATUS = "status"                # verify: traces per selection status (detail: the status)
+    JUDGED = "judged"                # verify: needs_judge traces a judge decided (detail: the verdict)
     ROLLOUTS = "rollouts"            # difficulty: rollouts sampled
     USECS = "usecs"                  # microseconds inside the stage's rule, summed over workers
     TEACHER_USECS = "teacher_usecs"  # microseconds inside a teacher

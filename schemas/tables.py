@@ -12,8 +12,9 @@ from typing import Any
 import pyarrow as pa
 from schemas.ids import source_row_id
 
-SCHEMA_VERSION = 3  # 2: examples carry `images` (every image of a row, in order) instead of `image`
+SCHEMA_VERSION = 4  # 2: examples carry `images` (every image of a row, in order) instead of `image`
 #                    3: traces and sft carry `level` (a cold start on a slice of levels filters by it)
+#                    4: traces carry `judge` (who decided a needs_judge trace); older shards read without it
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 CONTENT_PART = pa.struct([("type", pa.string()), ("text", pa.string())])
@@ -72,7 +73,8 @@ TRACES = pa.schema(_LINEAGE + [
     pa.field("extracted", _STR),               # the final answer the verifier read
     pa.field("correct", pa.bool_()),
     pa.field("format_ok", pa.bool_()),
-    pa.field("verdict_reason", _STR),
+    pa.field("verdict_reason", _STR),          # the rule's reason, or judged_correct | judged_wrong | judge_error
+    pa.field("judge", _STR),                   # the judge that decided a needs_judge trace (None: the rule did)
     pa.field("length_chars", pa.int32()),
     pa.field("selected", pa.bool_()),          # chosen for sft/
     pa.field("status", _STR),                  # why (not) selected: selected | incorrect | bad_format | too_long | ...

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from curation.answers.learnable import exclusion
 from curation.answers.verify import format_ok, verify
 from curation.generation.distill import SelectConfig, rewrite_trace, select_traces
+from curation.generation.judge import Judge, judge_traces
 from curation.generation.prompts import (
     DISTILL_PROMPT_VERSION,
     PROMPT_VERSION,
@@ -81,10 +82,11 @@ def trace_id(example_id: str, teacher_model: str, sample_index: int) -> str:
 
 
 def trace_rows(row: dict, texts: list[str], teacher: dict, select: SelectConfig, rewrite: bool = True,
-               salt: str = "") -> list[dict]:
+               salt: str = "", judge: Judge | None = None) -> list[dict]:
     """Every sampled trace of ``row``: rewritten (caption -> image; not when the teacher read the image
     itself, ``rewrite=False``), verified, and marked selected or why not. ``salt`` joins the teacher in
-    the trace ids (a pass that may sample the same teacher on the same row again names its pass)."""
+    the trace ids (a pass that may sample the same teacher on the same row again names its pass). With
+    ``judge``, the traces the rule leaves at ``needs_judge`` are judged before selection (``judge_traces``)."""
     traces = []
     for i, raw in enumerate(texts):
         text, edits = rewrite_trace(raw or "") if rewrite else (raw or "", 0)
@@ -99,7 +101,7 @@ def trace_rows(row: dict, texts: list[str], teacher: dict, select: SelectConfig,
             "sample_index": i, "raw_trace": raw, "trace": text, "rewrite_edits": edits, "extracted": v.extracted,
             "correct": bool(v.correct), "format_ok": bool(format_ok(text)), "verdict_reason": v.reason,
             "length_chars": len(text)})
-    return select_traces(traces, select)
+    return select_traces(judge_traces(traces, judge), select)
 
 
 def sft_row(row: dict, trace: dict) -> dict:
@@ -118,11 +120,12 @@ class Distilled:
 
 
 def distilled(row: dict, texts: list[str] | None, error: str | None, teacher: dict,
-              select: SelectConfig, rewrite: bool = True) -> Distilled | TeacherFailed:
-    """Traces (all, with verdicts) and sft rows (the selected ones) of ``row``, or why there are none."""
+              select: SelectConfig, rewrite: bool = True, judge: Judge | None = None) -> Distilled | TeacherFailed:
+    """Traces (all, with verdicts; ``judge`` decides the needs_judge ones) and sft rows (the selected ones) of
+    ``row``, or why there are none."""
     if error:
         return TeacherFailed("distill_failed", error)
     if not texts:
         return TeacherFailed("no_traces", "the reasoning teacher returned no text")
-    traces = trace_rows(row, texts, teacher, select, rewrite)
+    traces = trace_rows(row, texts, teacher, select, rewrite, judge=judge)
     return Distilled(traces=traces, sft=[sft_row(row, t) for t in traces if t["selected"]])

@@ -192,5 +192,25 @@ class Judge:
         return out
 
 
+# ---------------------------------------------------------------------------- the verify stage
+
+
+def judge_traces(traces: list[dict], judge: Judge | None) -> list[dict]:
+    """The verify stage's second opinion: each trace whose rule verdict is ``needs_judge`` (an ``open`` gold)
+    gets the judge's verdict, in one batch: ``correct`` is True only for ``judged_correct``, ``verdict_reason``
+    becomes the verdict and ``judge`` the judge's id. Other traces, and all of them without a judge, are
+    left as the rule wrote them (``judge`` None)."""
+    for t in traces:
+        t.setdefault("judge", None)
+    todo = [t for t in traces if t.get("verdict_reason") == "needs_judge"]
+    if judge is None or not todo:
+        return traces
+    items = [JudgeItem(t["trace_id"], t.get("question") or "", t["answer"], t["trace"] or "",
+                       tuple(t["choices"]) if t.get("choices") else None) for t in todo]
+    for t, verdict in zip(todo, judge.judge(items), strict=True):
+        t.update(correct=verdict == "judged_correct", verdict_reason=verdict, judge=judge.spec.judge_id)
+    return traces
+
+
 __all__ = ["JUDGE_BACKENDS", "JUDGE_PROMPT", "JUDGE_PROMPT_VERSION", "VERDICTS", "Judge", "JudgeItem",
-           "JudgeSpec", "judge_prompt", "parse_verdict", "program_verdict"]
+           "JudgeSpec", "judge_prompt", "judge_traces", "parse_verdict", "program_verdict"]

@@ -8,9 +8,9 @@ program teachers ``caption_from_scene`` and ``solution_from_scene``.
 Owns the generator, the renderer and the program teachers' texts; imports nothing else from
 ``curation``.
 """
-from curation.synthetic.generator import FAMILIES, generate, generate_one, scenes
+from curation.synthetic.generator import FAMILIES, generate, generate_one, scenes, sentence_gold
 from curation.synthetic.render import render
 from curation.synthetic.programs import caption_from_scene, corpus, solution_from_scene
 
 __all__ = ["FAMILIES", "caption_from_scene", "corpus", "generate", "generate_one", "render", "scenes",
-           "solution_from_scene"]
+           "sentence_gold", "solution_from_scene"]

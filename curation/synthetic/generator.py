@@ -80,9 +80,31 @@ def _scene(index: int, seed: int, families: tuple[str, ...], size: int,
     return source_id, BUILDERS[family](rng, rng.randint(*levels), size)
 
 
-def _example(index: int, seed: int, families: tuple[str, ...], size: int, levels: tuple[int, int]) -> dict:
+def _check_share(open_share: float) -> float:
+    if isinstance(open_share, bool) or not isinstance(open_share, (int, float)) or not 0 <= open_share <= 1:
+        raise ValueError(f"open_share must be a number in [0, 1], got {open_share!r}")
+    return float(open_share)
+
+
+def sentence_gold(answer: str, answer_type: str, choices: list[str] | None = None) -> str:
+    """A short gold stated as a sentence, the way chat-style sets write answers: an ``open`` gold that no rule
+    decides and a judge must (the program judge reads these: ``curation.generation.judge.program_verdict``)."""
+    if answer_type == "yes_no":
+        return "Yes, that is right." if answer == "yes" else "No, it is not."
+    if answer_type == "multiple_choice" and choices:
+        return f"The answer is the {choices[ord(answer) - 65]}."
+    if answer_type == "math":
+        return f"Working it out, the length is ${answer}$."
+    return f"Looking at the picture, it is {answer}."
+
+
+def _example(index: int, seed: int, families: tuple[str, ...], size: int, levels: tuple[int, int],
+             open_share: float = 0.0) -> dict:
     source_id, scene = _scene(index, seed, families, size, levels)
     png = png_bytes(render(scene))
+    answer, answer_type = scene["answer"], scene["answer_type"]
+    if open_share and random.Random(f"{source_id}:open").random() < open_share:  # the scene keeps the short one
+        answer, answer_type = sentence_gold(answer, answer_type, scene["choices"]), "open"
     return {
         "id": row_id(png, scene["question"]),
         "source": SOURCE,
@@ -98,8 +120,8 @@ def _example(index: int, seed: int, families: tuple[str, ...], size: int, levels
         "image_key": None,
         "question": scene["question"],
         "choices": scene["choices"],
-        "answer": scene["answer"],
-        "answer_type": scene["answer_type"],
+        "answer": answer,
+        "answer_type": answer_type,
         "scene": json.dumps(scene, sort_keys=True, ensure_ascii=False),
         "caption": None,
         "caption_teacher": None,
@@ -107,24 +129,29 @@ def _example(index: int, seed: int, families: tuple[str, ...], size: int, levels
 
 
 def generate_one(index: int, *, seed: int = 0, families: Sequence[str] | None = None, image_size: int = 112,
-                 level: int | tuple[int, int] | None = None) -> dict:
+                 level: int | tuple[int, int] | None = None, open_share: float = 0.0) -> dict:
     """The ``examples`` row number ``index`` of the synthetic source (columns of schemas.tables.EXAMPLES).
 
     ``level`` fixes the difficulty (1..3), draws it from a (low, high) range, or from 1..3 when None.
+    ``open_share``: the share of rows (drawn per row) whose gold is a sentence (``sentence_gold``, answer type
+    ``open``); their scenes keep the short answer, so the program teachers still write verifiable traces.
     """
     return _example(_check_int("index", index, 0), _check_int("seed", seed), _check_families(families),
-                    _check_size(image_size), _check_level(level))
+                    _check_size(image_size), _check_level(level), _check_share(open_share))
 
 
 def generate(n: int, *, seed: int = 0, start: int = 0, families: Sequence[str] | None = None,
-             image_size: int = 112, level: int | tuple[int, int] | None = None) -> Iterator[dict]:
-    """Rows ``start .. start + n - 1``, one at a time. Arguments are checked now, rows made lazily."""
+             image_size: int = 112, level: int | tuple[int, int] | None = None,
+             open_share: float = 0.0) -> Iterator[dict]:
+    """Rows ``start .. start + n - 1``, one at a time (``generate_one``'s options). Arguments are checked now,
+    rows made lazily."""
     n, start, seed = _check_int("n", n, 0), _check_int("start", start, 0), _check_int("seed", seed)
     fams, size, levels = _check_families(families), _check_size(image_size), _check_level(level)
+    share = _check_share(open_share)
 
     def rows() -> Iterator[dict]:
         for index in range(start, start + n):
-            yield _example(index, seed, fams, size, levels)
+            yield _example(index, seed, fams, size, levels, share)
 
     return rows()
 

@@ -15,7 +15,7 @@ from curation.generation.judge import (
     parse_verdict,
     program_verdict,
 )
-from curation.synthetic import generate
+from curation.synthetic import generate, sentence_gold as synthetic_sentence
 
 
 def test_parse_verdict_is_strict():
@@ -36,15 +36,8 @@ def test_spec_checks():
 
 
 def sentence_gold(r: dict) -> str:
-    """A sentence stating the synthetic row's short gold, the way a chat-style set writes answers."""
-    g, kind = r["answer"], r["answer_type"]
-    if kind == "yes_no":
-        return "Yes, that is right." if g == "yes" else "No, it is not."
-    if kind == "multiple_choice":
-        return f"The answer is the {r['choices'][ord(g) - 65]}."
-    if kind == "math":
-        return f"Working it out, the length is ${g}$."
-    return f"Looking at the picture, it is {g}."
+    """A sentence stating the synthetic row's short gold (the generator's ``open_share`` writes the same)."""
+    return synthetic_sentence(r["answer"], r["answer_type"], r["choices"])
 
 
 def responses(r: dict, other: dict, rng: random.Random) -> list[str]:
@@ -113,3 +106,53 @@ def test_transformers_judge_mechanics_with_a_tiny_model(tiny_judge):
     first, second = judge.judge(items), judge.judge(items)
     assert first == second and len(first) == 5 and set(first) <= set(VERDICTS)
     assert first.count("judge_error") >= 4   # a random model does not answer with the one word
+
+
+# ---------------------------------------------------------------------------- the verify stage
+
+
+def _traces(gold: str, answers: list[str], choices=None) -> list[dict]:
+    from curation.answers.verify import verify
+
+    out = []
+    for i, a in enumerate(answers):
+        v = verify(a, gold, choices=choices, answer_type="open")
+        out.append({"trace_id": f"t{i}", "question": "How many shapes?", "answer": gold, "choices": choices,
+                    "trace": a, "correct": bool(v.correct), "verdict_reason": v.reason})
+    return out
+
+
+def test_judge_traces_decides_only_what_the_rule_left_to_a_judge():
+    from curation.generation.judge import judge_traces
+
+    gold = "Looking at the picture, it is 3."
+    traces = _traces(gold, ["<think>1, 2, 3</think><answer>3</answer>", "<answer>4</answer>", "no answer here"])
+    assert [t["verdict_reason"] for t in traces] == ["needs_judge", "needs_judge", "needs_judge"]
+    assert judge_traces([dict(t) for t in traces], None) == [t | {"judge": None} for t in traces]  # no judge
+    judged = judge_traces(traces, Judge(JudgeSpec(backend="program")))
+    assert [(t["correct"], t["verdict_reason"], t["judge"]) for t in judged] == [
+        (True, "judged_correct", "program@judge-v1"), (False, "judged_wrong", "program@judge-v1"),
+        (False, "judged_wrong", "program@judge-v1")]
+    closed = [{"trace_id": "c", "answer": "3", "trace": "<answer>3</answer>", "correct": True,
+               "verdict_reason": "match_number"}]
+    assert judge_traces(closed, Judge(JudgeSpec(backend="program")))[0]["judge"] is None  # the rule decided
+
+
+def test_distilled_selects_a_judged_trace_of_an_open_row():
+    from curation.generation.assemble import distilled
+    from curation.generation.distill import SelectConfig
+    from curation.synthetic import generate_one, solution_from_scene
+    import json
+
+    row = dict(generate_one(0, seed=2, families=["counting"], open_share=1.0), split="train")
+    assert row["answer_type"] == "open" and row["answer"].endswith(".")
+    right = solution_from_scene(json.loads(row["scene"]))
+    wrong = right.replace(f"<answer>{json.loads(row['scene'])['answer']}</answer>", "<answer>99</answer>")
+    teacher = {"model": "program:solution", "prompt_version": "v", "sampling": {}}
+    plain = distilled(row, [wrong, right], None, teacher, SelectConfig(), rewrite=False)
+    assert plain.sft == [] and {t["verdict_reason"] for t in plain.traces} == {"needs_judge"}
+    out = distilled(row, [wrong, right], None, teacher, SelectConfig(), rewrite=False,
+                    judge=Judge(JudgeSpec(backend="program")))
+    assert [(t["verdict_reason"], t["status"]) for t in out.traces] == [("judged_wrong", "incorrect"),
+                                                                        ("judged_correct", "selected")]
+    assert len(out.sft) == 1 and out.sft[0]["messages"][1]["content"][0]["text"] == right

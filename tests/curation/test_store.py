@@ -24,7 +24,7 @@ def test_version_round_trips_every_column(tmp_path, hand_built_tables):
     assert {t: m["tables"][t] for t in hand_built_tables} == {"examples": 3, "traces": 4, "sft": 1, "rl": 2,
                                                               "test": 1, "rejects": 3}
     assert set(m["tables"]) == set(SCHEMAS)  # tables never written are there, empty
-    assert m["config"] == {"seed": 1} and m["parent"] is None and m["schema_version"] == 3
+    assert m["config"] == {"seed": 1} and m["parent"] is None and m["schema_version"] == 4
     f = m["files"]["rl"][0]
     assert f["rows"] == 2 and len(f["sha256"]) == 64
     assert pq.read_metadata(info.path / f["path"]).row_group(0).column(0).compression == "ZSTD"

@@ -336,3 +336,22 @@ def test_program_traces_pass_the_verifier():
         wrong = verify_module.verify(solution_from_scene(r["scene"], error_rate=1.0), r["answer"],
                                      choices=r["choices"], answer_type=r["answer_type"])
         assert not wrong.correct, (r["question"], r["answer"], wrong)
+
+
+def test_open_share_states_a_share_of_golds_as_sentences():
+    import json
+
+    from curation.synthetic import generate, sentence_gold
+
+    plain = list(generate(200, seed=4, level=1))
+    mixed = list(generate(200, seed=4, level=1, open_share=0.3))
+    assert [r["id"] for r in plain] == [r["id"] for r in mixed]  # same images and questions, same ids
+    opened = [(p, m) for p, m in zip(plain, mixed) if m["answer_type"] == "open"]
+    assert 40 <= len(opened) <= 80  # drawn per row: about 30%
+    for p, m in opened:
+        assert m["answer"] == sentence_gold(p["answer"], p["answer_type"], p["choices"]) != p["answer"]
+        assert json.loads(m["scene"])["answer"] == p["answer"]  # the program teachers still know the short one
+    assert all(p == m for p, m in zip(plain, mixed) if m["answer_type"] != "open")
+    assert list(generate(5, seed=4, open_share=0.3)) == list(generate(5, seed=4, open_share=0.3))
+    with pytest.raises(ValueError, match="open_share must be a number in"):
+        list(generate(1, open_share=1.5))
