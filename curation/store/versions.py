@@ -190,9 +190,14 @@ class Store(StoreWriter):
         return [base / e["path"] for e in self.manifest(v)["files"][table]]
 
     def read_table(self, table: str, version: int | str | None = "latest", columns: list[str] | None = None) -> pa.Table:
+        """One table of a version. A derived version may keep its parent's shards of an older schema beside
+        new ones (traces before schema 4 have no ``judge``): a column a shard lacks reads as nulls."""
         files = self.local_files(table, version)
-        parts = [pq.read_table(f, columns=columns) for f in files]
-        return pa.concat_tables(parts) if parts else SCHEMAS[table].empty_table()
+        parts = [_read_shard(f, table, columns) for f in files]
+        if not parts:
+            empty = SCHEMAS[table].empty_table()
+            return empty.select(columns) if columns is not None else empty
+        return pa.concat_tables(parts, promote_options="default")
 
     def iter_batches(self, table: str, version: int | str | None = "latest", *, batch_size: int = 256,
                      columns: list[str] | None = None) -> Iterable[pa.RecordBatch]:
@@ -229,4 +234,17 @@ class Store(StoreWriter):
             if rel not in listed:
                 problems.append(f"{rel}: not listed in the manifest")
         return problems
+
+
+def _read_shard(path, table: str, columns: list[str] | None) -> pa.Table:
+    """A shard's ``columns`` (all when None); a column of the table's current schema that an older shard
+    lacks comes back as nulls of its type."""
+    have = set(pq.read_schema(path).names)
+    wanted = list(columns) if columns is not None else None
+    shard = pq.read_table(path, columns=[c for c in wanted if c in have] if wanted is not None else None)
+    schema = SCHEMAS[table]
+    for name in (wanted if wanted is not None else schema.names):
+        if name not in shard.column_names and name in schema.names:
+            shard = shard.append_column(schema.field(name), pa.nulls(shard.num_rows, schema.field(name).type))
+    return shard.select(wanted) if wanted is not None else shard
 
