@@ -72,6 +72,9 @@ def print_summary(info, by_reason: dict[tuple[str, str], int], stages: tuple[str
     v = sc.get("verify", {})
     print(f"traces:  {v.get('traces', 0)} written, {v.get('correct', 0)} correct; "
           + ", ".join(f"{k}={n}" for k, n in sc.get("select", {}).items()))
+    if v.get("judged"):  # open golds: the data recipe's judge decided these traces
+        judge = (m.get("teachers", {}).get("judge") or {}).get("judge", "the judge")
+        print("judged:  " + ", ".join(f"{k}={n}" for k, n in sorted(v["judged"].items())) + f" by {judge}")
     if by_reason:
         print("rejects: " + ", ".join(f"{s}/{r}={n}" for (s, r), n in sorted(by_reason.items(), key=lambda x: -x[1])))
     print("tables:  " + ", ".join(f"{k}={n}" for k, n in m["tables"].items()))

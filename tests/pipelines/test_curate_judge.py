@@ -1,6 +1,8 @@
 """The verify stage's judge on real Beam runs: synthetic rows with sentence golds (``synthetic.open_share``),
 the program teachers (with deliberate mistakes), and the program judge; the same recipe without a judge."""
+import io
 import json
+import sys
 
 import pytest
 
@@ -16,14 +18,20 @@ SETS = ["synthetic.n=40", "synthetic.open_share=0.5", "synthetic.level=1", "dist
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("curate_judge")
-    judged = run(load_data_recipe("configs/data/mini.yaml", [f"output_root={root / 'a'}", *SETS,
-                                                             "judge.backend=program"]))
+    capture = pytest.MonkeyPatch()
+    printed = io.StringIO()
+    capture.setattr(sys, "stdout", printed)
+    try:
+        judged = run(load_data_recipe("configs/data/mini.yaml", [f"output_root={root / 'a'}", *SETS,
+                                                                 "judge.backend=program"]))
+    finally:
+        capture.undo()
     plain = run(load_data_recipe("configs/data/mini.yaml", [f"output_root={root / 'b'}", *SETS]))
-    return Store(root / "a" / "mini"), judged, Store(root / "b" / "mini"), plain
+    return Store(root / "a" / "mini"), judged, Store(root / "b" / "mini"), plain, printed.getvalue()
 
 
 def test_needs_judge_traces_get_the_judges_verdict(runs):
-    store, info, _, _ = runs
+    store, info, _, _, printed = runs
     ex = {e["id"]: e for e in store.read_table("examples").to_pylist()}
     traces = store.read_table("traces").to_pylist()
     open_traces = [t for t in traces if t["answer_type"] == "open"]
@@ -46,13 +54,15 @@ def test_needs_judge_traces_get_the_judges_verdict(runs):
     judged = m["stage_counts"]["verify"]["judged"]
     assert judged == {v: sum(t["verdict_reason"] == v for t in open_traces) for v in ("judged_correct", "judged_wrong")}
     assert m["schema_version"] == 4
+    assert (f"judged:  judged_correct={judged['judged_correct']}, judged_wrong={judged['judged_wrong']} by "
+            "program@judge-v1") in printed
     con = connect(store, "latest")
     assert con.execute("SELECT judge, count(*) FROM traces WHERE judge IS NOT NULL GROUP BY judge").fetchall() == [
         ("program@judge-v1", len(open_traces))]
 
 
 def test_without_a_judge_open_rows_stay_unjudged_and_out_of_rl(runs):
-    _, _, store, info = runs
+    _, _, store, info, _ = runs
     traces = store.read_table("traces").to_pylist()
     open_traces = [t for t in traces if t["answer_type"] == "open"]
     assert open_traces and all(t["verdict_reason"] == "needs_judge" and t["judge"] is None and not t["correct"]
