@@ -45,12 +45,25 @@ _WORD = re.compile(r"[*_`\"'\s.:!]*(CORRECT|WRONG)[*_`\"'\s.:!]*", re.IGNORECASE
 
 @dataclass
 class JudgeSpec(TeacherSpec):
-    """The ``judge:`` section of the data and train recipes."""
+    """The ``judge:`` section of the data and train recipes (a teacher's keys, less the sampling ones: a judge
+    is greedy and writes one verdict)."""
     role: str = field(default="judge", init=False)
-    backend: str = "none"
-    temperature: float = 0.0
-    max_new_tokens: int = 8
-    batch_size: int = 16
+    backend: str = field(default="none", metadata={
+        "help": "none | program (templated sentence golds, no model) | transformers | vllm"})
+    model: str | None = field(default=None, metadata={
+        "help": "local checkpoint folder of an instruction model (transformers, vllm); nothing is downloaded"})
+    n: int = field(default=1, init=False)
+    temperature: float = field(default=0.0, metadata={"help": "must be 0: a judge is deterministic (greedy)"})
+    top_p: float = field(default=1.0, init=False)
+    max_new_tokens: int = field(default=8, metadata={"help": "tokens for the one-word verdict (CORRECT / WRONG)"})
+    batch_size: int = field(default=16, metadata={"help": "judgments per generate call"})
+    error_rate: float = field(default=0.0, init=False)
+    seed: int = field(default=0, init=False)
+    dtype: str | None = field(default=None, metadata={"help": "weights dtype: None (float32), auto, bfloat16"})
+    device: str | None = field(default=None, metadata={"help": "transformers: cpu, cuda or None (auto)"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "allow code shipped in the checkpoint folder"})
+    engine_args: dict = field(default_factory=dict, metadata={
+        "help": "vllm: extra vllm.LLM(...) arguments, e.g. {max_model_len: 4096, gpu_memory_utilization: 0.25}"})
 
     def check(self) -> None:
         if self.backend not in JUDGE_BACKENDS:
