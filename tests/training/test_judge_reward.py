@@ -57,3 +57,17 @@ def test_train_recipe_judge_section(tmp_path):
         load_train_recipe(None, ["judge.backend=transformers"])
     with pytest.raises(SightlineError, match="did you mean 'judge.backend'"):
         load_train_recipe(None, ["judge.backnd=program"])
+
+
+def test_a_model_judge_through_the_reward_batches_and_never_scores_an_error(tiny_model_dir):
+    """A transformers judge (the tiny model: random weights, so its replies are not the one word) behind the
+    reward: every open completion asked once per step, its unparseable verdict scored 0, repeats cached."""
+    spec = JudgeSpec(backend="transformers", model=str(tiny_model_dir), batch_size=3, max_new_tokens=4, device="cpu")
+    reward = make_judge_reward(spec)
+    completions = [f"<answer>{w}</answer>" for w in ("a red square", "red", "a circle", "a red square")]
+    columns = {"solution": ["A red square."] * 4, "answer_type": ["open"] * 4, "id": ["p"] * 4,
+               "prompts": [[{"role": "user", "content": [{"type": "text", "text": "What is shown?"}]}]] * 4}
+    assert reward(completions, **columns) == [0.0] * 4  # judge_error is never a reward
+    assert reward.stats["calls"] == 3 and reward.stats["hits"] == 1 and reward.stats["seconds"] > 0
+    assert reward(completions, **columns) == [0.0] * 4 and reward.stats["calls"] == 3  # all cached
+    assert judge_record(reward)["judge"] == f"transformers:{tiny_model_dir}@judge-v1"
