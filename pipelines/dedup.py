@@ -95,8 +95,9 @@ class ConcatMembers(beam.CombineFn):
 
 
 class CandidateThumbnails(beam.DoFn):
-    """Work rows (image_key, images) -> (bucket, (image key, hash, thumbnail)) for each bucket that owns a
-    candidate pair of the image (``buckets``: image key -> [(bucket, hash)]).
+    """Work rows (image_key, images) -> (bucket, packed thumbnail member) for each bucket that owns a candidate
+    pair of the image (``buckets``: 32-byte image key -> ``curation.images.duplicates.packed_owners``; the
+    value is ``duplicates.thumbnail_member``).
 
     Rows of one image usually come together (one image, several questions), so an image among the last
     few sent is not sent again; one sent twice is harmless (a bucket keeps one thumbnail per image).
@@ -108,23 +109,29 @@ class CandidateThumbnails(beam.DoFn):
         self.recent = set()
 
     def process(self, row, buckets):
-        from curation.images.duplicates import thumbnail_of
+        from curation.images.duplicates import thumbnail_member, thumbnail_of, unpacked_owners
 
         key = row["image_key"]
-        owners = buckets.get(key)
-        if not owners or key in self.recent:
+        if key in self.recent:
+            return
+        try:
+            owners = buckets.get(bytes.fromhex(key))
+        except ValueError:  # not a sha256: never a candidate (band_entries refused it)
+            return
+        if not owners:
             return
         if len(self.recent) >= self.RECENT:
             self.recent.clear()
         self.recent.add(key)
-        thumb = thumbnail_of(row)
-        for band, h in owners:
-            yield band, (key, h, thumb)
+        h, bands = unpacked_owners(owners)
+        member = thumbnail_member(key, h, thumbnail_of(row))
+        for band in bands:
+            yield band, member
 
 
 def problem_members(packed) -> list[tuple[str, str, str, str]]:
     """The ``(id, row_key, image_key, normalized question)`` members of one problem key, each shuffled as
-    one JSON string (``curate._duplicate_decisions``)."""
+    one JSON string (``duplicate_decisions``)."""
     import json
 
     return [tuple(json.loads(m)) for m in packed]
@@ -192,12 +199,15 @@ def near_copy_groups(valid: list, work_files, recipe: DataRecipe, work_row_group
         # Each thumbnail goes straight to the buckets that own its image's pairs (a side input: candidate image ->
         # its buckets), so thumbnails cross one shuffle; a join of thumbnails with buckets held them twice more.
         at = buckets | "Candidates" >> beam.FlatMapTuple(lambda band, packed: duplicates.pair_members(band, packed, th))
-        owners = beam.pvalue.AsDict(at | "Buckets of images" >> beam.GroupByKey())
+        owners = beam.pvalue.AsDict(at | "Buckets of images" >> beam.GroupByKey()
+                                    | "Pack owners" >> beam.MapTuple(
+                                        lambda key, owned: (bytes.fromhex(key), duplicates.packed_owners(owned))))
         pairs = (work_files | "Read candidate images" >> beam.io.ReadAllFromParquet(
             columns=["image_key", "images"], desired_bundle_size=work_row_group_bytes, label="Read candidates")
                  | "Thumbnails" >> beam.ParDo(CandidateThumbnails(), owners)
                  | "Group buckets" >> beam.GroupByKey()
-                 | "Confirm" >> beam.FlatMapTuple(lambda band, ms: duplicates.confirmed_in_bucket(band, ms, th)))
+                 | "Confirm" >> beam.FlatMapTuple(lambda band, ms: duplicates.confirmed_in_bucket(
+                     band, duplicates.thumbnail_members(ms), th)))
     return (pairs | "Group edges" >> beam.FlatMapTuple(duplicates.group_edges)
             | "Smallest in group" >> beam.CombinePerKey(min)
             | "Not alone" >> beam.Filter(lambda kv: kv[0] != kv[1]))

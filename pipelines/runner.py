@@ -62,7 +62,7 @@ def new_pipeline(workers: int, beam_args: list[str] | None = None):
 
 
 def write_tables(streams: list, directory: str | Path, *, label: str, prefix: str = "part",
-                 folders: dict[str, str] | None = None, codec: str = "zstd", row_group_bytes: int = 8 << 20,
+                 folders: dict[str, str] | None = None, codec: str = "zstd", row_group_bytes: int = 1 << 20,
                  record_batch_size: int = 256, schemas: dict | None = None):
     """Parquet files of several tables: ``[(table, rows or None), ...]`` -> ``directory/(folder)/prefix-*.parquet``.
 

@@ -17,7 +17,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import struct
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -43,13 +44,19 @@ def band_entries(image_key: str, image_hash: int, threshold: int) -> list[tuple[
     bytes a combiner can concatenate, not Python tuples.
     """
 
+    member = packed_member(image_key, image_hash)
+    return [(key, member) for key in band_keys(image_hash, threshold)]
+
+
+def packed_member(image_key: str, image_hash: int) -> bytes:
+    """An image as ``MEMBER_BYTES``: the 32 bytes of its key (sha256 hex) and the 8 of its hash."""
     try:
         member = bytes.fromhex(image_key) + image_hash.to_bytes(8, "big")
     except ValueError:
         member = b""
     if len(member) != MEMBER_BYTES:
         raise ValueError(f"image key must be 64 hex digits (sha256), got {image_key!r}")
-    return [(key, member) for key in band_keys(image_hash, threshold)]
+    return member
 
 
 def unpack_members(blob: bytes) -> tuple[list[str], np.ndarray]:
@@ -104,6 +111,36 @@ def pair_members(band_key: tuple[int, int], packed: bytes, threshold: int
     for i, j in owned_pair_blocks(band_key[0], hashes, threshold):
         wanted[i] = wanted[j] = True
     return [(keys[i], (band_key, int(hashes[i]))) for i in np.flatnonzero(wanted)]
+
+
+_OWNED_BAND = struct.Struct(">BQ")  # band index, band value
+
+
+def packed_owners(owners: Iterable[tuple[tuple[int, int], int]]) -> bytes:
+    """An image's ``pair_members`` entries ``[(band key, hash), ...]`` (one hash: the image's own) as bytes: its
+    hash, then each band key that owns a pair of it. This is the side input the thumbnails step looks images
+    up in, one entry per candidate image: as Python tuples it cost ~3x more."""
+    owners = list(owners)
+    return owners[0][1].to_bytes(8, "big") + b"".join(_OWNED_BAND.pack(*band) for band, _ in owners)
+
+
+def unpacked_owners(blob: bytes) -> tuple[int, list[tuple[int, int]]]:
+    """Inverse of :func:`packed_owners`: (the image's hash, the band keys that own its pairs)."""
+    bands = [_OWNED_BAND.unpack_from(blob, i) for i in range(8, len(blob), _OWNED_BAND.size)]
+    return int.from_bytes(blob[:8], "big"), bands
+
+
+def thumbnail_member(image_key: str, image_hash: int, thumb: bytes) -> bytes:
+    """A candidate image's thumbnail as it crosses the shuffle to a bucket: its packed member, then the thumbnail.
+    One bytes object, not a (key, hash, thumbnail) tuple: the in-process runner holds grouped values as Python
+    objects, and the tuple cost ~200 bytes more per image and bucket."""
+    return packed_member(image_key, image_hash) + thumb
+
+
+def thumbnail_members(packed: Iterable[bytes]) -> Iterator[tuple[str, int, bytes]]:
+    """Inverse of :func:`thumbnail_member`, for a bucket's grouped values: ``(image key, hash, thumbnail)``."""
+    for b in packed:
+        yield b[:32].hex(), int.from_bytes(b[32:MEMBER_BYTES], "big"), b[MEMBER_BYTES:]
 
 
 def confirmed_in_bucket(band_key: tuple[int, int], members: Iterable[tuple[str, int, bytes]],

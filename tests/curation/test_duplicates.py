@@ -100,3 +100,18 @@ def test_pairs_come_in_blocks_that_add_up_to_the_whole_bucket():
     blocks = list(D.owned_pair_blocks(0, h, 8, cells=7 * len(h)))  # 7 rows of the bucket per block
     assert len(blocks) > 5 and set().union(*(set(zip(i.tolist(), j.tolist())) for i, j in blocks)) == whole
     assert sum(len(i) for i, _ in blocks) == len(whole) > 12
+
+
+def test_owners_and_thumbnail_members_pack_and_unpack_exactly():
+    hashes = _hashes(2)
+    for band, packed in _buckets(hashes, 8).items():
+        by_image = defaultdict(list)
+        for key, owned in D.pair_members(band, packed, 8):
+            by_image[key].append(owned)
+        for key, owned in by_image.items():
+            h, bands = D.unpacked_owners(D.packed_owners(owned))
+            assert (h, bands) == (hashes[key], [b for b, _ in owned])
+    wide = ((3, (1 << 63) + 5), 2**64 - 1)  # a band value and a hash of the full 64 bits survive
+    assert D.unpacked_owners(D.packed_owners([wide])) == (2**64 - 1, [(3, (1 << 63) + 5)])
+    thumbs = [(_key(i), hashes[_key(i)] if _key(i) in hashes else i, bytes([i]) * i) for i in range(5)]
+    assert list(D.thumbnail_members(D.thumbnail_member(*t) for t in thumbs)) == thumbs
