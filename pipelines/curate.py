@@ -185,13 +185,23 @@ def _teachers(train, recipe: DataRecipe, rejects: list):
     if dis.backend == "none":
         untraced = to_distill | "Count untraced" >> beam.ParDo(transforms.PassThrough(Stage.DISTILL, Outcome.SKIPPED))
         return [skipped, untraced, *failed], None
-    fin = (_teach(to_distill, dis, recipe, failed)
-           | "Rewrite+verify+select" >> beam.ParDo(transforms.RunStage(Stage.DISTILL, transforms.distill_verdict, distill_record(dis),
-                                                                         recipe.select, not dis.reads_image,
-                                                                         Judge(recipe.judge) if recipe.judge.enabled else None,
-                                                                         timed=True))
+    taught = _teach(to_distill, dis, recipe, failed)
+    if not recipe.judge.enabled:
+        fin = (taught | "Rewrite+verify+select" >> beam.ParDo(transforms.RunStage(
+            Stage.DISTILL, transforms.distill_verdict, distill_record(dis), recipe.select, not dis.reads_image, timed=True))
+            .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+        rejects += [fin[transforms.REJECTS], dead_letters(fin["bad"], "distill")]
+        return [skipped, fin["rows"], *failed], fin
+    # with a judge: rows batched so that one judge call decides the needs_judge traces of many rows
+    per_call = max(1, recipe.judge.batch_size // max(1, dis.n))
+    fin = (taught | "Batch for the judge" >> beam.BatchElements(min_batch_size=1, max_batch_size=per_call)
+           | "Rewrite+verify+judge+select" >> beam.ParDo(transforms.RunStage(
+               Stage.DISTILL, transforms.distill_verdicts, distill_record(dis), recipe.select, not dis.reads_image,
+               Judge(recipe.judge), many=True, timed=True))
            .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
-    rejects += [fin[transforms.REJECTS], dead_letters(fin["bad"], "distill")]
+    # a batch that failed as a whole: one reject per row of it, so the books still balance
+    bad = fin["bad"] | "Unbatch distill errors" >> beam.FlatMap(lambda b: [(r, b[1]) for r in b[0]])
+    rejects += [fin[transforms.REJECTS], dead_letters(bad, "distill")]
     return [skipped, fin["rows"], *failed], fin
 
 

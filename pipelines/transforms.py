@@ -224,15 +224,30 @@ def caption_verdict(result, teacher_id: str):
     return out
 
 
-def distill_verdict(result, teacher: dict, select, rewrite: bool = True, judge=None):
+def distill_verdict(result, teacher: dict, select, rewrite: bool = True):
     """A reasoner's result -> the row, its traces (all) and sft rows (selected), by ``assemble.distilled``; a row
-    the teacher failed on keeps its place without a trace. ``judge`` (a ``curation.generation.judge.Judge``, the
-    recipe's ``judge:``) decides the traces the rule leaves at ``needs_judge``, one batch per row (its n traces)."""
-    from curation.generation.assemble import TeacherFailed, distilled
+    the teacher failed on keeps its place without a trace."""
+    from curation.generation.assemble import distilled
 
     row = result.example
-    out = distilled(row, result.inference.get("texts"), result.inference.get("error"), teacher, select, rewrite,
-                    judge=judge)
+    return _distill_routed(row, distilled(row, result.inference.get("texts"), result.inference.get("error"), teacher,
+                                          select, rewrite))
+
+
+def distill_verdicts(results: list, teacher: dict, select, rewrite: bool, judge):
+    """``distill_verdict`` for a batch of results (``beam.BatchElements``), with ``judge`` (a
+    ``curation.generation.judge.Judge``, the recipe's ``judge:``) deciding the needs_judge traces of the whole
+    batch in one call (``assemble.distilled_batch``); one verdict per row."""
+    from curation.generation.assemble import distilled_batch
+
+    outs = distilled_batch([(r.example, r.inference.get("texts"), r.inference.get("error")) for r in results],
+                           teacher, select, rewrite, judge)
+    return [_distill_routed(r.example, out) for r, out in zip(results, outs)]
+
+
+def _distill_routed(row: dict, out) -> Routed:
+    from curation.generation.assemble import TeacherFailed
+
     if isinstance(out, TeacherFailed):
         return Routed(row=row, counts=_failed(Stage.DISTILL, out.reason))
     counts = [(Count(Stage.VERIFY, Outcome.TRACES), len(out.traces)),

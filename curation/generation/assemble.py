@@ -26,7 +26,6 @@ from curation.generation.teachers import TeacherSpec
 from curation.rejects import Reject
 
 
-
 def teachable(row: dict, caption: TeacherSpec, distill: TeacherSpec | None = None) -> bool:
     """Can the teachers serve ``row``? No when captioning is off (unless the reasoner reads the image
     itself: the ``policy`` backend), or when the program captioner (which writes from a synthetic
@@ -129,3 +128,18 @@ def distilled(row: dict, texts: list[str] | None, error: str | None, teacher: di
         return TeacherFailed("no_traces", "the reasoning teacher returned no text")
     traces = trace_rows(row, texts, teacher, select, rewrite, judge=judge)
     return Distilled(traces=traces, sft=[sft_row(row, t) for t in traces if t["selected"]])
+
+
+def distilled_batch(results: list[tuple[dict, list[str] | None, str | None]], teacher: dict, select: SelectConfig,
+                    rewrite: bool = True, judge: Judge | None = None) -> list[Distilled | TeacherFailed]:
+    """``distilled`` for several ``(row, texts, error)`` at once, the needs_judge traces of all of them judged
+    in one batch (a model judge generates for many rows per call), then each row's traces selected again."""
+    outs = [distilled(row, texts, error, teacher, select, rewrite) for row, texts, error in results]
+    done = [(row, out) for (row, _, _), out in zip(results, outs) if isinstance(out, Distilled)]
+    judge_traces([t for _, out in done for t in out.traces], judge)
+    for row, out in done:
+        if any(t.get("judge") for t in out.traces):
+            select_traces(out.traces, select)
+            out.sft = [sft_row(row, t) for t in out.traces if t["selected"]]
+    return outs
+

@@ -15,7 +15,8 @@ from curation.generation.judge import (
     parse_verdict,
     program_verdict,
 )
-from curation.synthetic import generate, sentence_gold as synthetic_sentence
+from curation.synthetic import generate
+from curation.synthetic import sentence_gold as synthetic_sentence
 
 
 def test_parse_verdict_is_strict():
@@ -139,10 +140,11 @@ def test_judge_traces_decides_only_what_the_rule_left_to_a_judge():
 
 
 def test_distilled_selects_a_judged_trace_of_an_open_row():
+    import json
+
     from curation.generation.assemble import distilled
     from curation.generation.distill import SelectConfig
     from curation.synthetic import generate_one, solution_from_scene
-    import json
 
     row = dict(generate_one(0, seed=2, families=["counting"], open_share=1.0), split="train")
     assert row["answer_type"] == "open" and row["answer"].endswith(".")
@@ -156,3 +158,37 @@ def test_distilled_selects_a_judged_trace_of_an_open_row():
     assert [(t["verdict_reason"], t["status"]) for t in out.traces] == [("judged_wrong", "incorrect"),
                                                                         ("judged_correct", "selected")]
     assert len(out.sft) == 1 and out.sft[0]["messages"][1]["content"][0]["text"] == right
+
+
+def test_distilled_batch_judges_many_rows_in_one_call():
+    import json
+
+    from curation.generation.assemble import Distilled, TeacherFailed, distilled_batch
+    from curation.generation.distill import SelectConfig
+    from curation.synthetic import generate, solution_from_scene
+
+    class Counted(Judge):  # the program judge, counting its calls (a spy: it judges as the program judge does)
+        def __init__(self, spec):
+            super().__init__(spec)
+            self.calls = []
+
+        def judge(self, items):
+            self.calls.append(len(items))
+            return super().judge(items)
+
+    rows = [dict(r, split="train") for r in generate(3, seed=2, families=["counting"], open_share=1.0)]
+    results = []
+    for r in rows[:2]:
+        right = solution_from_scene(json.loads(r["scene"]))
+        results.append((r, [right.replace("</answer>", "0</answer>"), right], None))
+    results.append((rows[2], None, "OOM"))
+    teacher = {"model": "program:solution", "prompt_version": "v", "sampling": {}}
+    judge = Counted(JudgeSpec(backend="program"))
+    outs = distilled_batch(results, teacher, SelectConfig(), rewrite=False, judge=judge)
+    assert judge.calls == [4]  # both rows' traces in one call
+    assert isinstance(outs[2], TeacherFailed) and all(isinstance(o, Distilled) for o in outs[:2])
+    for (row, texts, _), out in zip(results, outs[:2]):
+        assert [t["verdict_reason"] for t in out.traces] == ["judged_wrong", "judged_correct"]
+        assert [t["status"] for t in out.traces] == ["incorrect", "selected"]
+        assert len(out.sft) == 1 and out.sft[0]["id"] == row["id"]
+        assert out.sft[0]["messages"][1]["content"][0]["text"] == texts[1]

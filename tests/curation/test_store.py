@@ -128,10 +128,9 @@ def test_load_dataset_on_sft_shard_yields_pil_images(tmp_path, hand_built_tables
 def test_a_version_keeping_older_schema_shards_stays_readable(tmp_path, hand_built_tables, monkeypatch):
     """v1's traces written before schema 4 (no ``judge`` column, as older code wrote them); v2 derived from it
     adds traces with a judge: read_table, a column list and the audit views all read both shards."""
-    import schemas.tables as tables
-
     from curation.difficulty.derive import derive_version
     from pipelines.audit import connect
+    from schemas import tables
 
     old = tables.TRACES.remove(tables.TRACES.get_field_index("judge"))
     monkeypatch.setitem(tables.TABLES, "traces", old)
