@@ -30,7 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from curation.errors import SightlineError
+from curation.loader import load
+from curation.store.versions import Store
+from pipelines import difficulty
 from pipelines.args import add_recipe_arguments, doc_parser
+from training.evaluate import evaluate
 
 DEFAULT_CONFIG = "configs/loop/mini.yaml"
 
@@ -79,8 +83,6 @@ class LoopRecipe:
 
 
 def load_loop(path: str | Path | None, overrides: list[str] | None = None) -> LoopRecipe:
-    from curation.loader import load
-
     return load(LoopRecipe, path, overrides)
 
 
@@ -90,8 +92,6 @@ def load_loop(path: str | Path | None, overrides: list[str] | None = None) -> Lo
 def evaluate_checkpoint(recipe, path: str, version: int, table: str, limit: int | None, probes: bool) -> dict:
     """Greedy accuracy of ``path`` on ``table`` of the recipe's data (the recipe's eval settings), per family
     and level, with the image probes when asked; without the sample answers."""
-    from training.evaluate import evaluate
-
     cfg = dataclasses.replace(recipe.eval, table=table, limit=limit, image_probes=probes and recipe.eval.image_probes)
     r = evaluate(path, recipe.run.data, version, cfg, progress=False, trust_remote_code=recipe.model.trust_remote_code,
                  judge=recipe.judge)
@@ -144,7 +144,6 @@ def policy_teacher(store, version: int) -> str:
 
 def run_round(loop: LoopRecipe, r: int, version: int, start_model: str, teacher: str | None) -> dict:
     """Round ``r`` on data ``version`` from ``start_model``; ``teacher`` selects the previous round's traces."""
-    from curation.store.versions import Store
     from pipelines.train_cmd import score_difficulty
     from training.grpo import run as run_grpo
     from training.sft import run as run_sft
@@ -174,8 +173,6 @@ def run_round(loop: LoopRecipe, r: int, version: int, start_model: str, teacher:
         cfg = dataclasses.replace(recipe.difficulty, model=grpo["model"], round=r + 1, levels=nxt.levels,
                                   max_pass_rate=nxt.max_pass_rate, limit=nxt.limit,
                                   k=nxt.k or recipe.difficulty.k)
-        from pipelines import difficulty
-
         distilled = rd.step("distill", lambda: difficulty.run(recipe.run.data, scored, cfg))
         rd.state["next_teacher"] = policy_teacher(store, distilled)
     rd.file.write_text(json.dumps(rd.state, indent=2, default=str) + "\n")
@@ -183,7 +180,6 @@ def run_round(loop: LoopRecipe, r: int, version: int, start_model: str, teacher:
 
 
 def run_loop(loop: LoopRecipe) -> dict:
-    from curation.store.versions import Store
     from pipelines.train_cmd import curated_version, ensure_model
 
     first = round_recipe(loop, 1)

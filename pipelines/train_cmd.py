@@ -23,9 +23,12 @@ from typing import Any
 
 from curation.errors import SightlineError
 from curation.loader import describe, to_dict
-from training.eval_report import save_figure
-from training.recipe import TrainRecipe, describe_sections, load_train_recipe
+from curation.store.versions import Store
+from pipelines import difficulty
 from pipelines.args import add_recipe_arguments, doc_parser
+from training.eval_report import bar_chart, open_summary, probe_table, save_figure, table
+from training.evaluate import evaluate, majority_baseline
+from training.recipe import TrainRecipe, describe_sections, load_train_recipe
 
 DEFAULT_CONFIG = "configs/train/mini.yaml"
 
@@ -67,8 +70,6 @@ def ensure_model(recipe: TrainRecipe) -> tuple[str, float]:
 
 def score_difficulty(recipe: TrainRecipe, version: int, model: str) -> int:
     """The difficulty pass of ``model`` (unless the recipe names its own policy) over ``version``: the new version."""
-    from pipelines import difficulty
-
     cfg = recipe.difficulty if recipe.difficulty.model else dataclasses.replace(recipe.difficulty, model=model)
     return difficulty.run(recipe.run.data, version, cfg)
 
@@ -113,7 +114,6 @@ def cmd_show_config(recipe: TrainRecipe) -> int:
 
 
 def cmd_all(recipe: TrainRecipe) -> int:
-    from curation.store.versions import Store
     from training.grpo import run as run_grpo
     from training.sft import run as run_sft
 
@@ -167,9 +167,6 @@ def cmd_all(recipe: TrainRecipe) -> int:
 
 def evaluate_checkpoints(recipe: TrainRecipe, store, version: int, checkpoints: dict[str, str]) -> dict:
     """Greedy held-out accuracy of each checkpoint and of the answer prior: ``eval.json``, ``eval.png``, a table."""
-    from training.eval_report import bar_chart, open_summary, probe_table, table
-    from training.evaluate import evaluate, majority_baseline
-
     folder, cfg = recipe.run.folder, recipe.eval
     results = []
     for name, path in checkpoints.items():

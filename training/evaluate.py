@@ -29,9 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from curation.answers.verify import extract_answer, format_ok, verify
 from curation.errors import SightlineError
+from curation.generation.judge import JUDGE_BACKENDS, Judge, JudgeItem, JudgeSpec
+from curation.store.versions import Store
 from schemas.tables import OPEN
+from training.data import RL_COLUMNS, as_store, load_table
 from training.eval_report import bar_chart, label, open_summary, probe_table, table
+from training.rewards import prompt_question
 
 HELD_OUT_TABLES = ("test", "val")
 NOT_SCORED = "not scored (open, no judge)"
@@ -123,8 +128,6 @@ def score(responses: list[str], rows: list[dict], judge=None) -> dict:
     ``accuracy``, which stay rule-verified: ``open`` reports them apart, judged by ``judge`` (a
     ``curation.generation.judge.Judge``) or counted as not scored (open, no judge). ``format_ok`` is over every row.
     """
-    from curation.answers.verify import extract_answer, format_ok, verify
-
     per_task: dict[str, dict] = {}
     per_level: dict[str, dict] = {}  # by the row's level ("None" for rows without one)
     verdicts = []
@@ -163,8 +166,6 @@ def score_open(verdicts: list[dict], rows: list[dict], judge=None) -> dict:
     if judge is None or not verdicts:
         return {"n": len(verdicts), "judge": None, "correct": None, "accuracy": None, "judge_errors": None,
                 "note": NOT_SCORED if verdicts else None}
-    from curation.generation.judge import JudgeItem
-    from training.rewards import prompt_question
 
     items = [JudgeItem(str(r.get("id")), prompt_question(r.get("prompt")), str(r["solution"]), v["response"],
                        tuple(r["choices"]) if r.get("choices") else None) for v, r in zip(verdicts, rows)]
@@ -180,8 +181,6 @@ def score_open(verdicts: list[dict], rows: list[dict], judge=None) -> dict:
 
 def eval_rows(store, version: int, table: str, limit: int | None):
     """The ``table`` rows of ``version`` in the rl layout (``datasets.Dataset``, images decoded lazily)."""
-    from training.data import RL_COLUMNS, load_table
-
     if table not in HELD_OUT_TABLES:
         raise SightlineError(f"evaluation reads a held-out table ({', '.join(HELD_OUT_TABLES)}), not {table!r}")
     if not sum(e["rows"] for e in store.manifest(version).get("files", {}).get(table, [])):
@@ -200,7 +199,6 @@ def evaluate(model_path: str | Path, store, version: int | str | None = "latest"
     (a ``JudgeSpec``, the recipe's ``judge:``) when one is set, after the checkpoint is unloaded. The probes
     score rule-verified rows only."""
     from curation.generation import models
-    from training.data import as_store
 
     cfg = cfg or EvalConfig()
     store = as_store(store)
@@ -244,7 +242,6 @@ def _load_judge(spec, rows: list[dict]):
     """A loaded ``Judge`` for ``spec`` when it is set and some row is open, else None."""
     if spec is None or not spec.enabled or not any(r.get("answer_type") == OPEN for r in rows):
         return None
-    from curation.generation.judge import Judge
 
     return Judge(spec).load()
 
@@ -275,8 +272,6 @@ def majority_baseline(store, version: int | str | None = "latest", limit: int | 
     learned the format and the answer prior, but not the images, would get."""
     from collections import Counter
 
-    from training.data import as_store
-
     store = as_store(store)
     v = store.resolve(version)
     train = store.read_table("rl", v, columns=["task", "solution"]).to_pylist()
@@ -304,8 +299,6 @@ def _help(name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from curation.generation.judge import JUDGE_BACKENDS, JudgeSpec
-
     ap = argparse.ArgumentParser(prog="sightline eval", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", action="append", required=True, help="checkpoint folder; repeat to compare")
     ap.add_argument("--data", required=True, help="dataset folder data/<name>")
@@ -340,8 +333,6 @@ def main(argv: list[str] | None = None) -> int:
                          image_probes=not args.no_image_probes)
     except ValueError as e:
         raise SightlineError(str(e)) from None
-
-    from curation.store.versions import Store
 
     store = Store(args.data)
     v = store.resolve(args.version)

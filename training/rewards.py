@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from curation.answers.verify import format_ok, verify
+from curation.errors import SightlineError
+from curation.generation.judge import Judge, JudgeItem
+
 
 def completion_text(completion: Any) -> str:
     """The assistant text of one completion: a string, a message, or a list of messages/parts."""
@@ -41,8 +45,6 @@ def _column(values: Sequence | None, i: int) -> Any:
 def accuracy_reward(completions: list, solution: Sequence[str], choices: Sequence | None = None,
                     answer_type: Sequence | None = None, **kwargs: Any) -> list[float]:
     """1.0 when the final answer verifies against ``solution`` (``curation.answers.verify.verify``), else 0.0."""
-    from curation.answers.verify import verify
-
     assert len(solution) == len(completions), "one solution per completion"
     out = []
     for i, c in enumerate(completions):
@@ -55,8 +57,6 @@ def accuracy_reward(completions: list, solution: Sequence[str], choices: Sequenc
 
 def format_reward(completions: list, **kwargs: Any) -> list[float]:
     """1.0 for ``<think>...</think><answer>...</answer>`` (``curation.answers.verify.format_ok``), else 0.0."""
-    from curation.answers.verify import format_ok
-
     return [1.0 if format_ok(completion_text(c)) else 0.0 for c in completions]
 
 
@@ -133,8 +133,6 @@ def reward_functions(names: Sequence[str], *, length_stages: Sequence[Sequence[i
         elif n in REWARDS:
             out.append(REWARDS[n])
         else:
-            from curation.errors import SightlineError
-
             raise SightlineError(f"unknown reward {n!r}; known: {', '.join(REWARD_NAMES)}")
     return out
 
@@ -173,8 +171,6 @@ def make_judge_reward(judge_spec: Any, *, cache_size: int = 100_000, name: str =
     import hashlib
     import time
     from collections import OrderedDict
-
-    from curation.generation.judge import Judge, JudgeItem
 
     judge = Judge(judge_spec)
     cache: OrderedDict = OrderedDict()

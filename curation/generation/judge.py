@@ -25,7 +25,7 @@ from curation.answers import readers
 from curation.answers.numeric import read_number
 from curation.answers.verify import extract_answer, verify
 from curation.errors import SightlineError
-from curation.generation.teachers import Request, TeacherSpec
+from curation.generation.teachers import Request, TeacherSpec, make_teacher
 
 JUDGE_BACKENDS = ("none", "program", "transformers", "vllm")
 JUDGE_PROMPT_VERSION = "judge-v1"
@@ -183,8 +183,6 @@ class Judge:
 
     def load(self) -> Judge:
         if self.spec.backend in ("transformers", "vllm") and self.backend is None:
-            from curation.generation.teachers import make_teacher
-
             self.backend = make_teacher(self.spec).load()
         return self
 

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from curation.loader import to_dict
+from training.data import rl_dataset
 from training.grpo.curves import CurvesCallback, plot_curves
 from training.grpo.resume import (
     SAMPLER_STATE,
@@ -18,6 +19,7 @@ from training.grpo.settings import GRPOStageConfig
 from training.grpo.trainer_hook import SamplerGRPOTrainer
 from training.rewards import judge_record, judge_stats, reward_functions
 from training.run_config import ModelConfig
+from training.sampling import make_sampler
 
 
 def prior_counts(dataset) -> dict[str, tuple[int, int]]:
@@ -41,8 +43,6 @@ def build_trainer(cfg: GRPOStageConfig, model: ModelConfig, data: str | Path, ve
 
     from curation.generation.models import load_model_and_processor
     from training.callbacks import JsonlMetrics, TimeBudget
-    from training.data import rl_dataset
-    from training.sampling import make_sampler
 
     out = Path(cfg.output_dir)
     policy, processor = load_model_and_processor(model.path, dtype=model.dtype, for_training=True,
