@@ -29,10 +29,26 @@ import time
 import typing
 from pathlib import Path
 
-from curation.difficulty.rules import STAGE
-from curation.errors import SightlineError
+from curation.difficulty.derive import derive_version
+from curation.difficulty.policy import chosen_rows, pass_salt, rollout_traces
+from curation.difficulty.rules import (
+    STAGE,
+    difficulty_counts,
+    difficulty_reject,
+    row_key,
+    score_rollouts,
+    with_scores,
+)
 from curation.difficulty.settings import DifficultyConfig
+from curation.errors import SightlineError
+from curation.generation.prompts import PROMPT_VERSION
+from curation.generation.teachers import checkpoint_hash, policy_id
+from curation.loader import build as build_config
+from curation.loader import parse_value, to_dict
+from curation.rejects import Reject, error_reject_row
+from curation.store.versions import Store
 from pipelines.args import doc_parser
+from schemas.counters import Count, Outcome, Stage
 
 
 def _log(msg: str) -> None:
@@ -42,8 +58,6 @@ def _log(msg: str) -> None:
 def read_rows(job: tuple[int, str, list[int]]):
     """One rl shard -> its chosen rows (``curation.difficulty.policy.chosen_rows``), tagged with ``_key`` (``row_key``)."""
     import pyarrow.parquet as pq
-
-    from curation.difficulty.rules import row_key
 
     shard, path, chosen = job
     chosen, row = set(chosen), 0
@@ -57,11 +71,7 @@ def read_rows(job: tuple[int, str, list[int]]):
 def rollout_verdict(result, teacher: dict | None, select, salt: str):
     """PredictionResult(rl row, texts | error) -> a scores row ``{_key, n_rollouts, n_correct}``, or the prompt's
     reject; with ``teacher``, every rollout as a ``traces`` row and the selected ones as ``sft`` rows too."""
-    from curation.difficulty.policy import rollout_traces
-    from curation.difficulty.rules import difficulty_reject, score_rollouts
-    from curation.rejects import Reject
     from pipelines.transforms import REJECTS, Routed, table_row
-    from schemas.counters import Count, Outcome, Stage
 
     row = result.example
     texts, error = result.inference.get("texts"), result.inference.get("error")
@@ -80,8 +90,6 @@ def rollout_verdict(result, teacher: dict | None, select, salt: str):
 
 def _failed_batch_reject(bad) -> dict:
     """RunInference's (row, error) dead letter -> the row's ``difficulty_error`` reject, keyed like its scores."""
-    from curation.rejects import error_reject_row
-
     return {"_key": bad[0].get("_key"), **error_reject_row(STAGE, bad[0], bad[1])}
 
 
@@ -116,8 +124,6 @@ def _chosen(store, parent: int, cfg: DifficultyConfig) -> list[list[int]]:
     """Per rl shard, the rows to roll out (levels, max_pass_rate, limit): two light columns read, no images."""
     import pyarrow.parquet as pq
 
-    from curation.difficulty.policy import chosen_rows
-
     shards = []
     for f in store.local_files("rl", parent):
         t = pq.read_table(f, columns=["level", "pass_rate"])
@@ -134,7 +140,6 @@ def _read_rows(files: list[Path]) -> list[dict]:
 def _rollouts(store, parent: int, cfg: DifficultyConfig, teacher: dict | None) -> tuple[dict, list[dict], dict, int]:
     """Run the graph over ``parent``'s chosen rl rows: (scores by key, rejects with their ``_key``,
     {"traces": rows, "sft": rows} sorted by trace id, rl rows in)."""
-    from curation.difficulty.policy import pass_salt
     from pipelines.runner import new_pipeline
     from training.callbacks import read_jsonl
 
@@ -169,13 +174,6 @@ def run(data: str | Path, version: int | str | None, cfg: DifficultyConfig) -> i
     With ``cfg.keep_traces`` the child version's ``traces`` are the parent's plus every rollout of the scored
     prompts, and its ``sft`` the parent's plus the selected correct rollouts (teacher ``policy_id(cfg.model)``).
     """
-    from curation.loader import to_dict
-    from curation.difficulty.derive import derive_version
-    from curation.difficulty.rules import difficulty_counts, with_scores
-    from curation.generation.teachers import checkpoint_hash, policy_id
-    from curation.generation.prompts import PROMPT_VERSION
-    from curation.store.versions import Store
-
     if not cfg.model:
         raise SightlineError("difficulty needs --model (a policy checkpoint folder)")
     if not (Path(cfg.model) / "config.json").is_file():
@@ -221,8 +219,6 @@ def run(data: str | Path, version: int | str | None, cfg: DifficultyConfig) -> i
 def main(argv: list[str] | None = None) -> int:
     from dataclasses import MISSING, fields
 
-    from curation.loader import build, parse_value
-
     ap = doc_parser("sightline difficulty", __doc__, epilog=None)
     ap.add_argument("--data", required=True, help="dataset folder data/<name> (or gs://, s3://)")
     ap.add_argument("--version", default="latest", help="input version: N, vNNNN or latest (the new one's parent)")
@@ -236,5 +232,5 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"{f.metadata['help']} (default {'none' if default is None else default})")
     a = vars(ap.parse_args(argv))
     data, version = a.pop("data"), a.pop("version")
-    run(data, version, build(DifficultyConfig, {k: v for k, v in a.items() if v is not None}, "difficulty"))
+    run(data, version, build_config(DifficultyConfig, {k: v for k, v in a.items() if v is not None}, "difficulty"))
     return 0
