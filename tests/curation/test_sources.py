@@ -198,3 +198,18 @@ def test_hf_disk_dataset_and_dataset_dict(tmp_path):
     with pytest.raises(SightlineError, match="choose a split"):
         validate_spec({**spec, "path": str(tmp_path / "dd")})
     assert len(list(read_source({**spec, "path": str(tmp_path / "dd"), "split": "test"}))) == 3
+
+
+def test_jsonl_line_over_the_bound_is_a_reject_and_reading_goes_on(tmp_path, monkeypatch):
+    from curation.sources import formats
+
+    monkeypatch.setattr(formats, "MAX_LINE_BYTES", 200)
+    (tmp_path / "a.png").write_bytes(png())
+    row = {"question": "How many?", "answer": "2", "image": "a.png"}
+    long_row = {**row, "question": "How many? " + "x" * 500}          # ~560 bytes: over the bound
+    lines = [json.dumps(row), json.dumps(long_row), json.dumps({**row, "answer": "3"})]
+    (tmp_path / "d.jsonl").write_text("\n".join(lines) + "\n")
+    examples, rejects = split(read_source({"type": "jsonl", "name": "long", "path": str(tmp_path / "d.jsonl")}))
+    assert [e["source_id"] for e in examples] == ["0", "2"]           # the line after it is read whole
+    assert [e["answer"] for e in examples] == ["2", "3"]
+    assert rejects["1"]["reason"] == "line_too_long" and "200 bytes" in rejects["1"]["detail"]
