@@ -52,7 +52,7 @@ STAGES = {
     "generate": ["Synthetic ranges", "Spread ranges", "Ingest synthetic"],
     "validate (decode, phash)": ["Validate"],
     "hash bands": ["Hash bands", "Bucket members", "All buckets", "Merge buckets"],
-    "candidate pairs": ["Candidates", "Buckets of images"],
+    "candidate pairs": ["Candidates", "Buckets of images", "Pack owners"],
     "thumbnails": ["Thumbnails"],
     "confirm near-copies": ["Confirm", "Group edges", "Smallest in group", "Not alone"],
     "duplicate rows": ["Images in groups", "Problem keys", "All problem keys", "Group problems",

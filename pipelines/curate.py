@@ -111,7 +111,7 @@ def build_scan(p, recipe: DataRecipe, staging: str | Path, work: str | Path):
                    folders={"examples": "rows"}, codec="none", row_group_bytes=WORK_ROW_GROUP_BYTES)
     _write([("rejects", r) for r in rejects], staging, recipe, "Write scan rejects", prefix="scan")
     work_files = files | "Work row paths" >> beam.MapTuple(lambda _, path: path)
-    groups = dedup.near_copy_groups(valid, work_files, recipe, WORK_ROW_GROUP_BYTES)
+    groups = dedup.near_copy_groups(valid, work_files, recipe, WORK_ROW_GROUP_BYTES, f"{str(work).rstrip('/')}/spill")
     drops = dedup.duplicate_decisions(valid, groups, recipe)
     group_lines = groups | "Group decisions" >> beam.MapTuple(lambda k, g: {"kind": "group", "key": k, "group": g})
     decisions = ((drops, group_lines) | "Decisions" >> beam.Flatten()

@@ -95,9 +95,10 @@ class ConcatMembers(beam.CombineFn):
 
 
 class CandidateThumbnails(beam.DoFn):
-    """Work rows (image_key, images) -> (bucket, packed thumbnail member) for each bucket that owns a candidate
-    pair of the image (``buckets``: 32-byte image key -> ``curation.images.duplicates.packed_owners``; the
-    value is ``duplicates.thumbnail_member``).
+    """Work rows (image_key, images) -> the image's thumbnail (``duplicates.thumbnail_member``) spilled once for
+    each bucket that owns a candidate pair of it (``buckets``: 32-byte image key ->
+    ``curation.images.duplicates.packed_owners``), into this bundle's spill file (``pipelines.spill``), by
+    the bucket's partition; emits ``(partition, (file, extents))`` when the bundle ends.
 
     Rows of one image usually come together (one image, several questions), so an image among the last
     few sent is not sent again; one sent twice is harmless (a bucket keeps one thumbnail per image).
@@ -105,11 +106,15 @@ class CandidateThumbnails(beam.DoFn):
 
     RECENT = 256
 
+    def __init__(self, spill_dir: str):
+        self.spill_dir = spill_dir
+
     def start_bundle(self):
-        self.recent = set()
+        self.recent, self.spill = set(), None
 
     def process(self, row, buckets):
-        from curation.images.duplicates import thumbnail_member, thumbnail_of, unpacked_owners
+        from curation.images.duplicates import bucket_record, thumbnail_member, thumbnail_of, unpacked_owners
+        from pipelines.spill import PartitionedSpill
 
         key = row["image_key"]
         if key in self.recent:
@@ -125,8 +130,35 @@ class CandidateThumbnails(beam.DoFn):
         self.recent.add(key)
         h, bands = unpacked_owners(owners)
         member = thumbnail_member(key, h, thumbnail_of(row))
+        if self.spill is None:
+            self.spill = PartitionedSpill(self.spill_dir)
         for band in bands:
-            yield band, member
+            self.spill.add(spill_partition(band), bucket_record(band, member))
+
+    def finish_bundle(self):
+        from apache_beam.transforms.window import GlobalWindow
+        from apache_beam.utils.timestamp import MIN_TIMESTAMP
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        if self.spill is not None:
+            for partition, where in self.spill.close().items():
+                yield WindowedValue((partition, where), MIN_TIMESTAMP, [GlobalWindow()])
+        self.spill = None
+
+
+SPILL_PARTITIONS = 64  # a partition of the candidates' thumbnails is confirmed at a time: ~1/64 of them in memory
+
+
+def spill_partition(band_key: tuple[int, int]) -> int:
+    """The spill partition of a bucket (stable across processes: no ``hash()``)."""
+    return (band_key[0] * 1_000_003 + band_key[1]) % SPILL_PARTITIONS
+
+
+def confirm_spilled(parts, threshold: int):
+    """One spill partition's records, from every bundle's file -> the near-copy pairs its buckets confirm."""
+    from pipelines.spill import read_records
+
+    return duplicates.confirmed_in_buckets(read_records(parts), threshold)
 
 
 def problem_members(packed) -> list[tuple[str, str, str, str]]:
@@ -179,13 +211,14 @@ class Placement:
         return Routed(row=out, counts=((Count(Stage.DEDUP, Outcome.GROUPED_ROWS), 1),) if grouped else ())
 
 
-def near_copy_groups(valid: list, work_files, recipe: DataRecipe, work_row_group_bytes: int):
+def near_copy_groups(valid: list, work_files, recipe: DataRecipe, work_row_group_bytes: int, spill_dir: str):
     """Valid rows -> (image key, split group) for every image that has a confirmed near-copy.
 
     Hash-band buckets cross the shuffle as packed bytes; each bucket finds the candidate pairs it owns
     (``curation.images.duplicates.owned_pairs``). Thumbnails are made from the work rows read back (never from
-    rows held in memory), for candidate images only, and travel to the buckets that own their pairs,
-    where each pair is confirmed: no pair list ever crosses a shuffle.
+    rows held in memory), for candidate images only, and go to the buckets that own their pairs through
+    spill files in ``spill_dir`` (``pipelines.spill``: only file extents cross the shuffle), where each pair
+    is confirmed, a partition of buckets at a time: no pair list and no thumbnail crosses a shuffle.
     """
     th = recipe.dedup.threshold
     buckets = [rows | f"Hash bands {i}" >> beam.ParDo(HashBands(th))
@@ -204,10 +237,9 @@ def near_copy_groups(valid: list, work_files, recipe: DataRecipe, work_row_group
                                         lambda key, owned: (bytes.fromhex(key), duplicates.packed_owners(owned))))
         pairs = (work_files | "Read candidate images" >> beam.io.ReadAllFromParquet(
             columns=["image_key", "images"], desired_bundle_size=work_row_group_bytes, label="Read candidates")
-                 | "Thumbnails" >> beam.ParDo(CandidateThumbnails(), owners)
-                 | "Group buckets" >> beam.GroupByKey()
-                 | "Confirm" >> beam.FlatMapTuple(lambda band, ms: duplicates.confirmed_in_bucket(
-                     band, duplicates.thumbnail_members(ms), th)))
+                 | "Thumbnails" >> beam.ParDo(CandidateThumbnails(spill_dir), owners)
+                 | "Group spilled buckets" >> beam.GroupByKey()
+                 | "Confirm" >> beam.FlatMapTuple(lambda _, parts: confirm_spilled(parts, th)))
     return (pairs | "Group edges" >> beam.FlatMapTuple(duplicates.group_edges)
             | "Smallest in group" >> beam.CombinePerKey(min)
             | "Not alone" >> beam.Filter(lambda kv: kv[0] != kv[1]))

@@ -143,6 +143,29 @@ def thumbnail_members(packed: Iterable[bytes]) -> Iterator[tuple[str, int, bytes
         yield b[:32].hex(), int.from_bytes(b[32:MEMBER_BYTES], "big"), b[MEMBER_BYTES:]
 
 
+def bucket_record(band_key: tuple[int, int], member: bytes) -> bytes:
+    """A thumbnail member (:func:`thumbnail_member`) with the bucket it goes to, as one record of a spill file."""
+    return _OWNED_BAND.pack(*band_key) + member
+
+
+def record_bucket(record: bytes) -> tuple[tuple[int, int], bytes]:
+    """Inverse of :func:`bucket_record`: (band key, thumbnail member)."""
+    return _OWNED_BAND.unpack_from(record), record[_OWNED_BAND.size:]
+
+
+def confirmed_in_buckets(records: Iterable[bytes], threshold: int) -> Iterator[tuple[str, str]]:
+    """:func:`confirmed_in_bucket` for every bucket among ``records`` (:func:`bucket_record`, in any order):
+    the records are gathered by bucket, then each bucket is confirmed and let go."""
+    from collections import defaultdict
+
+    buckets: dict[tuple[int, int], list[bytes]] = defaultdict(list)
+    for record in records:
+        band, member = record_bucket(record)
+        buckets[band].append(member)
+    for band in sorted(buckets):
+        yield from confirmed_in_bucket(band, thumbnail_members(buckets.pop(band)), threshold)
+
+
 def confirmed_in_bucket(band_key: tuple[int, int], members: Iterable[tuple[str, int, bytes]],
                         threshold: int) -> list[tuple[str, str]]:
     """The owned pairs of a bucket's ``(image key, hash, thumbnail)`` members that are near-copies, confirmed

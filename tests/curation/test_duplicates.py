@@ -115,3 +115,19 @@ def test_owners_and_thumbnail_members_pack_and_unpack_exactly():
     assert D.unpacked_owners(D.packed_owners([wide])) == (2**64 - 1, [(3, (1 << 63) + 5)])
     thumbs = [(_key(i), hashes[_key(i)] if _key(i) in hashes else i, bytes([i]) * i) for i in range(5)]
     assert list(D.thumbnail_members(D.thumbnail_member(*t) for t in thumbs)) == thumbs
+
+
+def test_confirmed_in_buckets_gathers_spilled_records_by_bucket():
+    base = puzzle(9, 512)
+    copy, other = altered(base, "jpeg70"), puzzle(10, 512)
+    from curation.images.hashes import band_keys
+
+    images = {_key(1): base, _key(2): copy, _key(3): other}
+    records = []
+    for key, img in images.items():
+        h = phash64(img)
+        member = D.thumbnail_member(key, h, thumbnail_bytes(thumbnail(png(img))))
+        records += [D.bucket_record(band, member) for band in band_keys(h, 8)]  # every bucket of every image
+    random.Random(0).shuffle(records)
+    assert D.record_bucket(records[0])[1][:32].hex() in images
+    assert list(D.confirmed_in_buckets(records, 8)) == [(min(_key(1), _key(2)), max(_key(1), _key(2)))]
