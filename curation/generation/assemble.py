@@ -89,6 +89,7 @@ def trace_rows(row: dict, texts: list[str], teacher: dict, select: SelectConfig,
     traces = []
     for i, raw in enumerate(texts):
         text, edits = rewrite_trace(raw or "") if rewrite else (raw or "", 0)
+        text = neutralise_control_tokens(text)  # a policy's own control tokens never reach an sft target
         v = verify(text, row["answer"], choices=row.get("choices"), answer_type=row.get("answer_type"))
         traces.append({
             "id": row["id"], "source": row["source"], "source_id": row["source_id"],

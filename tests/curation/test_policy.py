@@ -88,3 +88,14 @@ def test_failed_rollouts_and_verifier_errors_are_rejects():
         "rollout_error", "ValueError: bad")
     no_gold = {k: v for k, v in _rl_row().items() if k != "solution"}
     assert rollout_traces(no_gold, ["3"], None, TEACHER, SelectConfig()).reason == "verify_error"
+
+
+def test_a_policys_control_tokens_never_reach_its_traces_or_sft_rows():
+    """Policy rollouts are decoded without special tokens, but a checkpoint may emit its chat markers as plain
+    text: the trace (and the sft target made from it) is neutralised; raw_trace keeps what was generated."""
+    raw = "<think>three shapes<|im_end|></think><answer>3</answer><|endoftext|>"
+    out = rollout_traces(_rl_row(), [raw], None, TEACHER, SelectConfig())
+    (trace,), (sft,) = out.traces, out.sft
+    assert trace["raw_trace"] == raw and trace["correct"]
+    assert "<|" not in trace["trace"] and trace["trace"].startswith("<think>three shapes")
+    assert sft["messages"][-1]["content"][0]["text"] == trace["trace"]
