@@ -175,7 +175,8 @@ def evaluate_checkpoints(recipe: TrainRecipe, store, version: int, checkpoints: 
         _log(f"eval {name}: {100 * r['accuracy']:.1f}% of {r['n']} {cfg.table} rows" + (f"; {opened}" if opened else "")
              + f" ({r['seconds']:.0f} s)")
         results.append(r)
-    results.append(majority_baseline(store, version, cfg.limit, table=cfg.table))  # the answer prior, no image
+    results.append(majority_baseline(store, version, cfg.limit, table=cfg.table,  # the answer prior, no image
+                                     judge=recipe.judge))
     names = [*checkpoints, "majority"]
     (folder / "eval.json").write_text(json.dumps(dict(zip(names, results)), indent=2) + "\n")
     bar_chart(results, folder / "eval.png", labels=names,

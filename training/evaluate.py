@@ -267,9 +267,10 @@ def _probe_summary(probe: dict, real: dict) -> dict:
 
 
 def majority_baseline(store, version: int | str | None = "latest", limit: int | None = None, *,
-                      table: str = "test") -> dict:
+                      table: str = "test", judge=None) -> dict:
     """The score of always giving each task family's most common ``rl`` answer: what a model that
-    learned the format and the answer prior, but not the images, would get."""
+    learned the format and the answer prior, but not the images, would get (its open rows scored by
+    ``judge``, a ``JudgeSpec``, like a checkpoint's)."""
     from collections import Counter
 
     store = as_store(store)
@@ -279,10 +280,10 @@ def majority_baseline(store, version: int | str | None = "latest", limit: int | 
     for r in train:
         counts.setdefault(r["task"], Counter())[r["solution"]] += 1
     rows = eval_rows(store, v, table, limit).select_columns(["id", "task", "level", "solution", "choices",
-                                                             "answer_type"]).to_list()
+                                                             "answer_type", "prompt"]).to_list()
     guess = {t: c.most_common(1)[0][0] for t, c in counts.items()}
     responses = [f"<think></think><answer>{guess.get(r['task'], '')}</answer>" for r in rows]
-    result = score(responses, rows)
+    result = score(responses, rows, judge=_load_judge(judge, rows))
     result.pop("verdicts")
     return {"model": "majority answer per task", "data": str(store.root), "version": v, "table": table,
             **result,
@@ -345,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
               + (f" ({probes})" if probes else "") + (f"; {opened}" if opened else "")
               + f", {r['rollouts']} rollouts, {r['seconds']:.0f} s", flush=True)
         results.append(r)
-    baseline = majority_baseline(store, v, args.limit, table=cfg.table)
+    baseline = majority_baseline(store, v, args.limit, table=cfg.table, judge=judge)
     suffix = "" if cfg.table == "test" else f"-{cfg.table}"
     out = Path(args.out or f"runs/eval/{store.name}-v{v:04d}{suffix}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

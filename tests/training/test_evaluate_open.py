@@ -84,4 +84,5 @@ def test_evaluate_judges_the_open_test_rows_of_a_real_model(taught_policy_dir, t
     printed = capsys.readouterr().out
     assert f"{expected}/3 open rows judged correct by program@judge-v1" in printed
     saved = json.loads(out.read_text())
-    assert saved["results"][0]["open"]["correct"] == expected and saved["majority"]["open"]["note"] == NOT_SCORED
+    assert saved["results"][0]["open"]["correct"] == expected
+    assert saved["majority"]["open"]["judge"] == "program@judge-v1" and saved["majority"]["open"]["n"] == 3
