@@ -201,6 +201,7 @@ def evaluate(model_path: str | Path, store, version: int | str | None = "latest"
     from curation.generation import models
 
     cfg = cfg or EvalConfig()
+    _load_judge(judge, [])  # a judge that cannot be made fails now, not after the generation
     store = as_store(store)
     v = store.resolve(version)
     ds = eval_rows(store, v, cfg.table, cfg.limit)
@@ -239,11 +240,12 @@ def evaluate(model_path: str | Path, store, version: int | str | None = "latest"
 
 
 def _load_judge(spec, rows: list[dict]):
-    """A loaded ``Judge`` for ``spec`` when it is set and some row is open, else None."""
-    if spec is None or not spec.enabled or not any(r.get("answer_type") == OPEN for r in rows):
+    """A loaded ``Judge`` for ``spec`` when it is set and some row is open, else None (a spec whose judge
+    cannot be made, e.g. a missing model folder, fails here whatever the rows)."""
+    if spec is None or not spec.enabled:
         return None
-
-    return Judge(spec).load()
+    judge = Judge(spec)
+    return judge.load() if any(r.get("answer_type") == OPEN for r in rows) else None
 
 
 def _probe_images(condition: str, ds, images: list[list], donors: list[int], start: int) -> list[list]:

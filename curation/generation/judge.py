@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from curation.answers import readers
 from curation.answers.numeric import read_number
@@ -178,6 +179,9 @@ class Judge:
         spec.check()
         if not spec.enabled:
             raise SightlineError("judge: backend is none")
+        if spec.backend in ("transformers", "vllm") and not Path(spec.model).exists():
+            # checked where a judge is made (a recipe's graph, a GRPO trainer, eval's start), not at its first verdict
+            raise SightlineError(f"judge: model path {spec.model} does not exist (a local checkpoint folder)")
         self.spec = spec
         self.backend = None
 

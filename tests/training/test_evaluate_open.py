@@ -86,3 +86,13 @@ def test_evaluate_judges_the_open_test_rows_of_a_real_model(taught_policy_dir, t
     saved = json.loads(out.read_text())
     assert saved["results"][0]["open"]["correct"] == expected
     assert saved["majority"]["open"]["judge"] == "program@judge-v1" and saved["majority"]["open"]["n"] == 3
+
+
+def test_a_judge_whose_model_is_missing_fails_before_any_generation(tmp_path):
+    import pytest
+
+    from curation.errors import SightlineError
+
+    spec = JudgeSpec(backend="transformers", model=str(tmp_path / "no-such-judge"))
+    with pytest.raises(SightlineError, match="judge: model path .*no-such-judge does not exist"):
+        evaluate(tmp_path / "no-such-policy", tmp_path / "no-data", "latest", EvalConfig(), judge=spec)

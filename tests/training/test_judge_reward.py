@@ -71,3 +71,10 @@ def test_a_model_judge_through_the_reward_batches_and_never_scores_an_error(tiny
     assert reward.stats["calls"] == 3 and reward.stats["hits"] == 1 and reward.stats["seconds"] > 0
     assert reward(completions, **columns) == [0.0] * 4 and reward.stats["calls"] == 3  # all cached
     assert judge_record(reward)["judge"] == f"transformers:{tiny_model_dir}@judge-v1"
+
+
+def test_a_missing_judge_model_fails_when_the_reward_is_made(tmp_path):
+    from curation.errors import SightlineError
+
+    with pytest.raises(SightlineError, match="judge: model path .* does not exist"):
+        make_judge_reward(JudgeSpec(backend="vllm", model=str(tmp_path / "Qwen2.5-7B-Instruct")))
