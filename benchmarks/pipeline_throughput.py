@@ -51,11 +51,11 @@ CHUNK = 1000
 STAGES = {
     "generate": ["Synthetic ranges", "Spread ranges", "Ingest synthetic"],
     "validate (decode, phash)": ["Validate"],
-    "hash bands": ["Hash bands", "Bucket members", "All buckets", "Merge buckets"],
+    "hash bands": ["Hash bands", "Bucket members", "Pack members"],
     "candidate pairs": ["Candidates", "Buckets of images", "Pack owners"],
     "thumbnails": ["Thumbnails"],
     "confirm near-copies": ["Confirm", "Group edges", "Smallest in group", "Not alone"],
-    "duplicate rows": ["Images in groups", "Problem keys", "All problem keys", "Group problems",
+    "duplicate rows": ["Images in groups", "Problem keys", "Group problems",
                        "Problems of images", "Group problems of groups", "Drops in groups", "Drops"],
     "dedup + split": ["Dedup+split"],
     "decontam": ["Decontaminate"],

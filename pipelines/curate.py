@@ -111,8 +111,9 @@ def build_scan(p, recipe: DataRecipe, staging: str | Path, work: str | Path):
                    folders={"examples": "rows"}, codec="none", row_group_bytes=WORK_ROW_GROUP_BYTES)
     _write([("rejects", r) for r in rejects], staging, recipe, "Write scan rejects", prefix="scan")
     work_files = files | "Work row paths" >> beam.MapTuple(lambda _, path: path)
-    groups = dedup.near_copy_groups(valid, work_files, recipe, WORK_ROW_GROUP_BYTES, f"{str(work).rstrip('/')}/spill")
-    drops = dedup.duplicate_decisions(valid, groups, recipe)
+    spill = f"{str(work).rstrip('/')}/spill"  # what would grow with the rows at a shuffle goes through files here
+    groups = dedup.near_copy_groups(valid, work_files, recipe, WORK_ROW_GROUP_BYTES, spill)
+    drops = dedup.duplicate_decisions(valid, groups, recipe, spill)
     group_lines = groups | "Group decisions" >> beam.MapTuple(lambda k, g: {"kind": "group", "key": k, "group": g})
     decisions = ((drops, group_lines) | "Decisions" >> beam.Flatten()
                  | "Decision json" >> beam.Map(lambda d: {"decision": json.dumps(d, sort_keys=True)}))

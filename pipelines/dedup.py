@@ -6,7 +6,8 @@ thumbnails of candidate images, read back from the work shards -> confirmed near
 split group, with the same normalized question [and answer]) -> decisions (JSON lines in the work folder).
 Pass 2 (curate): ``Placement`` reads the decisions once per worker and drops duplicates / places each
 row's split group (``curation.images.duplicates.placed``), run by ``transforms.RunStage``.
-Only ids, hashes and the thumbnails of candidate near-copies cross a shuffle.
+Band entries, problem keys and the thumbnails of candidate near-copies meet through spill files
+(``pipelines.spill``): what crosses the runner's shuffles grows with the near-copies, not with the rows.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import apache_beam as beam
 from curation.images import duplicates
 from curation.recipe import DataRecipe
 from curation.rejects import Reject
+from pipelines.spill import spill_group_by_key
 from pipelines.transforms import Routed
 from schemas import normalize_question
 from schemas.counters import Count, Outcome, Stage
@@ -38,60 +40,13 @@ def _decision_lines(folder: str):
             yield from pq.read_table(f, columns=["decision"]).column("decision").to_pylist()
 
 
-class HashBands(beam.DoFn):
-    """Valid rows -> (band key, packed members), once per bundle and band: each row's nine band entries
-    (``curation.images.duplicates.band_entries``) are appended where they are made, not emitted one by one."""
+def band_records(row: dict, threshold: int) -> list[tuple[bytes, bytes]]:
+    """A valid row -> its nine ``(packed band key, packed member)`` entries (``duplicates.band_entries``), as
+    the bytes a spill file takes."""
+    from curation.images.hashes import hash_from_hex
 
-    def __init__(self, threshold: int):
-        self.threshold = threshold
-
-    def start_bundle(self):
-        self.buckets = {}
-
-    def process(self, row):
-        from curation.images.hashes import hash_from_hex
-        from curation.images.duplicates import band_entries
-
-        for band, member in band_entries(row["image_key"], hash_from_hex(row["image_hash"]), self.threshold):
-            packed = self.buckets.get(band)
-            if packed is None:
-                packed = self.buckets[band] = bytearray()
-            packed += member
-
-    def finish_bundle(self):
-        from apache_beam.transforms.window import GlobalWindow
-        from apache_beam.utils.timestamp import MIN_TIMESTAMP
-        from apache_beam.utils.windowed_value import WindowedValue
-
-        for band, packed in self.buckets.items():
-            yield WindowedValue((band, bytes(packed)), MIN_TIMESTAMP, [GlobalWindow()])
-        self.buckets = {}
-
-
-class ConcatMembers(beam.CombineFn):
-    """Packed band members (``curation.images.duplicates.band_entries``) of one bucket, concatenated.
-
-    Lifted before the shuffle, so a bucket crosses it as a few byte strings, not one element per image.
-    """
-
-    def create_accumulator(self):
-        return bytearray()
-
-    def add_input(self, acc, member):
-        acc += member
-        return acc
-
-    def merge_accumulators(self, accs):
-        out = bytearray()
-        for acc in accs:
-            out += acc
-        return out
-
-    def compact(self, acc):
-        return bytes(acc)
-
-    def extract_output(self, acc):
-        return bytes(acc)
+    return [(duplicates.packed_band(band), member)
+            for band, member in duplicates.band_entries(row["image_key"], hash_from_hex(row["image_hash"]), threshold)]
 
 
 class CandidateThumbnails(beam.DoFn):
@@ -221,11 +176,11 @@ def near_copy_groups(valid: list, work_files, recipe: DataRecipe, work_row_group
     is confirmed, a partition of buckets at a time: no pair list and no thumbnail crosses a shuffle.
     """
     th = recipe.dedup.threshold
-    buckets = [rows | f"Hash bands {i}" >> beam.ParDo(HashBands(th))
-               | f"Bucket members {i}" >> beam.CombinePerKey(ConcatMembers()) for i, rows in enumerate(valid)]
-    if len(buckets) > 1:  # combined per source first, so each source's members are packed where they are made
-        buckets = [buckets | "All buckets" >> beam.Flatten() | "Merge buckets" >> beam.CombinePerKey(ConcatMembers())]
-    buckets = buckets[0]
+    # Buckets meet through spill files (pipelines.spill): the in-process runner would hold every band entry of
+    # every row in memory at a shuffle (~0.4 KB per row as bytes, more as the allocator keeps it).
+    entries = [rows | f"Hash bands {i}" >> beam.FlatMap(band_records, th) for i, rows in enumerate(valid)]
+    buckets = (spill_group_by_key(entries, f"{spill_dir}/bands", "Bucket members")
+               | "Pack members" >> beam.MapTuple(lambda band, members: (duplicates.unpacked_band(band), b"".join(members))))
     if not recipe.dedup.confirm:
         pairs = buckets | "Hash decides" >> beam.FlatMapTuple(lambda band, packed: duplicates.bucket_pairs(band, packed, th))
     else:
@@ -237,7 +192,7 @@ def near_copy_groups(valid: list, work_files, recipe: DataRecipe, work_row_group
                                         lambda key, owned: (bytes.fromhex(key), duplicates.packed_owners(owned))))
         pairs = (work_files | "Read candidate images" >> beam.io.ReadAllFromParquet(
             columns=["image_key", "images"], desired_bundle_size=work_row_group_bytes, label="Read candidates")
-                 | "Thumbnails" >> beam.ParDo(CandidateThumbnails(spill_dir), owners)
+                 | "Thumbnails" >> beam.ParDo(CandidateThumbnails(f"{spill_dir}/thumbnails"), owners)
                  | "Group spilled buckets" >> beam.GroupByKey()
                  | "Confirm" >> beam.FlatMapTuple(lambda _, parts: confirm_spilled(parts, th)))
     return (pairs | "Group edges" >> beam.FlatMapTuple(duplicates.group_edges)
@@ -245,17 +200,17 @@ def near_copy_groups(valid: list, work_files, recipe: DataRecipe, work_row_group
             | "Not alone" >> beam.Filter(lambda kv: kv[0] != kv[1]))
 
 
-def duplicate_decisions(valid: list, groups, recipe: DataRecipe):
+def duplicate_decisions(valid: list, groups, recipe: DataRecipe, spill_dir: str):
     """Rows (light fields only) + split groups -> drop decisions of duplicate rows.
 
-    Rows first meet by image and question; only the rows of images with near-copies meet again under
-    their group's key, so most rows cross one shuffle, and the groups travel as a (small) side input.
+    Rows first meet by image and question, through spill files in ``spill_dir`` (``pipelines.spill``); only
+    the rows of images with near-copies meet again under their group's key (a shuffle: they are few), and the
+    groups travel as a (small) side input.
     """
     scope = recipe.dedup.scope
 
     def problem(r):
-        # one JSON string, not a tuple of four: the in-process runner holds every shuffled value as a Python
-        # object until it is grouped, and one string costs less than half the tuple (problem_members)
+        # one JSON string, not a tuple of four (problem_members)
         q = normalize_question(r["question"])
         member = json.dumps([r["id"], duplicates.row_key(r), r["image_key"], q], ensure_ascii=False)
         return duplicates.duplicate_key(r["image_key"], q, r["answer"], scope), member
@@ -263,7 +218,7 @@ def duplicate_decisions(valid: list, groups, recipe: DataRecipe):
     # every image of a group, the one whose key names it included, meets its copies under the group's key
     members = groups | "Images in groups" >> beam.FlatMapTuple(lambda image, group: [(image, group), (group, group)])
     keyed = [rows | f"Problem keys {i}" >> beam.Map(problem) for i, rows in enumerate(valid)]
-    by_image = (keyed | "All problem keys" >> beam.Flatten() | "Group problems" >> beam.GroupByKey()
+    by_image = (spill_group_by_key(keyed, f"{spill_dir}/problems", "Group problems", text=True)
                 | "Problems of images" >> beam.ParDo(ProblemsOfImages(), beam.pvalue.AsDict(members))
                 .with_outputs("regroup", main="drops"))
     by_group = (by_image.regroup | "Group problems of groups" >> beam.GroupByKey()

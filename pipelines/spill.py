@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
+import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -76,3 +77,76 @@ def read_records(parts) -> Iterator[bytes]:
                     n = int.from_bytes(chunk[i:i + 4], "big")
                     yield chunk[i + 4:i + 4 + n]
                     i += 4 + n
+
+
+# ---------------------------------------------------------------------------- a GroupByKey through spill files
+
+PARTITIONS = 64
+
+
+def partition_of(key: bytes, partitions: int = PARTITIONS) -> int:
+    """The spill partition of a key (stable across processes: crc32, not ``hash()``)."""
+    import zlib
+
+    return zlib.crc32(key) % partitions
+
+
+def keyed_record(key: bytes, value: bytes) -> bytes:
+    return len(key).to_bytes(2, "big") + key + value
+
+
+def grouped_records(records) -> list[tuple[bytes, list[bytes]]]:
+    """One partition's ``keyed_record``s -> ``[(key, [values])]``, keys sorted, values in the order written."""
+    groups: dict[bytes, list[bytes]] = {}
+    for record in records:
+        n = int.from_bytes(record[:2], "big")
+        groups.setdefault(record[2:2 + n], []).append(record[2 + n:])
+    return sorted(groups.items())
+
+
+class SpillKeyed(beam.DoFn):
+    """``(key, value)`` elements (bytes, or str with ``text``) -> this bundle's spill file, by the key's partition;
+    emits ``(partition, (file, extents))`` when the bundle ends."""
+
+    def __init__(self, folder: str, partitions: int = PARTITIONS, text: bool = False):
+        self.folder, self.partitions, self.text = folder, partitions, text
+
+    def start_bundle(self):
+        self.spill = None
+
+    def process(self, element):
+        key, value = element
+        if self.text:
+            key, value = key.encode(), value.encode()
+        if len(key) >= 1 << 16:
+            raise ValueError(f"spill key of {len(key)} bytes (at most 65,535)")
+        if self.spill is None:
+            self.spill = PartitionedSpill(self.folder)
+        self.spill.add(partition_of(key, self.partitions), keyed_record(key, value))
+
+    def finish_bundle(self):
+        from apache_beam.transforms.window import GlobalWindow
+        from apache_beam.utils.timestamp import MIN_TIMESTAMP
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        if self.spill is not None:
+            for partition, where in self.spill.close().items():
+                yield WindowedValue((partition, where), MIN_TIMESTAMP, [GlobalWindow()])
+        self.spill = None
+
+
+def spill_group_by_key(inputs: list, folder: str, label: str, *, partitions: int = PARTITIONS, text: bool = False):
+    """``GroupByKey`` of the ``(key, value)`` PCollections in ``inputs`` through spill files in ``folder``: only
+    file extents cross the runner's shuffle, and a partition's records are grouped in memory one partition at a
+    time. Returns ``(key, [values])`` (str with ``text``, else bytes)."""
+    extents = [pc | f"{label}: spill {i}" >> beam.ParDo(SpillKeyed(folder, partitions, text))
+               for i, pc in enumerate(inputs)]
+    if len(extents) > 1:
+        extents = [extents | f"{label}: all extents" >> beam.Flatten()]
+
+    def regroup(_, parts):
+        for key, values in grouped_records(read_records(parts)):
+            yield (key.decode(), [v.decode() for v in values]) if text else (key, values)
+
+    return (extents[0] | f"{label}: group extents" >> beam.GroupByKey()
+            | f"{label}: read partitions" >> beam.FlatMapTuple(regroup))

@@ -116,6 +116,15 @@ def pair_members(band_key: tuple[int, int], packed: bytes, threshold: int
 _OWNED_BAND = struct.Struct(">BQ")  # band index, band value
 
 
+def packed_band(band_key: tuple[int, int]) -> bytes:
+    """A band key ``(band index, band value)`` as 9 bytes (a spill file's key)."""
+    return _OWNED_BAND.pack(*band_key)
+
+
+def unpacked_band(blob: bytes) -> tuple[int, int]:
+    return _OWNED_BAND.unpack(blob)
+
+
 def packed_owners(owners: Iterable[tuple[tuple[int, int], int]]) -> bytes:
     """An image's ``pair_members`` entries ``[(band key, hash), ...]`` (one hash: the image's own) as bytes: its
     hash, then each band key that owns a pair of it. This is the side input the thumbnails step looks images

@@ -34,3 +34,26 @@ def test_a_spill_file_shorter_than_its_index_is_an_error_not_a_silent_loss(tmp_p
         f.truncate(50)
     with pytest.raises(OSError, match="shorter than its index"):
         list(read_records([(path, extents)]))
+
+
+@pytest.mark.parametrize("text", [False, True])
+def test_spill_group_by_key_groups_like_group_by_key_on_a_real_pipeline(tmp_path, text):
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines.runner import new_pipeline
+    from pipelines.spill import spill_group_by_key
+
+    rng = random.Random(1)
+    pairs = [(f"k{rng.randrange(50)}", f"v{i}-" + "x" * rng.randrange(100)) for i in range(2000)]
+    if not text:
+        pairs = [(k.encode(), v.encode()) for k, v in pairs]
+    expected = {}
+    for k, v in pairs:
+        expected.setdefault(k, []).append(v)
+    with new_pipeline(1) as p:
+        inputs = [p | f"in {j}" >> beam.Create(pairs[j::2]) for j in range(2)]  # two sources, as the scan has
+        grouped = (spill_group_by_key(inputs, str(tmp_path / "spill"), "G", partitions=7, text=text)
+                   | beam.MapTuple(lambda k, vs: (k, sorted(vs))))
+        assert_that(grouped, equal_to([(k, sorted(vs)) for k, vs in expected.items()]))
+    assert len(list((tmp_path / "spill").iterdir())) == 2  # one file per bundle of each input, nothing else
