@@ -74,9 +74,11 @@ def owned_pairs(band: int, hashes: np.ndarray, threshold: int) -> tuple[np.ndarr
             np.concatenate([j for _, j in blocks]) if blocks else np.zeros(0, np.int64))
 
 
-def owned_pair_blocks(band: int, hashes: np.ndarray, threshold: int, cells: int = 4_000_000):
+def owned_pair_blocks(band: int, hashes: np.ndarray, threshold: int, cells: int = 1_000_000):
     """:func:`owned_pairs` in blocks of rows, ~``cells`` distances each: a bucket's pairs grow with the square
-    of its size (synthetic diagrams crowd a few buckets), so they are never all held at once."""
+    of its size (synthetic diagrams crowd a few buckets), so they are never all held at once. A block holds
+    ~10 bytes per cell (measured: a bucket of 11,000 hashes peaks at 10 MB with 1M cells, 41 MB with 4M, and
+    is no slower)."""
 
     n = len(hashes)
     start, step = 0, max(1, cells // max(n, 1))
