@@ -25,9 +25,9 @@ What each side does, with the same `curation` functions on the same rows:
   teachers (`curation.generation.rollouts`), `captioned`, `distilled` (rewrite, verify, select), `rl_row`; the
   tables written as zstd Parquet in 1,000-row chunks.
 - **pipeline**: `pipelines.curate.run` with 1 or 2 local worker processes: the same rules as Beam
-  transforms in two passes (valid rows spilled to Parquet work shards and read back, hash buckets
-  and candidate thumbnails shuffled), then the store's commit (every shard re-read for its row count
-  and sha256, the manifest). The loop writes no manifest and keeps every row in memory instead.
+  transforms in two passes (valid rows spilled to Parquet work shards and read back; band entries,
+  candidate thumbnails and problem keys grouped through spill files, pipelines/spill.py), then the
+  store's commit (every shard re-read for its row count and sha256, the manifest). The loop writes no manifest and keeps every row in memory instead.
 """
 from __future__ import annotations
 
@@ -208,7 +208,7 @@ def loop_job(n: int, out: str) -> dict:
 
 
 def complete(table: str, row: dict) -> dict:
-    """Exactly the table's columns (pipelines.transforms.complete, without importing Beam)."""
+    """Exactly the table's columns (pipelines.transforms.table_row, without importing Beam)."""
     from schemas import TABLES
 
     return {name: row.get(name) for name in TABLES[table].names}

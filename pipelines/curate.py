@@ -1,7 +1,9 @@
 """The curate pipeline (`make data`): ingest -> validate -> dedup -> split -> decontaminate -> caption ->
 distill -> verify -> select -> versioned Parquet shards + manifest.
 
-Two Beam passes; only ids, hashes and the thumbnails of candidate near-copies ever cross a shuffle:
+Two Beam passes. No row crosses a shuffle; what grows with the rows in pass 1 (band entries, the candidates'
+thumbnails, problem keys) meets through spill files in the work folder (pipelines/spill.py), because Beam's
+in-process runner holds whatever crosses a shuffle in memory:
   pass 1 (scan):    ingest, validate -> work shards of valid rows; near-copy images (hash-band
                     candidates, confirmed on thumbnails) -> split groups; duplicate rows -> decisions.
   pass 2 (curate):  work shards -> drop duplicates, place each row's split group in train/val/test,
