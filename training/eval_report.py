@@ -24,7 +24,8 @@ def open_summary(r: dict) -> str | None:
         return None
     if o.get("judge") is None:
         return f"{o['n']} open rows not scored (open, no judge)"
-    errors = f", {o['judge_errors']} judge errors" if o.get("judge_errors") else ""
+    errors = (f", {o['judge_errors']} judge errors" + (f" ({o['note']})" if o.get("note") else "")
+              if o.get("judge_errors") else "")
     return f"{o['correct']}/{o['n']} open rows judged correct by {o['judge']}{errors}"
 
 

@@ -173,7 +173,8 @@ def score_open(verdicts: list[dict], rows: list[dict], judge=None) -> dict:
         v["correct"], v["reason"] = verdict == "judged_correct", verdict
     correct = sum(v["correct"] for v in verdicts)
     return {"n": len(verdicts), "judge": judge.spec.judge_id, "correct": correct, "accuracy": correct / len(verdicts),
-            "judge_errors": sum(v["reason"] == "judge_error" for v in verdicts), "note": None}
+            "judge_errors": sum(v["reason"] == "judge_error" for v in verdicts),
+            "note": f"judge failure: {judge.last_error}" if judge.last_error else None}
 
 
 # ---------------------------------------------------------------------------- evaluation

@@ -174,7 +174,7 @@ def make_judge_reward(judge_spec: Any, *, cache_size: int = 100_000, name: str =
 
     judge = Judge(judge_spec)
     cache: OrderedDict = OrderedDict()
-    stats = {"judge": judge_spec.judge_id, "calls": 0, "hits": 0, "seconds": 0.0}
+    stats = {"judge": judge_spec.judge_id, "calls": 0, "hits": 0, "seconds": 0.0, "errors": 0, "last_error": None}
 
     def judge_accuracy(completions: list, solution: Sequence[str], answer_type: Sequence | None = None,
                        choices: Sequence | None = None, prompts: Sequence | None = None, id: Sequence | None = None,
@@ -208,9 +208,11 @@ def make_judge_reward(judge_spec: Any, *, cache_size: int = 100_000, name: str =
             t = time.perf_counter()
             for key, verdict in zip(todo, judge.judge(list(todo.values())), strict=True):
                 verdicts[key] = cache[key] = verdict == "judged_correct"
+                stats["errors"] += verdict == "judge_error"
                 while len(cache) > cache_size:
                     cache.popitem(last=False)
             stats["seconds"] += time.perf_counter() - t
+            stats["last_error"] = judge.last_error
         stats["calls"] += len(todo)
         stats["hits"] += hits
         if log_metric is not None and keys:
@@ -225,17 +227,22 @@ def make_judge_reward(judge_spec: Any, *, cache_size: int = 100_000, name: str =
 
 
 def judge_record(reward: Callable) -> dict:
-    """A judge reward's totals as a run records them: the judge, calls, cache hits, calls/s, hit rate."""
+    """A judge reward's totals as a run records them: the judge, calls, cache hits, calls/s, hit rate, and the
+    judgments that came back ``judge_error`` (with the latest failure's message, when a batch failed)."""
     s = getattr(reward, "stats", None) or {"judge": None, "calls": 0, "hits": 0, "seconds": 0.0}
     asked = s["calls"] + s["hits"]
     return {"judge": s.get("judge"), "calls": s["calls"], "cache_hits": s["hits"],
             "calls_per_s": round(s["calls"] / s["seconds"], 1) if s["seconds"] > 0 else None,
-            "cache_hit_rate": round(s["hits"] / asked, 4) if asked else None, "seconds": round(s["seconds"], 3)}
+            "cache_hit_rate": round(s["hits"] / asked, 4) if asked else None, "seconds": round(s["seconds"], 3),
+            "judge_errors": s.get("errors", 0), "last_error": s.get("last_error")}
 
 
 def judge_stats(reward: Callable) -> str:
-    """``judge <id>: N calls, X calls/s, cache hit rate Y%`` for a reward made by ``make_judge_reward``."""
+    """``judge <id>: N calls, X calls/s, cache hit rate Y%[, E judge errors (last: ...)]`` for a reward made by
+    ``make_judge_reward``."""
     r = judge_record(reward)
     rate = f"{r['calls_per_s']:.0f}" if r["calls_per_s"] is not None else "-"
     hit = f"{100 * r['cache_hit_rate']:.0f}%" if r["cache_hit_rate"] is not None else "-"
-    return f"judge {r['judge']}: {r['calls']} calls, {rate} calls/s, cache hit rate {hit}"
+    errors = (f", {r['judge_errors']} judge errors" + (f" (last failure: {r['last_error']})" if r["last_error"] else "")
+              if r["judge_errors"] else "")
+    return f"judge {r['judge']}: {r['calls']} calls, {rate} calls/s, cache hit rate {hit}{errors}"

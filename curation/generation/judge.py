@@ -18,6 +18,7 @@ Verdicts: ``judged_correct``, ``judged_wrong``, ``judge_error``.
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +185,8 @@ class Judge:
             raise SightlineError(f"judge: model path {spec.model} does not exist (a local checkpoint folder)")
         self.spec = spec
         self.backend = None
+        self.failed_batches = 0            # generate calls that raised (a batch, then its items one by one)
+        self.last_error: str | None = None  # the latest such failure, "Type: message" (said once per kind)
 
     def load(self) -> Judge:
         if self.spec.backend in ("transformers", "vllm") and self.backend is None:
@@ -191,7 +194,8 @@ class Judge:
         return self
 
     def judge(self, items: list[JudgeItem]) -> list[str]:
-        """One verdict per item, in order; a failing batch is ``judge_error`` for each of its items."""
+        """One verdict per item, in order. A batch that fails is retried item by item, so only the items that
+        fail alone (e.g. a prompt past the engine's context) are ``judge_error``."""
         if self.spec.backend == "program":
             return [program_verdict(it) for it in items]
         self.load()
@@ -199,12 +203,30 @@ class Judge:
         size = self.spec.batch_size
         for start in range(0, len(items), size):
             batch = items[start:start + size]
-            try:
-                texts = self.backend.generate([Request(key=it.key, prompt=judge_prompt(it)) for it in batch])
-                out += [parse_verdict((t or [""])[0]) for t in texts]
-            except Exception:  # noqa: BLE001 -- a judge failure is a verdict (judge_error), never a crash
-                out += ["judge_error"] * len(batch)
+            verdicts = self._generate(batch)
+            if verdicts is None:
+                verdicts = [(self._generate([it]) or ["judge_error"])[0] for it in batch] if len(batch) > 1 \
+                    else ["judge_error"]
+            out += verdicts
         return out
+
+    def _generate(self, batch: list[JudgeItem]) -> list[str] | None:
+        try:
+            texts = self.backend.generate([Request(key=it.key, prompt=judge_prompt(it)) for it in batch])
+        except Exception as e:  # noqa: BLE001 -- a judge failure is a verdict (judge_error), never a crash
+            self._failed(e, len(batch))
+            return None
+        return [parse_verdict((t or [""])[0]) for t in texts]
+
+    def _failed(self, error: Exception, n: int) -> None:
+        """Count a failed batch and say the first of each kind, so judge_error never hides its cause."""
+        message = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"[:300]
+        first = self.last_error is None or not self.last_error.startswith(type(error).__name__)
+        self.failed_batches += 1
+        self.last_error = message
+        if first:
+            logging.getLogger("sightline.judge").warning(
+                "judge %s: a batch of %d failed (%s); its items are judge_error", self.spec.judge_id, n, message)
 
 
 # ---------------------------------------------------------------------------- the verify stage

@@ -77,6 +77,26 @@ def test_vllm_greedy_matches_transformers(vllm_run):
     assert "needs `model:`" in r["spec_error"]
 
 
+@pytest.mark.slow
+def test_vllm_judge_mechanics(vllm_run):
+    """The `vllm` judge the GPU recipes name, on a tiny random model: batched, strict (a random model's reply is
+    not the one word: judge_error, never correct), deterministic, and the transformers judge's verdicts."""
+    r = vllm_run
+    assert len(r["judge_verdicts"]) == 5 and set(r["judge_verdicts"]) <= {"judged_correct", "judged_wrong",
+                                                                          "judge_error"}
+    assert r["judge_failed_batches"] == 0 and r["judge_verdicts_parse_texts"]  # verdicts read from real replies
+    assert r["judge_verdicts"].count("judge_error") >= 4
+    assert r["judge_repeat_same"] and r["judge_same_as_transformers"]
+    # greedy: the vLLM judge writes what the transformers judge writes (a trailing partial UTF-8 byte aside)
+    assert [t.rstrip("\ufffd") for t in r["judge_texts"]] == [t.rstrip("\ufffd") for t in r["judge_hf_texts"]]
+    assert sum(bool(t) for t in r["judge_texts"]) >= 4
+    assert r["judge_id"].startswith("vllm:") and r["judge_id"].endswith("@judge-v1")
+    # a batch the engine refuses is retried item by item: only the item that fails alone is judge_error for that
+    # reason (its batch-mate gets its own reply's verdict), and the cause is kept (and said once in the log)
+    assert r["judge_refused"] == ["judge_error", r["judge_verdicts"][0]] and r["judge_refused_calls"] == 2
+    assert r["judge_last_error"].startswith("VLLMValidationError") and "context length" in r["judge_last_error"]
+
+
 def test_vllm_missing_names_the_extra():
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is importable in this venv")

@@ -94,7 +94,7 @@ def build_tiny_qwen2(out: Path, vocab_size: int = 384) -> Path:
 def main(workdir: str) -> dict:
     from curation.loader import build
     from curation.errors import SightlineError
-    from curation.generation.teachers import Request, TeacherSpec, TransformersTeacher, make_teacher
+    from curation.generation.teachers import Request, TeacherSpec, TransformersTeacher, VLLMTeacher, make_teacher
 
     t0 = time.perf_counter()
     ckpt = build_tiny_qwen2(Path(workdir) / "tiny-qwen2")
@@ -105,7 +105,7 @@ def main(workdir: str) -> dict:
     spec = build(TeacherSpec, {
         "role": "distill", "backend": "vllm", "model": str(ckpt), "n": 2, "temperature": 1.0, "top_p": 1.0,
         "max_new_tokens": MAX_NEW, "dtype": "float32", "seed": 7,
-        "engine_args": {"enforce_eager": True, "distributed_executor_backend": "uni", "max_model_len": 256,
+        "engine_args": {"enforce_eager": True, "distributed_executor_backend": "uni", "max_model_len": 512,
                         "max_num_seqs": 16}})
     t = time.perf_counter()
     teacher = make_teacher(spec).load()  # the one engine every check below shares
@@ -180,6 +180,35 @@ def main(workdir: str) -> dict:
     res["greedy_text_match"] = [[t.rstrip("\ufffd") for t in x] for x in v_texts] == \
         [[t.rstrip("\ufffd") for t in x] for x in h_texts]
     res["greedy_nonempty"] = sum(bool(x[0]) for x in v_texts)
+
+    # The judge (the GPU recipes' backend) on the same engine: one batched call, strict verdicts, greedy so
+    # the same items give the same verdicts, and the same verdicts as the transformers judge (greedy ids match).
+    from curation.generation.judge import Judge, JudgeItem, JudgeSpec, judge_prompt, parse_verdict
+
+    judge_spec = JudgeSpec(backend="vllm", model=str(ckpt), dtype="float32", max_new_tokens=4, batch_size=3)
+    judge = Judge(judge_spec)
+    judge.backend = VLLMTeacher(judge_spec)
+    judge.backend.llm = teacher.llm  # the loaded engine, under the judge's sampling (temperature 0)
+    items = [JudgeItem(f"j{i}", "How many red cubes are there?", "There are 3 red cubes.", f"<answer>{a}</answer>")
+             for i, a in enumerate(["3", "4", "three", "3 red cubes", "none"])]
+    t = time.perf_counter()
+    res["judge_verdicts"] = judge.judge(items)
+    res["judge_s"] = round(time.perf_counter() - t, 3)
+    res["judge_failed_batches"] = judge.failed_batches  # 0: every verdict came from a generated reply
+    res["judge_repeat_same"] = judge.judge(items) == res["judge_verdicts"]
+    asked = [Request(key=it.key, prompt=judge_prompt(it)) for it in items]
+    res["judge_texts"] = [x[0] for x in judge.backend.generate(asked)]
+    res["judge_verdicts_parse_texts"] = [parse_verdict(x) for x in res["judge_texts"]] == res["judge_verdicts"]
+    hf_judge = Judge(replace(judge_spec, backend="transformers", device="cpu")).load()
+    res["judge_hf_texts"] = [x[0] for x in hf_judge.backend.generate(asked)]
+    res["judge_same_as_transformers"] = hf_judge.judge(items) == res["judge_verdicts"]
+    res["judge_id"] = judge_spec.judge_id
+    # A batch the engine refuses (a prompt longer than the engine's context) is judge_error with its cause kept.
+    too_long = JudgeItem("long", "How many?", "There are 3.", "word " * 700)
+    before = judge.failed_batches
+    res["judge_refused"] = judge.judge([too_long, items[0]])
+    res["judge_refused_calls"] = judge.failed_batches - before  # the pair, then the long one alone
+    res["judge_last_error"] = judge.last_error
 
     # A missing checkpoint is reported, not hung on.
     try:

@@ -43,7 +43,7 @@ def test_reward_functions_swap_accuracy_for_the_judge_only_with_one():
     judged = reward_functions(["accuracy", "format"], judge=JudgeSpec(backend="program"))
     assert judged[0].__name__ == "judge_accuracy" and judged[1].__name__ == "format_reward"
     assert judge_record(judged[0]) == {"judge": "program@judge-v1", "calls": 0, "cache_hits": 0, "calls_per_s": None,
-                                       "cache_hit_rate": None, "seconds": 0.0}
+                                       "cache_hit_rate": None, "seconds": 0.0, "judge_errors": 0, "last_error": None}
 
 
 def test_train_recipe_judge_section(tmp_path):
@@ -69,6 +69,8 @@ def test_a_model_judge_through_the_reward_batches_and_never_scores_an_error(tiny
                "prompts": [[{"role": "user", "content": [{"type": "text", "text": "What is shown?"}]}]] * 4}
     assert reward(completions, **columns) == [0.0] * 4  # judge_error is never a reward
     assert reward.stats["calls"] == 3 and reward.stats["hits"] == 1 and reward.stats["seconds"] > 0
+    assert reward.stats["errors"] == 3 and reward.stats["last_error"] is None  # replies, not failures
+    assert judge_stats(reward).endswith(", 3 judge errors")
     assert reward(completions, **columns) == [0.0] * 4 and reward.stats["calls"] == 3  # all cached
     assert judge_record(reward)["judge"] == f"transformers:{tiny_model_dir}@judge-v1"
 
