@@ -41,6 +41,7 @@ from curation.difficulty.rules import (
 )
 from curation.difficulty.settings import DifficultyConfig
 from curation.errors import SightlineError
+from curation.generation.judge import Judge
 from curation.generation.prompts import PROMPT_VERSION
 from curation.generation.teachers import checkpoint_hash, policy_id
 from curation.loader import build as build_config
@@ -68,15 +69,16 @@ def read_rows(job: tuple[int, str, list[int]]):
             row += 1
 
 
-def rollout_verdict(result, teacher: dict | None, select, salt: str):
+def rollout_verdict(result, teacher: dict | None, select, salt: str, judge=None):
     """PredictionResult(rl row, texts | error) -> a scores row ``{_key, n_rollouts, n_correct}``, or the prompt's
-    reject; with ``teacher``, every rollout as a ``traces`` row and the selected ones as ``sft`` rows too."""
+    reject; with ``teacher``, every rollout as a ``traces`` row and the selected ones as ``sft`` rows too.
+    ``judge`` (a ``curation.generation.judge.Judge``) decides the rollouts of ``open`` rows."""
     from pipelines.transforms import REJECTS, Routed, table_row
 
     row = result.example
     texts, error = result.inference.get("texts"), result.inference.get("error")
-    out = (score_rollouts(row, texts, error) if teacher is None
-           else rollout_traces(row, texts, error, teacher, select, salt))
+    out = (score_rollouts(row, texts, error, judge) if teacher is None
+           else rollout_traces(row, texts, error, teacher, select, salt, judge))
     if isinstance(out, Reject):  # keyed like its scores, so the derived version leaves the prompt out of rl
         return Routed(outputs=((REJECTS, difficulty_reject(row, out)),),
                       counts=((Count(Stage.DIFFICULTY, Outcome.REJECTED), 1),))
@@ -107,7 +109,8 @@ def build(p, jobs: list, cfg: DifficultyConfig, work: Path, teacher: dict | None
     handler = GenerationHandler(cfg.policy_spec(), progress_every=max(cfg.batch_size, 32))
     inferred = rows | "Rollouts" >> RunInference(handler).with_exception_handling()
     tags = ("traces", "sft") if teacher is not None else ()
-    scored = inferred[0] | "Verify" >> beam.ParDo(RunStage(STAGE, rollout_verdict, teacher, cfg.select(), salt)).with_outputs(
+    judge = Judge(cfg.judge) if cfg.judge.enabled else None
+    scored = inferred[0] | "Verify" >> beam.ParDo(RunStage(STAGE, rollout_verdict, teacher, cfg.select(), salt, judge)).with_outputs(
         REJECTS, *tags, main="scores")
     failed = (inferred[1].failed_inferences
               | "Unbatch failures" >> beam.FlatMap(lambda batch_err: [(e, batch_err[1]) for e in batch_err[0]])
@@ -199,7 +202,8 @@ def run(data: str | Path, version: int | str | None, cfg: DifficultyConfig) -> i
     counts |= {"prompts": counts["scored"] + counts["rejected"], "traces_added": len(added["traces"]),
                "sft_added": len(added["sft"])}
     before = store.manifest(parent)["tables"]
-    record = {**policy, "stage": STAGE, "round": cfg.round, "parent": parent}
+    record = {**policy, "stage": STAGE, "round": cfg.round, "parent": parent,
+              "judge": cfg.judge.judge_id if cfg.judge.enabled else None}
     info = derive_version(
         store, parent, stage=STAGE, stage_counts=counts,
         config={"stage": STAGE, "data": str(store.root), "parent": parent, **to_dict(cfg),
@@ -217,7 +221,7 @@ def run(data: str | Path, version: int | str | None, cfg: DifficultyConfig) -> i
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dataclasses import MISSING, fields
+    from dataclasses import MISSING, fields, is_dataclass
 
     ap = doc_parser("sightline difficulty", __doc__, epilog=None)
     ap.add_argument("--data", required=True, help="dataset folder data/<name> (or gs://, s3://)")
@@ -225,11 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     hints = typing.get_type_hints(DifficultyConfig)
     for f in fields(DifficultyConfig):  # one flag per field; the defaults live in DifficultyConfig only
         default = f.default if f.default is not MISSING else f.default_factory()
-        # mapping, list and true/false flags are read as YAML: '{max_model_len: 4096}', '[2, 3]', false
-        as_yaml = isinstance(default, (dict, bool)) or "list" in str(hints[f.name])
+        # mapping, section, list and true/false flags are read as YAML: '{max_model_len: 4096}', '{backend: program}',
+        # '[2, 3]', false
+        as_yaml = isinstance(default, (dict, bool)) or is_dataclass(default) or "list" in str(hints[f.name])
+        shown = to_dict(default) if is_dataclass(default) else default
+        if f.name == "judge":
+            shown = {"backend": default.backend}
         ap.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None, required=f.name == "model",
                         type=(lambda s, key=f.name: parse_value(key, s)) if as_yaml else str,
-                        help=f"{f.metadata['help']} (default {'none' if default is None else default})")
+                        help=f"{f.metadata['help']} (default {'none' if shown is None else shown})")
     a = vars(ap.parse_args(argv))
     data, version = a.pop("data"), a.pop("version")
     run(data, version, build_config(DifficultyConfig, {k: v for k, v in a.items() if v is not None}, "difficulty"))

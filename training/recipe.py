@@ -76,10 +76,11 @@ def load_train_recipe(path: str | Path | None, overrides: list[str] | None = Non
                                         output_dir=str(run.folder / "sft"), seed=run.seed)
     values["grpo"] = recipe_loader.build(GRPOStageConfig, values.get("grpo"), "grpo",
                                          output_dir=str(run.folder / "grpo"), seed=run.seed)
-    values["difficulty"] = recipe_loader.build(DifficultyConfig, values.get("difficulty"), "difficulty",
-                                               seed=run.seed, dtype=model.dtype, **rollouts_of(values["grpo"]))
-    values["eval"] = recipe_loader.build(EvalConfig, values.get("eval"), "eval", dtype=model.dtype)
     values["judge"] = recipe_loader.build(JudgeSpec, values.get("judge"), "judge")
+    values["difficulty"] = recipe_loader.build(DifficultyConfig, values.get("difficulty"), "difficulty",
+                                               seed=run.seed, dtype=model.dtype, judge=values["judge"],
+                                               **rollouts_of(values["grpo"]))
+    values["eval"] = recipe_loader.build(EvalConfig, values.get("eval"), "eval", dtype=model.dtype)
     return recipe_loader.build(TrainRecipe, values)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from curation.generation.assemble import sft_row, trace_rows
 from curation.generation.distill import SelectConfig
+from curation.generation.judge import Judge
 from curation.generation.prompts import FORMAT_INSTRUCTION, LETTERS
 from curation.rejects import Reject
 
@@ -86,20 +87,21 @@ class RolledOut:
 
 
 def rollout_traces(row: dict, texts: list[str] | None, error: str | None, teacher: dict, select: SelectConfig,
-                   salt: str = "") -> RolledOut | Reject:
+                   salt: str = "", judge: Judge | None = None) -> RolledOut | Reject:
     """``row``'s rollouts verified (the reward's verifier), as traces with verdicts and the selected ones as
     sft rows, or why they cannot be used. ``teacher``: ``{"model", "prompt_version", "sampling"}``;
     ``salt`` names the pass in the trace ids (``pass_salt``: a later round may roll the same prompt out
     with the same policy and must not reuse its ids).
 
     The traces are not rewritten (the policy read the image; there is no caption to talk about), and the
-    sft row's user turn is the rl prompt itself, so SFT trains on exactly what the policy answered.
+    sft row's user turn is the rl prompt itself, so SFT trains on exactly what the policy answered. With
+    ``judge``, the rollouts of an ``open`` row are judged (``curation.generation.judge.judge_traces``).
     """
     if error is not None or texts is None:
         return Reject("rollout_error", error or "no rollouts")
     try:
         example = as_example(row)
-        traces = trace_rows(example, texts, teacher, select, rewrite=False, salt=salt)
+        traces = trace_rows(example, texts, teacher, select, rewrite=False, salt=salt, judge=judge)
     except Exception as e:  # noqa: BLE001 - a verifier bug must not take the batch down
         return Reject("verify_error", f"{type(e).__name__}: {e}")
     sft = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 import curation.answers.verify
+from curation.generation.judge import Judge, JudgeItem
 from curation.rejects import Reject, reject_row
 
 STAGE = "difficulty"
@@ -40,15 +41,25 @@ def rl_question(row: dict) -> str | None:
                  if p.get("type") == "text"), None)
 
 
-def score_rollouts(row: dict, texts: list[str] | None, error: str | None) -> dict | Reject:
-    """``{"n_rollouts", "n_correct"}`` of one rl row's rollouts, or why they cannot be scored."""
+def score_rollouts(row: dict, texts: list[str] | None, error: str | None, judge: Judge | None = None) -> dict | Reject:
+    """``{"n_rollouts", "n_correct"}`` of one rl row's rollouts, or why they cannot be scored. With ``judge``
+    (an ``open`` row's sentence gold, which no rule decides), the rollouts the rule leaves at ``needs_judge``
+    count as correct when judged correct, all of the row's in one judge call, as GRPO's reward counts them."""
     if error is not None or texts is None:
         return Reject("rollout_error", error or "no rollouts")
     try:
-        correct = [bool(curation.answers.verify.verify(t, row["solution"], choices=row.get("choices"),
-                                               answer_type=row.get("answer_type")).correct) for t in texts]
+        verdicts = [curation.answers.verify.verify(t, row["solution"], choices=row.get("choices"),
+                                                   answer_type=row.get("answer_type")) for t in texts]
     except Exception as e:  # noqa: BLE001 - a verifier bug must not take the batch down
         return Reject("verify_error", f"{type(e).__name__}: {e}")
+    correct = [bool(v.correct) for v in verdicts]
+    pending = [i for i, v in enumerate(verdicts) if v.reason == "needs_judge"]
+    if judge is not None and pending:
+        choices = tuple(row["choices"]) if row.get("choices") else None
+        items = [JudgeItem(f"{row.get('id')}:{i}", rl_question(row) or "", row["solution"], texts[i] or "", choices)
+                 for i in pending]
+        for i, verdict in zip(pending, judge.judge(items), strict=True):
+            correct[i] = verdict == "judged_correct"
     return {"n_rollouts": len(correct), "n_correct": sum(correct)}
 
 

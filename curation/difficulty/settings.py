@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from curation.generation.distill import SelectConfig
+from curation.generation.judge import JudgeSpec
 from curation.generation.teachers import TeacherSpec
 
 
@@ -44,6 +45,9 @@ class DifficultyConfig:
     max_pass_rate: float | None = field(default=None, metadata={
         "help": "roll out only prompts never scored or whose pass rate is <= this (the prompts it still fails)"})
     round: int | None = field(default=None, metadata={"help": "the loop's round, recorded in the manifest for lineage"})
+    judge: JudgeSpec = field(default_factory=JudgeSpec, metadata={
+        "help": "a judge for open rows' rollouts (the recipe's judge: section; default the train recipe's top-level "
+                "judge), e.g. {backend: program}; without one, rollouts on open rows never count as correct"})
 
     def __post_init__(self):
         if min(self.k, self.batch_size, self.max_new_tokens, self.workers) < 1:

@@ -86,3 +86,16 @@ def test_policy_needs_a_model_backend(backend):
 
     with pytest.raises(SightlineError, match="policy: backend must be one of transformers, vllm"):
         TeacherSpec(role="policy", backend=backend)
+
+
+def test_score_rollouts_judges_an_open_rows_rollouts():
+    from curation.difficulty.rules import score_rollouts
+    from curation.generation.judge import Judge, JudgeSpec
+
+    row = {"id": "r", "solution": "Looking at the picture, there are 3 shapes.", "answer_type": "open",
+           "prompt": [{"role": "user", "content": [{"type": "text", "text": "How many shapes?"}]}]}
+    texts = ["<answer>3</answer>", "<think>1 2 3</think><answer>3</answer>", "<answer>4</answer>", "no idea"]
+    assert score_rollouts(row, texts, None) == {"n_rollouts": 4, "n_correct": 0}  # no rule reads a sentence gold
+    assert score_rollouts(row, texts, None, Judge(JudgeSpec(backend="program"))) == {"n_rollouts": 4, "n_correct": 2}
+    closed = dict(row, solution="3", answer_type="integer")
+    assert score_rollouts(closed, texts, None, Judge(JudgeSpec(backend="program"))) == score_rollouts(closed, texts, None)
