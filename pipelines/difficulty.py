@@ -41,7 +41,7 @@ from curation.difficulty.rules import (
 )
 from curation.difficulty.settings import DifficultyConfig
 from curation.errors import SightlineError
-from curation.generation.judge import Judge
+from curation.generation.judge import Judge, require_local_model
 from curation.generation.prompts import PROMPT_VERSION
 from curation.generation.teachers import checkpoint_hash, policy_id
 from curation.loader import build as build_config
@@ -181,6 +181,7 @@ def run(data: str | Path, version: int | str | None, cfg: DifficultyConfig) -> i
         raise SightlineError("difficulty needs --model (a policy checkpoint folder)")
     if not (Path(cfg.model) / "config.json").is_file():
         raise SightlineError(f"--model {cfg.model} is not a checkpoint folder (no config.json)")
+    require_local_model(cfg.judge)  # the pass judges in this process's workers
     try:
         content_hash = checkpoint_hash(cfg.model)
     except ValueError as e:

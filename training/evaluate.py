@@ -31,7 +31,7 @@ from typing import Literal
 
 from curation.answers.verify import extract_answer, format_ok, verify
 from curation.errors import SightlineError
-from curation.generation.judge import JUDGE_BACKENDS, Judge, JudgeItem, JudgeSpec
+from curation.generation.judge import JUDGE_BACKENDS, Judge, JudgeItem, JudgeSpec, require_local_model
 from curation.store.versions import Store
 from schemas.tables import OPEN
 from training.data import RL_COLUMNS, as_store, load_table
@@ -245,6 +245,7 @@ def _load_judge(spec, rows: list[dict]):
     cannot be made, e.g. a missing model folder, fails here whatever the rows)."""
     if spec is None or not spec.enabled:
         return None
+    require_local_model(spec)
     judge = Judge(spec)
     return judge.load() if any(r.get("answer_type") == OPEN for r in rows) else None
 

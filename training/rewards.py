@@ -13,7 +13,7 @@ from typing import Any
 
 from curation.answers.verify import format_ok, verify
 from curation.errors import SightlineError
-from curation.generation.judge import Judge, JudgeItem
+from curation.generation.judge import Judge, JudgeItem, require_local_model
 
 
 def completion_text(completion: Any) -> str:
@@ -172,6 +172,7 @@ def make_judge_reward(judge_spec: Any, *, cache_size: int = 100_000, name: str =
     import time
     from collections import OrderedDict
 
+    require_local_model(judge_spec)  # a missing judge fails here, before any training step
     judge = Judge(judge_spec)
     cache: OrderedDict = OrderedDict()
     stats = {"judge": judge_spec.judge_id, "calls": 0, "hits": 0, "seconds": 0.0, "errors": 0, "last_error": None}

@@ -173,6 +173,14 @@ def _states(sentence: str, phrase: str) -> bool:
 # ---------------------------------------------------------------------------- judges
 
 
+def require_local_model(spec: JudgeSpec) -> None:
+    """A model judge that runs in this process (GRPO's reward, eval) needs its folder here: checked before a trainer
+    or an evaluation starts, not at its first verdict. (The curate graph's judge runs on the workers, where a
+    cloud runner's model lives: ``pipelines.curate.run`` checks a local ``transformers`` one.)"""
+    if spec.enabled and spec.backend in ("transformers", "vllm") and not Path(spec.model).exists():
+        raise SightlineError(f"judge: model path {spec.model} does not exist (a local checkpoint folder)")
+
+
 class Judge:
     """Batched verdicts from one ``JudgeSpec``; model backends load once (``load``)."""
 
@@ -180,9 +188,6 @@ class Judge:
         spec.check()
         if not spec.enabled:
             raise SightlineError("judge: backend is none")
-        if spec.backend in ("transformers", "vllm") and not Path(spec.model).exists():
-            # checked where a judge is made (a recipe's graph, a GRPO trainer, eval's start), not at its first verdict
-            raise SightlineError(f"judge: model path {spec.model} does not exist (a local checkpoint folder)")
         self.spec = spec
         self.backend = None
         self.failed_batches = 0            # generate calls that raised (a batch, then its items one by one)
@@ -250,4 +255,4 @@ def judge_traces(traces: list[dict], judge: Judge | None) -> list[dict]:
 
 
 __all__ = ["JUDGE_BACKENDS", "JUDGE_PROMPT", "JUDGE_PROMPT_VERSION", "VERDICTS", "Judge", "JudgeItem",
-           "JudgeSpec", "judge_prompt", "judge_traces", "parse_verdict", "program_verdict"]
+           "JudgeSpec", "judge_prompt", "judge_traces", "parse_verdict", "program_verdict", "require_local_model"]

@@ -52,3 +52,16 @@ def test_open_rows_pass_rates_come_from_the_judge(passes):
         assert a[i]["n_correct"] == sum(t["correct"] for t in traces if t["id"] == i)
     assert judged.manifest(v)["teachers"]["policy"]["judge"] == "program@judge-v1"
     assert plain.manifest(w)["teachers"]["policy"]["judge"] is None
+
+
+def test_a_missing_judge_model_stops_the_pass_before_any_rollout(taught_policy_dir, tmp_path):
+    from curation.errors import SightlineError
+    from pipelines import difficulty
+
+    store = Store(tmp_path / "synth")
+    store.write_version(synthetic_tables(3, 1, seed=5, families=["counting"]), config={})
+    cfg = DifficultyConfig(model=str(taught_policy_dir), k=2, device="cpu",
+                           judge=JudgeSpec(backend="transformers", model=str(tmp_path / "no-judge")))
+    with pytest.raises(SightlineError, match="judge: model path .*no-judge does not exist"):
+        difficulty.run(store.root, 1, cfg)
+    assert store.versions() == [1]
