@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from curation.store.fs import parquet_metadata
+from curation.store.versions import shard_name
+from pipelines.audit import format_rows
+from schemas import SCHEMAS
+
 
 def read_columns(path, columns: list[str]) -> list[dict]:
     """Rows (only ``columns``) of one Parquet file, local or remote."""
@@ -20,10 +25,6 @@ def read_columns(path, columns: list[str]) -> list[dict]:
 
 def finalize_shards(staging: Path) -> None:
     """Drop empty shards where a table has others, then name them part-00000-of-000NN.parquet."""
-    from curation.store.versions import shard_name
-    from curation.store.fs import parquet_metadata
-    from schemas import SCHEMAS
-
     for table in SCHEMAS:
         d = staging / table
         files = sorted(d.glob("*.parquet")) if d.is_dir() else []
@@ -38,8 +39,6 @@ def finalize_shards(staging: Path) -> None:
 
 
 def table_rows(staging: Path) -> dict[str, int]:
-    from curation.store.fs import parquet_metadata
-
     return {d.name: sum(parquet_metadata(f).num_rows for f in d.glob("*.parquet"))
             for d in sorted(staging.iterdir()) if d.is_dir() and not d.name.startswith("_")}
 
@@ -57,8 +56,6 @@ def rejects_summary(staging: Path) -> tuple[dict[str, int], dict[tuple[str, str]
 
 
 def print_summary(info, by_reason: dict[tuple[str, str], int], stages: tuple[str, ...]) -> None:
-    from pipelines.audit import format_rows
-
     m = info.manifest
     sc = m["stage_counts"]
     rows = []

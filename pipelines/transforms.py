@@ -17,7 +17,18 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from curation.rejects import Reject, reject_row
+from curation.generation.assemble import (
+    TeacherFailed,
+    captioned,
+    distilled,
+    distilled_batch,
+    rl_eligible,
+    rl_row,
+)
+from curation.generation.rollouts import generator_for, request_for, texts_or_errors
+from curation.rejects import Reject, error_reject_row, reject_row
+from curation.sources import read_source
+from curation.synthetic import generate
 from schemas import TABLES
 from schemas.counters import NAMESPACE, Count, Outcome, Stage
 
@@ -135,8 +146,6 @@ class PassThrough(CountingDoFn):
 
 def synthetic_rows(element: tuple[int, int], params: dict, source: str):
     """(start, count) -> synthetic rows, generated inside the DoFn (cheaper than beam.Create of rows)."""
-    from curation.synthetic import generate
-
     start, n = element
     for row in generate(n, start=start, **params):
         yield dict(row, source=source)
@@ -144,8 +153,6 @@ def synthetic_rows(element: tuple[int, int], params: dict, source: str):
 
 def source_rows(spec: dict):
     """A source spec (JSONL / JSON / Parquet / HF dataset dir) -> its rows and rejects (``read_source``'s verdicts)."""
-    from curation.sources import read_source
-
     notes: dict = {}
     for kind, row in read_source(spec, limit=spec.get("limit"), notes=notes):
         seen = (Count(Stage.INGEST, Outcome.IN, spec["name"]), 1)
@@ -177,13 +184,9 @@ class ProgramTeacher(CountingDoFn):
         self.spec, self.stage = spec, Stage(spec.stage)
 
     def setup(self):
-        from curation.generation.rollouts import generator_for
-
         self.generator = generator_for(self.spec).load()
 
     def process(self, row):
-        from curation.generation.rollouts import request_for, texts_or_errors
-
         t = time.perf_counter()
         out = texts_or_errors(self.generator, [request_for(row, self.spec)])[0]
         self.count(Outcome.TEACHER_USECS, int((time.perf_counter() - t) * 1e6))
@@ -216,8 +219,6 @@ def _failed(stage: Stage, reason: str) -> tuple[tuple[Count, int], ...]:
 def caption_verdict(result, teacher_id: str):
     """A caption teacher's result -> ``curation.generation.assemble.captioned``'s verdict on its row; a row the
     teacher failed on goes on uncaptioned and untraced (output ``uncaptioned``): enrich, never destroy."""
-    from curation.generation.assemble import TeacherFailed, captioned
-
     out = captioned(result.example, result.inference.get("texts"), result.inference.get("error"), teacher_id)
     if isinstance(out, TeacherFailed):
         return Routed(outputs=(("uncaptioned", result.example),), counts=_failed(Stage.CAPTION, out.reason))
@@ -227,8 +228,6 @@ def caption_verdict(result, teacher_id: str):
 def distill_verdict(result, teacher: dict, select, rewrite: bool = True):
     """A reasoner's result -> the row, its traces (all) and sft rows (selected), by ``assemble.distilled``; a row
     the teacher failed on keeps its place without a trace."""
-    from curation.generation.assemble import distilled
-
     row = result.example
     return _distill_routed(row, distilled(row, result.inference.get("texts"), result.inference.get("error"), teacher,
                                           select, rewrite))
@@ -238,16 +237,12 @@ def distill_verdicts(results: list, teacher: dict, select, rewrite: bool, judge)
     """``distill_verdict`` for a batch of results (``beam.BatchElements``), with ``judge`` (a
     ``curation.generation.judge.Judge``, the recipe's ``judge:``) deciding the needs_judge traces of the whole
     batch in one call (``assemble.distilled_batch``); one verdict per row."""
-    from curation.generation.assemble import distilled_batch
-
     outs = distilled_batch([(r.example, r.inference.get("texts"), r.inference.get("error")) for r in results],
                            teacher, select, rewrite, judge)
     return [_distill_routed(r.example, out) for r, out in zip(results, outs)]
 
 
 def _distill_routed(row: dict, out) -> Routed:
-    from curation.generation.assemble import TeacherFailed
-
     if isinstance(out, TeacherFailed):
         return Routed(row=row, counts=_failed(Stage.DISTILL, out.reason))
     counts = [(Count(Stage.VERIFY, Outcome.TRACES), len(out.traces)),
@@ -262,8 +257,6 @@ def _distill_routed(row: dict, out) -> Routed:
 def split_tables(row: dict, keep_open: bool, judge: bool = False):
     """A kept row -> ``examples``, and its rl/val/test row unless the learnable-row rule keeps it out
     (``curation.answers.learnable``: counted per reason as ``kept_out``)."""
-    from curation.generation.assemble import rl_eligible, rl_row
-
     counts = [(Count(Stage.SPLIT, Outcome.PLACED, row["split"]), 1)]
     verdict = rl_eligible(row, keep_open, judge)
     if verdict is not None:
@@ -277,8 +270,6 @@ def split_tables(row: dict, keep_open: bool, judge: bool = False):
 
 def dead_letter_to_reject(stage: str):
     """with_exception_handling's (element, (type, message, traceback)) -> a rejects row."""
-    from curation.rejects import error_reject_row
-
     def convert(bad):
         element, err = bad
         return error_reject_row(stage, element, err)
