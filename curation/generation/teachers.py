@@ -23,6 +23,7 @@ from typing import Any
 
 from curation.errors import SightlineError
 from curation.generation.prompts import neutralise_control_tokens
+from curation.synthetic import caption_from_scene, solution_from_scene
 
 # caption and distill teachers write the data; the policy is the model being trained, sampled k times
 # per rl prompt by the difficulty pass
@@ -177,9 +178,6 @@ class ProgramTeacher:
         return self
 
     def generate(self, requests: list[Request]) -> list[list[str]]:
-        # lazy: the vllm environment (.venv-vllm) imports this module and has no pyarrow, which schemas needs
-        from curation.synthetic import caption_from_scene, solution_from_scene
-
         out = []
         for r in requests:
             if not r.scene:
