@@ -127,12 +127,18 @@ def unpacked_band(blob: bytes) -> tuple[int, int]:
     return _OWNED_BAND.unpack(blob)
 
 
-def packed_owners(owners: Iterable[tuple[tuple[int, int], int]]) -> bytes:
-    """An image's ``pair_members`` entries ``[(band key, hash), ...]`` (one hash: the image's own) as bytes: its
-    hash, then each band key that owns a pair of it. This is the side input the thumbnails step looks images
-    up in, one entry per candidate image: as Python tuples it cost ~3x more."""
-    owners = list(owners)
-    return owners[0][1].to_bytes(8, "big") + b"".join(_OWNED_BAND.pack(*band) for band, _ in owners)
+def owner_records(band_key: tuple[int, int], packed: bytes, threshold: int) -> list[tuple[bytes, bytes]]:
+    """:func:`pair_members` as bytes for a spill file: ``(32-byte image key, its hash + this band key)``."""
+    return [(bytes.fromhex(key), h.to_bytes(8, "big") + _OWNED_BAND.pack(*band))
+            for key, (band, h) in pair_members(band_key, packed, threshold)]
+
+
+def packed_owners(records: Iterable[bytes]) -> bytes:
+    """An image's :func:`owner_records` values (one hash: the image's own) as one blob: its hash, then each band
+    key that owns a pair of it. This is the side input the thumbnails step looks images up in, one entry per
+    candidate image: as Python tuples it cost ~3x more."""
+    records = list(records)
+    return records[0][:8] + b"".join(r[8:] for r in records)
 
 
 def unpacked_owners(blob: bytes) -> tuple[int, list[tuple[int, int]]]:

@@ -104,14 +104,17 @@ def test_pairs_come_in_blocks_that_add_up_to_the_whole_bucket():
 
 def test_owners_and_thumbnail_members_pack_and_unpack_exactly():
     hashes = _hashes(2)
+    by_image = defaultdict(list)
     for band, packed in _buckets(hashes, 8).items():
-        by_image = defaultdict(list)
-        for key, owned in D.pair_members(band, packed, 8):
-            by_image[key].append(owned)
-        for key, owned in by_image.items():
-            h, bands = D.unpacked_owners(D.packed_owners(owned))
-            assert (h, bands) == (hashes[key], [b for b, _ in owned])
-    wide = ((3, (1 << 63) + 5), 2**64 - 1)  # a band value and a hash of the full 64 bits survive
+        assert [(k.hex(), D.unpacked_owners(v)) for k, v in D.owner_records(band, packed, 8)] == \
+            [(k, (h, [b])) for k, (b, h) in D.pair_members(band, packed, 8)]
+        for key, record in D.owner_records(band, packed, 8):
+            by_image[key].append((band, record))
+    assert len(by_image) > 10
+    for key, owned in by_image.items():
+        h, bands = D.unpacked_owners(D.packed_owners(r for _, r in owned))
+        assert (h, bands) == (hashes[key.hex()], [b for b, _ in owned])
+    wide = (2**64 - 1).to_bytes(8, "big") + D.packed_band((3, (1 << 63) + 5))  # 64-bit hash and band value survive
     assert D.unpacked_owners(D.packed_owners([wide])) == (2**64 - 1, [(3, (1 << 63) + 5)])
     thumbs = [(_key(i), hashes[_key(i)] if _key(i) in hashes else i, bytes([i]) * i) for i in range(5)]
     assert list(D.thumbnail_members(D.thumbnail_member(*t) for t in thumbs)) == thumbs
