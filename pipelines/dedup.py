@@ -16,6 +16,7 @@ import json
 import apache_beam as beam
 
 from curation.images import duplicates
+from curation.images.hashes import hash_from_hex
 from curation.recipe import DataRecipe
 from curation.rejects import Reject
 from pipelines.spill import spill_group_by_key
@@ -43,8 +44,6 @@ def _decision_lines(folder: str):
 def band_records(row: dict, threshold: int) -> list[tuple[bytes, bytes]]:
     """A valid row -> its nine ``(packed band key, packed member)`` entries (``duplicates.band_entries``), as
     the bytes a spill file takes."""
-    from curation.images.hashes import hash_from_hex
-
     return [(duplicates.packed_band(band), member)
             for band, member in duplicates.band_entries(row["image_key"], hash_from_hex(row["image_hash"]), threshold)]
 
@@ -68,7 +67,6 @@ class CandidateThumbnails(beam.DoFn):
         self.recent, self.spill = set(), None
 
     def process(self, row, buckets):
-        from curation.images.duplicates import bucket_record, thumbnail_member, thumbnail_of, unpacked_owners
         from pipelines.spill import PartitionedSpill
 
         key = row["image_key"]
@@ -83,12 +81,12 @@ class CandidateThumbnails(beam.DoFn):
         if len(self.recent) >= self.RECENT:
             self.recent.clear()
         self.recent.add(key)
-        h, bands = unpacked_owners(owners)
-        member = thumbnail_member(key, h, thumbnail_of(row))
+        h, bands = duplicates.unpacked_owners(owners)
+        member = duplicates.thumbnail_member(key, h, duplicates.thumbnail_of(row))
         if self.spill is None:
             self.spill = PartitionedSpill(self.spill_dir)
         for band in bands:
-            self.spill.add(spill_partition(band), bucket_record(band, member))
+            self.spill.add(spill_partition(band), duplicates.bucket_record(band, member))
 
     def finish_bundle(self):
         from apache_beam.transforms.window import GlobalWindow
@@ -129,14 +127,12 @@ class ProblemsOfImages(beam.DoFn):
     re-keyed by the image's split group (tag ``regroup``), to meet the rows of its copies."""
 
     def process(self, keyed, groups):
-        from curation.images.duplicates import duplicates_in_group, regrouped
-
         key, members = keyed
         group = groups.get(key[:key.index(":")])
         if group is None:
-            yield from duplicates_in_group(problem_members(members))
+            yield from duplicates.duplicates_in_group(problem_members(members))
             return
-        new_key = regrouped(key, group)
+        new_key = duplicates.regrouped(key, group)
         for member in members:
             yield beam.pvalue.TaggedOutput("regroup", (new_key, member))
 
@@ -151,14 +147,10 @@ class Placement:
         self.decisions_dir, self.split = decisions_dir, (test_fraction, val_fraction, salt)
 
     def setup(self):
-        from curation.images.duplicates import read_decisions
-
-        self.drops, self.groups = read_decisions(_decision_lines(self.decisions_dir))
+        self.drops, self.groups = duplicates.read_decisions(_decision_lines(self.decisions_dir))
 
     def __call__(self, row: dict):
-        from curation.images.duplicates import placed
-
-        out = placed(row, self.drops, self.groups, *self.split)
+        out = duplicates.placed(row, self.drops, self.groups, *self.split)
         if isinstance(out, Reject):
             kind = Outcome(out.reason.removesuffix("_duplicate"))  # exact | near
             return Routed(reject=out, counts=((Count(Stage.DEDUP, Outcome.DUPLICATES), 1), (Count(Stage.DEDUP, kind), 1)))
