@@ -1,6 +1,6 @@
-"""Answer verification: extraction and every answer kind, right and wrong (bad input, format and the time bound: test_verify_limits.py)."""
+"""Answer verification: extraction and every answer kind, right and wrong (bad input, format and the time
+bound are in test_verify_limits.py)."""
 from __future__ import annotations
-
 
 import pytest
 

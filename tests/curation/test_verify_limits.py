@@ -14,10 +14,7 @@ from curation.answers.verify import (
     format_ok,
     verify,
 )
-
-
-def check(response, gold, choices=None, answer_type=None, question=None) -> Verdict:
-    return verify(response, gold, choices=choices, answer_type=answer_type, question=question)
+from tests.curation.test_verify import check
 
 
 # ----------------------------------------------------------------------------- bad input
