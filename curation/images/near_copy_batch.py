@@ -6,6 +6,8 @@ Hash buckets of synthetic diagrams hold hundreds of thousands of candidate pairs
 one a proof that the next would say "different" too, and runs them on numpy stacks of pairs:
 
 1. bit masks of "high" and "low" channel values: a lower bound of the clearly-different count;
+   then, for pairs of one image size that ``same_image`` compares without a brightness gain, bit masks of
+   8-bit luminance bands: a lower bound of the pixels too far apart in luminance (:func:`_luma_far_count`);
 2. for pairs of one image size, a luminance bound (on 8-bit luminance when ``same_image`` applies no
    brightness gain, else on the float images after that gain);
 3. near_copies' clearly-different test itself;
@@ -90,6 +92,7 @@ def confirmed(images: Thumbnails, ia: np.ndarray, ib: np.ndarray) -> list[int]:
         bits, at = images.bits[gid], images.at_grid
         left = np.concatenate([c[~_certainly_far(bits[at[ia[c]]], bits[at[ib[c]]], images.pixels_of[gid])]
                                for c in _chunks(chosen, BOUND_PAIRS)])
+        left = _luma_bound(images, gid, left, ia, ib)
         for batch in _chunks(left, BATCH_PAIRS):
             out += _confirm_batch(images, batch, ia[batch], ib[batch]).tolist()
     return sorted(out)
@@ -115,22 +118,27 @@ class Thumbnails:
 
         self.blobs = blobs
         self.decoded, self.p99s = OrderedDict(), {}  # position -> (thumbnail, 8-bit luminance or None)
-        grids, sizes, masks = [], [], []
+        grids, sizes, masks, lumas = [], [], [], []
         for i, blob in enumerate(self.blobs):
             t = self._keep(i, thumbnail_from_bytes(blob))
             grids.append(t.pixels.shape)
             sizes.append((t.width, t.height))
             masks.append(_far_bits(t.pixels))
+            floats = t.pixels.astype(np.float32) * np.float32(1 / 255)
+            self.p99s[i] = _p99(_brightest_channel(floats))
+            lumas.append(_luma_bits(_luma8(floats)))
+        self.p99_of = np.array([self.p99s[i] for i in range(len(blobs))], dtype=np.float64)
         ids = {g: n for n, g in enumerate(sorted(set(grids)))}
         self.grid_id = np.array([ids[g] for g in grids])
         self.size = np.array(sizes, dtype=np.int64)  # (images, 2): width and height of each image
         self.pixels_of = {n: g[0] * g[1] for g, n in ids.items()}
         self.at_grid = np.zeros(len(blobs), dtype=np.int64)  # position among the images of its grid
-        self.bits = {}
+        self.bits, self.luma_bits = {}, {}
         for n in ids.values():
             members = np.flatnonzero(self.grid_id == n)
             self.at_grid[members] = np.arange(len(members))
             self.bits[n] = np.stack([masks[i] for i in members])
+            self.luma_bits[n] = np.stack([lumas[i] for i in members])
 
     def _keep(self, i: int, t):
         self.decoded[i] = (t, None)
@@ -166,9 +174,14 @@ class Thumbnails:
 
         t, luma = self._entry(i)
         if luma is None:
-            luma = np.rint(np.clip(self.floats(i) @ _LUMA, 0, 1) * 255).astype(np.uint8)
+            luma = _luma8(self.floats(i))
             self.decoded[i] = (t, luma)
         return luma
+
+
+def _luma8(floats: np.ndarray) -> np.ndarray:
+    """BT.601 luminance of float pixels in [0, 1], rounded to 8 bits (the plain pairs' luminance bound)."""
+    return np.rint(np.clip(floats @ _LUMA, 0, 1) * 255).astype(np.uint8)
 
 
 
@@ -193,6 +206,47 @@ def _certainly_far(a: np.ndarray, b: np.ndarray, pixels: int) -> np.ndarray:
 
 # a rounded 8-bit luminance difference of at least this many steps is more than TAU + LUMA_MARGIN apart
 LUMA8_FAR = int(np.floor((TAU + LUMA_MARGIN) * 255 + 1)) + 1
+# 8-bit luminance in bands of this width: two pixels two or more bands apart differ by at least LUMA8_FAR
+LUMA_BAND = LUMA8_FAR - 1
+LUMA_BANDS = 255 // LUMA_BAND + 1
+
+
+def _luma_bits(luma8: np.ndarray) -> np.ndarray:
+    """``(LUMA_BANDS - 1, words)`` uint64: row ``s - 1`` has a bit for each pixel whose 8-bit luminance is in
+    band ``s`` or above (``luma8 // LUMA_BAND >= s``), 64 pixels per machine word (padding bits 0)."""
+    band = luma8.ravel() // LUMA_BAND
+    n = band.size
+    masks = band[None, :] >= np.arange(1, LUMA_BANDS, dtype=band.dtype)[:, None]
+    out = np.zeros((LUMA_BANDS - 1, -(-n // 64) * 8), dtype=np.uint8)
+    out[:, :-(-n // 8)] = np.packbits(masks, axis=1)
+    return out.view(np.uint64)
+
+
+def _luma_far_count(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pair of stacked :func:`_luma_bits`: the pixels whose luminance bands are two or more apart, each
+    certainly ``LUMA8_FAR`` or more 8-bit steps apart (a lower bound of ``_confirm_batch``'s plain count).
+
+    Band of ``a`` at most ``t`` and band of ``b`` at least ``t + 2`` (or the other way round), for some ``t``."""
+    far = np.zeros((a.shape[0], a.shape[2]), dtype=np.uint64)
+    for t in range(LUMA_BANDS - 2):  # rows: t -> "band >= t + 1"
+        far |= (~a[:, t] & b[:, t + 1]) | (~b[:, t] & a[:, t + 1])
+    return np.bitwise_count(far).sum(axis=1, dtype=np.int64)
+
+
+def _luma_bound(images: Thumbnails, gid: int, chosen: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """Of pair positions ``chosen`` (one grid), drop the plain pairs (one image size, no brightness gain: the
+    pairs ``_confirm_batch`` tests on 8-bit luminance) with ``MIN_PIXELS`` or more pixels certainly
+    ``LUMA8_FAR`` apart: ``_confirm_batch`` would find at least as many and reject them."""
+    if not len(chosen):
+        return chosen
+    a, b = ia[chosen], ib[chosen]
+    gain_x, gain_y = _gains(images.p99_of[a], images.p99_of[b])
+    plain = (images.size[a] == images.size[b]).all(axis=1) & (gain_x == 1) & (gain_y == 1)
+    far = np.zeros(len(chosen), dtype=bool)
+    bits, at = images.luma_bits[gid], images.at_grid
+    for c in _chunks(np.flatnonzero(plain), BOUND_PAIRS):
+        far[c] = _luma_far_count(bits[at[a[c]]], bits[at[b[c]]]) >= MIN_PIXELS
+    return chosen[~far]
 
 
 def _confirm_batch(images: Thumbnails, batch: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:

@@ -74,3 +74,54 @@ def test_pairs_on_different_grids_are_decided_by_same_image():
     thumbs = {"a": thumbnail_bytes(thumbnail(png(puzzle(4, 512)))), "b": thumbnail_bytes(thumbnail(png(wide)))}
     assert thumbnail_from_bytes(thumbs["a"]).pixels.shape != thumbnail_from_bytes(thumbs["b"]).pixels.shape
     assert B.confirmed_pairs(thumbs, [("a", "b")]) == [] == [p for p in [("a", "b")] if B.near_copies(*thumbs.values())]
+
+
+def test_luminance_band_bound_is_a_lower_bound_of_the_exact_far_count():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (200, 56, 56), dtype=np.uint8)
+    # b: a nudged by up to +-60 steps (adjacent or farther bands), with a few pixels replaced outright
+    b = np.clip(a.astype(int) + rng.integers(-60, 61, a.shape), 0, 255).astype(np.uint8)
+    b[:, :3, :3] = rng.integers(0, 256, (200, 3, 3), dtype=np.uint8)
+    exact = (np.abs(a.astype(int) - b) >= B.LUMA8_FAR).sum(axis=(1, 2))
+    bits_a = np.stack([B._luma_bits(x) for x in a])
+    bits_b = np.stack([B._luma_bits(x) for x in b])
+    bound = B._luma_far_count(bits_a, bits_b)
+    bands_apart = (np.abs((a // B.LUMA_BAND).astype(int) - b // B.LUMA_BAND) >= 2).sum(axis=(1, 2))
+    assert bound.tolist() == bands_apart.tolist()  # the bit masks count what they claim to
+    assert (bound <= exact).all() and (bound < exact).any() and bound.min() >= B.MIN_PIXELS
+    assert B._luma_far_count(bits_a, bits_a).tolist() == [0] * 200
+    assert B.LUMA_BAND * 2 - (B.LUMA_BAND - 1) >= B.LUMA8_FAR  # two bands apart: at least LUMA8_FAR steps
+
+
+def test_the_luminance_band_bound_changes_no_answer_on_synthetic_scenes(monkeypatch):
+    """Our own diagrams (crowded hash buckets in real runs) and copies of them: every pair answered the same
+    with and without the band bound, which removes most plain pairs the channel masks let through."""
+    from curation.synthetic.generator import generate
+
+    images = {}
+    for r in generate(80, seed=3, level=(1, 2), image_size=112):
+        img = Image.open(__import__("io").BytesIO(r["images"][0]["bytes"])).convert("RGB")
+        images[r["id"]] = img
+        if len(images) < 24:
+            images[r["id"] + "-jpeg"] = jpeg(img, 70)
+            images[r["id"] + "-brighter"] = altered(img, "brighter")
+    thumbs = {k: thumbnail_bytes(thumbnail(png(img))) for k, img in images.items()}
+    keys = sorted(thumbs)
+    pairs = [(a, b) for i, b in enumerate(keys) for a in keys[:i]]
+    removed, reached = [], []
+    bound = B._luma_bound
+
+    def counting(images, gid, chosen, ia, ib):
+        out = bound(images, gid, chosen, ia, ib)
+        removed.append(len(chosen) - len(out))
+        reached.append(len(chosen))
+        return out
+
+    monkeypatch.setattr(B, "_luma_bound", counting)
+    with_bound = B.confirmed_pairs(thumbs, pairs)
+    monkeypatch.setattr(B, "_luma_bound", lambda images, gid, chosen, ia, ib: chosen)
+    assert with_bound == B.confirmed_pairs(thumbs, pairs)
+    print(f"{len(pairs)} pairs, {sum(reached)} past the channel masks, {sum(removed)} removed by the band bound")
+    assert sum(removed) > (sum(reached) - len(with_bound)) // 2
+    copies = {tuple(sorted((k.split("-")[0], k))) for k in keys if "-" in k}
+    assert copies <= set(with_bound) and len(copies) == 16
