@@ -52,7 +52,7 @@ STAGES = {
     "generate": ["Synthetic ranges", "Spread ranges", "Ingest synthetic"],
     "validate (decode, phash)": ["Validate"],
     "hash bands": ["Hash bands", "Bucket members", "Pack members"],
-    "candidate pairs": ["Candidates", "Buckets of images", "Pack owners"],
+    "candidate pairs": ["Candidates", "Buckets of images", "Owner index files"],
     "thumbnails": ["Thumbnails"],
     "confirm near-copies": ["Confirm", "Group edges", "Smallest in group", "Not alone"],
     "duplicate rows": ["Images in groups", "Problem keys", "Group problems",

@@ -6,20 +6,24 @@ thumbnails of candidate images, read back from the work shards -> confirmed near
 split group, with the same normalized question [and answer]) -> decisions (JSON lines in the work folder).
 Pass 2 (curate): ``Placement`` reads the decisions once per worker and drops duplicates / places each
 row's split group (``curation.images.duplicates.placed``), run by ``transforms.RunStage``.
-Band entries, problem keys and the thumbnails of candidate near-copies meet through spill files
-(``pipelines.spill``): what crosses the runner's shuffles grows with the near-copies, not with the rows.
+Band entries, problem keys, the candidates' owner entries and their thumbnails meet through spill files
+(``pipelines.spill``): what crosses the runner's shuffles grows with the near-copies, not with the rows. The
+thumbnails step finds a candidate's buckets in owner index files (``curation.images.owner_index``), one per
+spill partition: its side input is their paths, not a dict of every candidate.
 """
 from __future__ import annotations
 
 import json
+import uuid
 
 import apache_beam as beam
 
-from curation.images import duplicates
+from curation.images import duplicates, owner_index
 from curation.images.hashes import hash_from_hex
 from curation.recipe import DataRecipe
 from curation.rejects import Reject
-from pipelines.spill import spill_group_by_key
+from pipelines.spill import (PartitionedSpill, grouped_records, partition_of, read_bytes, read_records,
+                             spill_group_by_key, spilled_partitions, write_bytes)
 from pipelines.transforms import Routed
 from schemas import normalize_question
 from schemas.counters import Count, Outcome, Stage
@@ -48,11 +52,27 @@ def band_records(row: dict, threshold: int) -> list[tuple[bytes, bytes]]:
             for band, member in duplicates.band_entries(row["image_key"], hash_from_hex(row["image_hash"]), threshold)]
 
 
+OWNER_PARTITIONS = 64  # the candidates' owner index: one file per partition of the image keys
+
+
+def write_owner_index(partition: int, parts, folder: str) -> tuple[int, str]:
+    """One partition of the owners spill (``pipelines.spill``) -> its index file in ``folder``
+    (``curation.images.owner_index``: sorted image keys -> ``duplicates.packed_owners``); ``(partition, path)``."""
+    entries = [(key, duplicates.packed_owners(owned)) for key, owned in grouped_records(read_records(parts))]
+    path = f"{folder.rstrip('/')}/index-{partition:03d}-{uuid.uuid4().hex}.bin"  # a retried partition: a new file
+    write_bytes(path, owner_index.packed_index(entries))
+    return partition, path
+
+
 class CandidateThumbnails(beam.DoFn):
     """Work rows (image_key, images) -> the image's thumbnail (``duplicates.thumbnail_member``) spilled once for
-    each bucket that owns a candidate pair of it (``buckets``: 32-byte image key ->
-    ``curation.images.duplicates.packed_owners``), into this bundle's spill file (``pipelines.spill``), by
-    the bucket's partition; emits ``(partition, (file, extents))`` when the bundle ends.
+    each bucket that owns a candidate pair of it, into this bundle's spill file (``pipelines.spill``), by the
+    bucket's partition; emits ``(partition, (file, extents))`` when the bundle ends.
+
+    Which buckets own an image's pairs comes from the owner index files (side input: their
+    ``(partition, path)``s only, from :func:`write_owner_index`), read once per DoFn instance into flat arrays
+    (``curation.images.owner_index.OwnerIndex``): ~60 bytes per candidate image, where a dict side input cost
+    ~675 (held by the runner, and built and decoded again per reader).
 
     Rows of one image usually come together (one image, several questions), so an image among the last
     few sent is not sent again; one sent twice is harmless (a bucket keeps one thumbnail per image).
@@ -60,22 +80,36 @@ class CandidateThumbnails(beam.DoFn):
 
     RECENT = 256
 
-    def __init__(self, spill_dir: str):
-        self.spill_dir = spill_dir
+    def __init__(self, spill_dir: str, partitions: int = OWNER_PARTITIONS):
+        self.spill_dir, self.partitions = spill_dir, partitions
+
+    def setup(self):
+        self.indexes, self.loaded, self.files = {}, None, None
+
+    def owners(self, files) -> dict[int, owner_index.OwnerIndex]:
+        """The owner indexes of the side input ``files``, loaded once per instance (and again only if the
+        files change)."""
+        if files is not self.files:
+            names = tuple(sorted(files))
+            if names != self.loaded:
+                self.indexes = {p: owner_index.OwnerIndex(read_bytes(path), path) for p, path in names}
+                self.loaded = names
+            self.files = files
+        return self.indexes
 
     def start_bundle(self):
         self.recent, self.spill = set(), None
 
-    def process(self, row, buckets):
-        from pipelines.spill import PartitionedSpill
-
+    def process(self, row, owner_files):
         key = row["image_key"]
         if key in self.recent:
             return
         try:
-            owners = buckets.get(bytes.fromhex(key))
+            image = bytes.fromhex(key)
         except ValueError:  # not a sha256: never a candidate (band_entries refused it)
             return
+        index = self.owners(owner_files).get(partition_of(image, self.partitions))
+        owners = index.get(image) if index is not None else None
         if not owners:
             return
         if len(self.recent) >= self.RECENT:
@@ -109,8 +143,6 @@ def spill_partition(band_key: tuple[int, int]) -> int:
 
 def confirm_spilled(parts, threshold: int):
     """One spill partition's records, from every bundle's file -> the near-copy pairs its buckets confirm."""
-    from pipelines.spill import read_records
-
     return duplicates.confirmed_in_buckets(read_records(parts), threshold)
 
 
@@ -176,14 +208,16 @@ def near_copy_groups(valid: list, work_files, recipe: DataRecipe, work_row_group
     if not recipe.dedup.confirm:
         pairs = buckets | "Hash decides" >> beam.FlatMapTuple(lambda band, packed: duplicates.bucket_pairs(band, packed, th))
     else:
-        # Each thumbnail goes straight to the buckets that own its image's pairs (a side input: candidate image ->
-        # its buckets, gathered through spill files: as a shuffle it held ~0.4 KB per row at 200k rows).
+        # Each thumbnail goes straight to the buckets that own its image's pairs: candidate image -> its buckets,
+        # gathered through spill files into one index file per partition; the side input is only their paths.
         at = buckets | "Candidates" >> beam.FlatMapTuple(lambda band, packed: duplicates.owner_records(band, packed, th))
-        owners = beam.pvalue.AsDict(spill_group_by_key([at], f"{spill_dir}/owners", "Buckets of images")
-                                    | "Pack owners" >> beam.MapTuple(lambda key, owned: (key, duplicates.packed_owners(owned))))
+        index_dir = f"{spill_dir}/owner_index"
+        index_files = (spilled_partitions([at], f"{spill_dir}/owners", "Buckets of images", partitions=OWNER_PARTITIONS)
+                       | "Owner index files" >> beam.MapTuple(lambda part, parts: write_owner_index(part, parts, index_dir)))
         pairs = (work_files | "Read candidate images" >> beam.io.ReadAllFromParquet(
             columns=["image_key", "images"], desired_bundle_size=work_row_group_bytes, label="Read candidates")
-                 | "Thumbnails" >> beam.ParDo(CandidateThumbnails(f"{spill_dir}/thumbnails"), owners)
+                 | "Thumbnails" >> beam.ParDo(CandidateThumbnails(f"{spill_dir}/thumbnails"),
+                                              beam.pvalue.AsList(index_files))
                  | "Group spilled buckets" >> beam.GroupByKey()
                  | "Confirm" >> beam.FlatMapTuple(lambda _, parts: confirm_spilled(parts, th)))
     return (pairs | "Group edges" >> beam.FlatMapTuple(duplicates.group_edges)

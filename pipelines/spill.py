@@ -20,6 +20,24 @@ from apache_beam.io.filesystems import FileSystems
 CHUNK_BYTES = 64 << 10
 
 
+def _create(path: str):
+    folder = path.rsplit("/", 1)[0]
+    if "://" not in folder and not FileSystems.exists(folder):  # object stores have no folders to make
+        FileSystems.mkdirs(folder)
+    return FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """One whole work file (local, gs://, s3://)."""
+    with _create(path) as f:
+        f.write(data)
+
+
+def read_bytes(path: str) -> bytes:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read()
+
+
 class PartitionedSpill:
     """Records appended per partition to one file: ``add(partition, record)`` then ``close()`` ->
     ``{partition: (path, [(offset, length), ...])}`` for the partitions that got records."""
@@ -45,10 +63,7 @@ class PartitionedSpill:
         if not buf:
             return
         if self.handle is None:
-            folder = self.path.rsplit("/", 1)[0]
-            if "://" not in folder and not FileSystems.exists(folder):
-                FileSystems.mkdirs(folder)
-            self.handle = FileSystems.create(self.path, compression_type=CompressionTypes.UNCOMPRESSED)
+            self.handle = _create(self.path)
         self.handle.write(bytes(buf))
         self.extents.setdefault(partition, []).append((self.offset, len(buf)))
         self.offset += len(buf)
@@ -135,18 +150,25 @@ class SpillKeyed(beam.DoFn):
         self.spill = None
 
 
-def spill_group_by_key(inputs: list, folder: str, label: str, *, partitions: int = PARTITIONS, text: bool = False):
-    """``GroupByKey`` of the ``(key, value)`` PCollections in ``inputs`` through spill files in ``folder``: only
-    file extents cross the runner's shuffle, and a partition's records are grouped in memory one partition at a
-    time. Returns ``(key, [values])`` (str with ``text``, else bytes)."""
+def spilled_partitions(inputs: list, folder: str, label: str, *, partitions: int = PARTITIONS, text: bool = False):
+    """The ``(key, value)`` PCollections in ``inputs`` spilled to files in ``folder`` by the key's partition;
+    returns ``(partition, parts)`` per partition that got records, for :func:`grouped_records` of
+    :func:`read_records` (``parts``) to group. Only file extents cross the runner's shuffle."""
     extents = [pc | f"{label}: spill {i}" >> beam.ParDo(SpillKeyed(folder, partitions, text))
                for i, pc in enumerate(inputs)]
     if len(extents) > 1:
         extents = [extents | f"{label}: all extents" >> beam.Flatten()]
+    return extents[0] | f"{label}: group extents" >> beam.GroupByKey()
+
+
+def spill_group_by_key(inputs: list, folder: str, label: str, *, partitions: int = PARTITIONS, text: bool = False):
+    """``GroupByKey`` of the ``(key, value)`` PCollections in ``inputs`` through spill files in ``folder``: only
+    file extents cross the runner's shuffle, and a partition's records are grouped in memory one partition at a
+    time. Returns ``(key, [values])`` (str with ``text``, else bytes)."""
 
     def regroup(_, parts):
         for key, values in grouped_records(read_records(parts)):
             yield (key.decode(), [v.decode() for v in values]) if text else (key, values)
 
-    return (extents[0] | f"{label}: group extents" >> beam.GroupByKey()
+    return (spilled_partitions(inputs, folder, label, partitions=partitions, text=text)
             | f"{label}: read partitions" >> beam.FlatMapTuple(regroup))

@@ -1,0 +1,90 @@
+"""pipelines.dedup on a real Beam run: the thumbnails step finds each candidate's buckets in the owner index files
+(spilled by partition, one file each) and sends its thumbnail to exactly those buckets; other images send nothing."""
+import io
+import random
+
+import apache_beam as beam
+from apache_beam.testing.util import assert_that, equal_to
+from PIL import Image
+
+from curation.images import duplicates as D
+from pipelines.dedup import OWNER_PARTITIONS, CandidateThumbnails, write_owner_index
+from pipelines.runner import new_pipeline
+from pipelines.spill import grouped_records, partition_of, read_records, spilled_partitions
+
+
+def _png(seed: int) -> bytes:
+    rng = random.Random(seed)
+    img = Image.new("RGB", (48, 40), tuple(rng.randrange(256) for _ in range(3)))
+    img.putpixel((3, 5), (0, 0, 0))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _same_partition(key: bytes, keep: int) -> bytes:
+    """A key that shares ``key``'s first ``keep`` bytes and its spill partition (so one index file holds both)."""
+    for i in range(1, 1 << 16):
+        other = key[:keep] + i.to_bytes(32 - keep, "big")
+        if other != key and partition_of(other, OWNER_PARTITIONS) == partition_of(key, OWNER_PARTITIONS):
+            return other
+    raise AssertionError("no key found")
+
+
+def test_thumbnails_go_to_the_buckets_of_candidates_only(tmp_path):
+    rng = random.Random(0)
+    a = rng.randbytes(32)
+    a_prefix8 = _same_partition(a, 8)   # a candidate sharing a's first 8 bytes, in a's index file
+    a_near = _same_partition(a, 31)     # NOT a candidate: a's first 31 bytes, a's partition
+    if a_near == a_prefix8:
+        a_near = _same_partition(a_prefix8, 31)
+    b, absent = rng.randbytes(32), rng.randbytes(32)
+    owners = {a: (11, [(0, 5), (2, 99)]), a_prefix8: (12, [(1, 7)]), b: (13, [(4, 1 << 60)])}
+    records = [(key, h.to_bytes(8, "big") + D.packed_band(band)) for key, (h, bands) in owners.items() for band in bands]
+    rng.shuffle(records)
+    images = {a: _png(1), a_prefix8: _png(2), a_near: _png(3), b: _png(4), absent: _png(5)}
+    rows = [{"image_key": k.hex(), "images": [{"bytes": png, "path": None}]} for k, png in images.items()]
+    rows += [dict(rows[0]), {"image_key": "not-a-sha256", "images": [{"bytes": _png(6), "path": None}]}]
+    expected = sorted((band, key.hex(), h, D.thumbnail_of({"images": [{"bytes": images[key]}]}))
+                      for key, (h, bands) in owners.items() for band in bands)
+
+    def sent(_, parts):
+        for record in read_records(parts):
+            band, member = D.record_bucket(record)
+            (key, h, thumb), = D.thumbnail_members([member])
+            yield band, key, h, thumb
+
+    with new_pipeline(1) as p:
+        index_files = (spilled_partitions([p | "owners" >> beam.Create(records)], str(tmp_path / "owners"), "O",
+                                          partitions=OWNER_PARTITIONS)
+                       | beam.MapTuple(lambda part, parts: write_owner_index(part, parts, str(tmp_path / "index"))))
+        out = (p | "rows" >> beam.Create(rows)
+               | beam.ParDo(CandidateThumbnails(str(tmp_path / "thumbs")), beam.pvalue.AsList(index_files))
+               | beam.GroupByKey() | beam.FlatMapTuple(sent) | beam.Distinct())
+        assert_that(out, equal_to(expected))
+    files = sorted((tmp_path / "index").iterdir())
+    assert len(files) == len({partition_of(k, OWNER_PARTITIONS) for k in owners})  # one per partition with owners
+    assert all(f.read_bytes()[:8] == b"SLOWNER1" for f in files)
+
+
+def test_an_owner_index_file_holds_its_partition_grouped_and_sorted(tmp_path):
+    from curation.images.owner_index import OwnerIndex
+    from pipelines.spill import PartitionedSpill, keyed_record, read_bytes
+
+    rng = random.Random(3)
+    keys = [rng.randbytes(32) for _ in range(40)]
+    spill = PartitionedSpill(str(tmp_path / "spill"), chunk_bytes=128)
+    sent = {}
+    for k in keys:
+        h = rng.randbytes(8)
+        for _ in range(rng.randrange(1, 4)):
+            value = h + D.packed_band((rng.randrange(9), rng.randrange(1 << 20)))
+            spill.add(0, keyed_record(k, value))
+            sent.setdefault(k, []).append(value)
+    (parts,) = [[where] for where in spill.close().values()]
+    assert [k for k, _ in grouped_records(read_records(parts))] == sorted(keys)
+    part, path = write_owner_index(0, parts, str(tmp_path / "index"))
+    index = OwnerIndex(read_bytes(path))
+    assert part == 0 and len(index) == len(keys)
+    for k, values in sent.items():
+        assert index.get(k) == D.packed_owners(values)
