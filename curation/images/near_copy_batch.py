@@ -63,9 +63,10 @@ def _not_far(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def confirmed_pairs(thumbs: dict[str, bytes], pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The pairs :func:`near_copies` confirms, with its answers, for many pairs at once.
 
-    Steps, each removing only pairs the next would remove too: (1) on bit masks, pairs with over 1%
-    of pixels certainly half the range apart (:func:`_certainly_far`, ~1 us a pair: most hash
-    candidates of distinct diagrams end here); (2) near_copies' own clearly-different test; (3) for
+    Steps, each removing only pairs the next would remove too: (1) on bit masks, pairs of one image size
+    and no brightness gain with ``MIN_PIXELS`` or more pixels two luminance bands apart (:func:`_luma_bound`,
+    ~3 us a pair: almost every hash candidate of distinct diagrams ends here), then pairs with over 1%
+    of pixels certainly half the range apart (:func:`_certainly_far`); (2) near_copies' own clearly-different test; (3) for
     one image size, a luminance bound: ``same_image`` calls a pair the same only when fewer than
     ``MIN_PIXELS`` pixels differ in luminance (BT.601) by more than ``TAU`` after its brightness match,
     so a pair with ``MIN_PIXELS`` pixels beyond ``TAU + LUMA_MARGIN``, computed the same way, is not a
@@ -89,10 +90,13 @@ def confirmed(images: Thumbnails, ia: np.ndarray, ib: np.ndarray) -> list[int]:
     out = [k for k in np.flatnonzero(cross) if same_image(images[ia[k]], images[ib[k]])[0]]
     for gid in np.unique(images.grid_id[ia[~cross]]):
         chosen = np.flatnonzero(~cross & (images.grid_id[ia] == gid))
-        bits, at = images.bits[gid], images.at_grid
-        left = np.concatenate([c[~_certainly_far(bits[at[ia[c]]], bits[at[ib[c]]], images.pixels_of[gid])]
-                               for c in _chunks(chosen, BOUND_PAIRS)])
-        left = _luma_bound(images, gid, left, ia, ib)
+        # luminance bands first: on diagrams they leave ~1 pair in 20,000 (the channel masks ~1 in 3), so the
+        # channel masks are made only for the images of the pairs left
+        left = _luma_bound(images, gid, chosen, ia, ib)
+        if len(left):
+            bits, at = images.far_bits(np.unique(np.concatenate([ia[left], ib[left]])))
+            left = np.concatenate([c[~_certainly_far(bits[at[ia[c]]], bits[at[ib[c]]], images.pixels_of[gid])]
+                                   for c in _chunks(left, BOUND_PAIRS)])
         for batch in _chunks(left, BATCH_PAIRS):
             out += _confirm_batch(images, batch, ia[batch], ib[batch]).tolist()
     return sorted(out)
@@ -108,9 +112,9 @@ FAR_LOW, FAR_HIGH = 64, 192  # a channel below 64 in one image and at least 192 
 
 
 class Thumbnails:
-    """Thumbnails by position: each decoded once up front for its grid, image size and
-    bit masks (:func:`_far_bits`, ~2 KB), then again on demand for its pixels (the least recently used
-    dropped beyond ``DECODED_CACHE``), with its brightness percentile remembered once computed."""
+    """Thumbnails by position: each decoded once up front for its grid, image size, brightness percentile and
+    luminance-band masks (:func:`_luma_bits`, ~2 KB), then again on demand for its pixels (the least recently
+    used dropped beyond ``DECODED_CACHE``) and channel masks (:meth:`far_bits`)."""
 
     def __init__(self, blobs: list[bytes]):
         from collections import OrderedDict
@@ -118,27 +122,41 @@ class Thumbnails:
 
         self.blobs = blobs
         self.decoded, self.p99s = OrderedDict(), {}  # position -> (thumbnail, 8-bit luminance or None)
-        grids, sizes, masks, lumas = [], [], [], []
+        grids, sizes, lumas = [], [], []
         for i, blob in enumerate(self.blobs):
             t = self._keep(i, thumbnail_from_bytes(blob))
             grids.append(t.pixels.shape)
             sizes.append((t.width, t.height))
-            masks.append(_far_bits(t.pixels))
-            floats = t.pixels.astype(np.float32) * np.float32(1 / 255)
-            self.p99s[i] = _p99(_brightest_channel(floats))
-            lumas.append(_luma_bits(_luma8(floats)))
+            # the brightest channel's percentile on uint8, then scaled: the same float32 as on the floats
+            # (max and the k-th smallest commute with a positive scale)
+            self.p99s[i] = float(np.float32(_p99(_brightest_channel(t.pixels))) * np.float32(1 / 255))
+            lumas.append(_luma_bits(_luma8(t.pixels[::SAMPLE, ::SAMPLE].astype(np.float32) * np.float32(1 / 255))))
         self.p99_of = np.array([self.p99s[i] for i in range(len(blobs))], dtype=np.float64)
         ids = {g: n for n, g in enumerate(sorted(set(grids)))}
         self.grid_id = np.array([ids[g] for g in grids])
         self.size = np.array(sizes, dtype=np.int64)  # (images, 2): width and height of each image
         self.pixels_of = {n: g[0] * g[1] for g, n in ids.items()}
         self.at_grid = np.zeros(len(blobs), dtype=np.int64)  # position among the images of its grid
-        self.bits, self.luma_bits = {}, {}
+        self.luma_bits = {}
         for n in ids.values():
             members = np.flatnonzero(self.grid_id == n)
             self.at_grid[members] = np.arange(len(members))
-            self.bits[n] = np.stack([masks[i] for i in members])
             self.luma_bits[n] = np.stack([lumas[i] for i in members])
+
+    def far_bits(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The channel masks (:func:`_far_bits`) of images ``positions`` (one grid), stacked, and an index from
+        image position to its row there (-1 for the images not asked for)."""
+        return self._stacked(positions, lambda i: _far_bits(self[i].pixels))
+
+    def all_luma_bits(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`far_bits`, for the luminance-band masks of every pixel (``luma_bits`` has every
+        ``SAMPLE``-th row and column only)."""
+        return self._stacked(positions, lambda i: _luma_bits(self.luma8(i)))
+
+    def _stacked(self, positions: np.ndarray, make) -> tuple[np.ndarray, np.ndarray]:
+        at = np.full(len(self.blobs), -1, dtype=np.int64)
+        at[positions] = np.arange(len(positions))
+        return np.stack([make(i) for i in positions]), at
 
     def _keep(self, i: int, t):
         self.decoded[i] = (t, None)
@@ -208,6 +226,7 @@ def _certainly_far(a: np.ndarray, b: np.ndarray, pixels: int) -> np.ndarray:
 LUMA8_FAR = int(np.floor((TAU + LUMA_MARGIN) * 255 + 1)) + 1
 # 8-bit luminance in bands of this width: two pixels two or more bands apart differ by at least LUMA8_FAR
 LUMA_BAND = LUMA8_FAR - 1
+SAMPLE = 2  # the first luminance-band test reads every SAMPLE-th row and column (1 in 4 pixels)
 LUMA_BANDS = 255 // LUMA_BAND + 1
 
 
@@ -243,9 +262,16 @@ def _luma_bound(images: Thumbnails, gid: int, chosen: np.ndarray, ia: np.ndarray
     gain_x, gain_y = _gains(images.p99_of[a], images.p99_of[b])
     plain = (images.size[a] == images.size[b]).all(axis=1) & (gain_x == 1) & (gain_y == 1)
     far = np.zeros(len(chosen), dtype=bool)
+    # every SAMPLE-th row and column first (its far pixels are some of the image's: a lower bound too, at
+    # 1/SAMPLE^2 of the cost), then every pixel for the pairs left
     bits, at = images.luma_bits[gid], images.at_grid
     for c in _chunks(np.flatnonzero(plain), BOUND_PAIRS):
         far[c] = _luma_far_count(bits[at[a[c]]], bits[at[b[c]]]) >= MIN_PIXELS
+    left = np.flatnonzero(plain & ~far)
+    if len(left):
+        bits, at = images.all_luma_bits(np.unique(np.concatenate([a[left], b[left]])))
+        for c in _chunks(left, BOUND_PAIRS):
+            far[c] = _luma_far_count(bits[at[a[c]]], bits[at[b[c]]]) >= MIN_PIXELS
     return chosen[~far]
 
 
