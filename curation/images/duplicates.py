@@ -23,10 +23,15 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from curation.images.hashes import HASH_BITS, band_keys, band_widths
-from curation.images.near_copy import thumbnail, thumbnail_bytes
 
 # The batched confirmation lives in curation.images.near_copy_batch; near_copies and confirmed_pairs are re-exported.
-from curation.images.near_copy_batch import Thumbnails, confirmed, confirmed_pairs, near_copies  # noqa: F401
+from curation.images.near_copy_batch import (  # noqa: F401
+    Thumbnails,
+    confirmed,
+    confirmed_pairs,
+    near_copies,
+    prepared_thumbnail,
+)
 from curation.rejects import Reject
 from curation.split import split_of
 from schemas.ids import normalize_question
@@ -281,6 +286,7 @@ def placed(row: dict, drops: dict[str, dict], groups: dict[str, str], test_fract
 
 
 def thumbnail_of(row: dict) -> bytes:
-    """The compact thumbnail of a row's first image: what travels to confirm a candidate pair."""
+    """The compact thumbnail of a row's first image, prepared for confirmation
+    (``curation.images.near_copy_batch.prepared_thumbnail``): what travels to confirm a candidate pair."""
 
-    return thumbnail_bytes(thumbnail(row["images"][0]["bytes"]))
+    return prepared_thumbnail(row["images"][0]["bytes"])

@@ -85,6 +85,16 @@ def thumbnail_bytes(thumb: Thumbnail) -> bytes:
         zlib.compress(np.ascontiguousarray(px).tobytes(), 1)
 
 
+def thumbnail_header(data: bytes) -> tuple[int, int, int, int]:
+    """``(thumbnail height, width, image width, height)`` of :func:`thumbnail_bytes`, without inflating the pixels."""
+    if len(data) < _HEADER.size or data[:4] != _MAGIC:
+        raise SightlineError("not a Sightline thumbnail (bad header)")
+    _, h, w, width, height = _HEADER.unpack_from(data)
+    if not (h and w and width and height):
+        raise SightlineError(f"corrupt thumbnail: {h}x{w} of a {width}x{height} image")
+    return h, w, width, height
+
+
 def thumbnail_from_bytes(data: bytes) -> Thumbnail:
     """Inverse of :func:`thumbnail_bytes`. The size is checked before anything is inflated, so a
     corrupt or hostile blob costs at most one thumbnail's worth of memory."""

@@ -125,3 +125,35 @@ def test_the_luminance_band_bound_changes_no_answer_on_synthetic_scenes(monkeypa
     assert sum(removed) > (sum(reached) - len(with_bound)) // 2
     copies = {tuple(sorted((k.split("-")[0], k))) for k in keys if "-" in k}
     assert copies <= set(with_bound) and len(copies) == 16
+
+
+def test_prepared_thumbnails_give_the_same_answers_and_refuse_corrupt_blobs():
+    import pytest
+
+    from curation.errors import SightlineError
+
+    images = {}
+    for seed in range(3):
+        base = puzzle(seed, 512)
+        images[f"p{seed}"] = png(base)
+        images[f"p{seed}-digit"] = png(puzzle(seed, 512, digit_plus=seed * 5))
+        for how in ("jpeg70", "brighter", "resize"):
+            images[f"p{seed}-{how}"] = png(altered(base, how))
+    plain = {k: thumbnail_bytes(thumbnail(b)) for k, b in images.items()}
+    prepared = {k: B.prepared_thumbnail(b) for k, b in images.items()}
+    keys = sorted(images)
+    pairs = [(a, b) for i, b in enumerate(keys) for a in keys[:i]]
+    found = B.confirmed_pairs(plain, pairs)
+    assert B.confirmed_pairs(prepared, pairs) == found and len(found) >= 9
+    # what the prepared blob carries is what the plain path computes from the decoded pixels
+    for k in ("p0", "p1-brighter"):
+        thumb, header, p99, bits = B._unprepared(prepared[k])
+        assert thumb == plain[k]
+        t = thumbnail_from_bytes(plain[k])
+        want_p99, want_bits = B._first_look(t.pixels)
+        assert p99 == want_p99 == B.Thumbnails([plain[k]]).p99(0) and (bits == want_bits).all()
+        assert header == (*t.pixels.shape[:2], t.width, t.height)
+    blob = prepared["p0"]
+    for bad in (blob[:-5], blob[:10], blob[:12] + b"x" + blob[13:], blob + b"\0"):
+        with pytest.raises(SightlineError, match="prepared thumbnail|thumbnail"):
+            B.Thumbnails([bad])
