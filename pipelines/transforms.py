@@ -100,13 +100,32 @@ class RunStage(CountingDoFn):
         if hasattr(self.rule, "setup"):
             self.rule.setup()
 
+    def start_bundle(self):
+        # a plain kept row (most verdicts) is counted by two integers, not two Count lookups: added up at the end
+        self._kept = 0
+
     def process(self, element):
         t = time.perf_counter()
         out = self.rule(element, *self.args)
-        for verdict in (out if self.many else (out,)):
-            yield from self._route(getattr(element, "example", element), verdict)
+        if not self.many and type(out) is dict:  # the common case: a row kept as it is
+            self._kept += 1
+            yield out
+        else:
+            for verdict in (out if self.many else (out,)):
+                if type(verdict) is dict:
+                    self._kept += 1
+                    yield verdict
+                else:
+                    yield from self._route(getattr(element, "example", element), verdict)
         if self.timed:
             self.count(Outcome.USECS, int((time.perf_counter() - t) * 1e6))
+
+    def finish_bundle(self):
+        if self._kept:
+            self.count(Outcome.IN, self._kept)
+            self.count(Outcome.OUT, self._kept)
+            self._kept = 0
+        return super().finish_bundle()
 
     def _route(self, row, verdict):
         if isinstance(verdict, Routed) and verdict.counts_only:  # e.g. a reader's totals, after its last row
