@@ -202,17 +202,19 @@ def near_copy_groups(valid: list, work_files, recipe: DataRecipe, work_row_group
     th = recipe.dedup.threshold
     # Buckets meet through spill files (pipelines.spill): the in-process runner would hold every band entry of
     # every row in memory at a shuffle (~0.4 KB per row as bytes, more as the allocator keeps it).
-    entries = [rows | f"Hash bands {i}" >> beam.FlatMap(band_records, th) for i, rows in enumerate(valid)]
-    buckets = (spill_group_by_key(entries, f"{spill_dir}/bands", "Bucket members")
+    # (a row's nine entries travel as one element: per-element costs of the runner were most of this step)
+    entries = [rows | f"Hash bands {i}" >> beam.Map(band_records, th) for i, rows in enumerate(valid)]
+    buckets = (spill_group_by_key(entries, f"{spill_dir}/bands", "Bucket members", many=True)
                | "Pack members" >> beam.MapTuple(lambda band, members: (duplicates.unpacked_band(band), b"".join(members))))
     if not recipe.dedup.confirm:
         pairs = buckets | "Hash decides" >> beam.FlatMapTuple(lambda band, packed: duplicates.bucket_pairs(band, packed, th))
     else:
         # Each thumbnail goes straight to the buckets that own its image's pairs: candidate image -> its buckets,
         # gathered through spill files into one index file per partition; the side input is only their paths.
-        at = buckets | "Candidates" >> beam.FlatMapTuple(lambda band, packed: duplicates.owner_records(band, packed, th))
+        at = buckets | "Candidates" >> beam.MapTuple(lambda band, packed: duplicates.owner_records(band, packed, th))
         index_dir = f"{spill_dir}/owner_index"
-        index_files = (spilled_partitions([at], f"{spill_dir}/owners", "Buckets of images", partitions=OWNER_PARTITIONS)
+        index_files = (spilled_partitions([at], f"{spill_dir}/owners", "Buckets of images", partitions=OWNER_PARTITIONS,
+                                          many=True)
                        | "Owner index files" >> beam.MapTuple(lambda part, parts: write_owner_index(part, parts, index_dir)))
         pairs = (work_files | "Read candidate images" >> beam.io.ReadAllFromParquet(
             columns=["image_key", "images"], desired_bundle_size=work_row_group_bytes, label="Read candidates")

@@ -121,16 +121,20 @@ def grouped_records(records) -> list[tuple[bytes, list[bytes]]]:
 
 class SpillKeyed(beam.DoFn):
     """``(key, value)`` elements (bytes, or str with ``text``) -> this bundle's spill file, by the key's partition;
-    emits ``(partition, (file, extents))`` when the bundle ends."""
+    emits ``(partition, (file, extents))`` when the bundle ends. With ``many``, each element is a list of
+    ``(key, value)`` pairs (e.g. a row's nine band entries: one Beam element, not nine)."""
 
-    def __init__(self, folder: str, partitions: int = PARTITIONS, text: bool = False):
-        self.folder, self.partitions, self.text = folder, partitions, text
+    def __init__(self, folder: str, partitions: int = PARTITIONS, text: bool = False, many: bool = False):
+        self.folder, self.partitions, self.text, self.many = folder, partitions, text, many
 
     def start_bundle(self):
         self.spill = None
 
     def process(self, element):
-        key, value = element
+        for pair in element if self.many else (element,):
+            self._add(*pair)
+
+    def _add(self, key, value):
         if self.text:
             key, value = key.encode(), value.encode()
         if len(key) >= 1 << 16:
@@ -150,25 +154,28 @@ class SpillKeyed(beam.DoFn):
         self.spill = None
 
 
-def spilled_partitions(inputs: list, folder: str, label: str, *, partitions: int = PARTITIONS, text: bool = False):
-    """The ``(key, value)`` PCollections in ``inputs`` spilled to files in ``folder`` by the key's partition;
-    returns ``(partition, parts)`` per partition that got records, for :func:`grouped_records` of
-    :func:`read_records` (``parts``) to group. Only file extents cross the runner's shuffle."""
-    extents = [pc | f"{label}: spill {i}" >> beam.ParDo(SpillKeyed(folder, partitions, text))
+def spilled_partitions(inputs: list, folder: str, label: str, *, partitions: int = PARTITIONS, text: bool = False,
+                       many: bool = False):
+    """The ``(key, value)`` PCollections in ``inputs`` (lists of them with ``many``) spilled to files in ``folder``
+    by the key's partition; returns ``(partition, parts)`` per partition that got records, for
+    :func:`grouped_records` of :func:`read_records` (``parts``) to group. Only file extents cross the runner's
+    shuffle."""
+    extents = [pc | f"{label}: spill {i}" >> beam.ParDo(SpillKeyed(folder, partitions, text, many))
                for i, pc in enumerate(inputs)]
     if len(extents) > 1:
         extents = [extents | f"{label}: all extents" >> beam.Flatten()]
     return extents[0] | f"{label}: group extents" >> beam.GroupByKey()
 
 
-def spill_group_by_key(inputs: list, folder: str, label: str, *, partitions: int = PARTITIONS, text: bool = False):
-    """``GroupByKey`` of the ``(key, value)`` PCollections in ``inputs`` through spill files in ``folder``: only
-    file extents cross the runner's shuffle, and a partition's records are grouped in memory one partition at a
-    time. Returns ``(key, [values])`` (str with ``text``, else bytes)."""
+def spill_group_by_key(inputs: list, folder: str, label: str, *, partitions: int = PARTITIONS, text: bool = False,
+                       many: bool = False):
+    """``GroupByKey`` of the ``(key, value)`` PCollections in ``inputs`` (lists of pairs with ``many``) through spill
+    files in ``folder``: only file extents cross the runner's shuffle, and a partition's records are grouped in
+    memory one partition at a time. Returns ``(key, [values])`` (str with ``text``, else bytes)."""
 
     def regroup(_, parts):
         for key, values in grouped_records(read_records(parts)):
             yield (key.decode(), [v.decode() for v in values]) if text else (key, values)
 
-    return (spilled_partitions(inputs, folder, label, partitions=partitions, text=text)
+    return (spilled_partitions(inputs, folder, label, partitions=partitions, text=text, many=many)
             | f"{label}: read partitions" >> beam.FlatMapTuple(regroup))
