@@ -121,6 +121,7 @@ def pair_members(band_key: tuple[int, int], packed: bytes, threshold: int
 
 
 _OWNED_BAND = struct.Struct(">BQ")  # band index, band value
+BAND_BYTES = _OWNED_BAND.size  # a packed band key: the first bytes of a bucket_record
 
 
 def packed_band(band_key: tuple[int, int]) -> bytes:

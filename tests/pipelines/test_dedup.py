@@ -88,3 +88,36 @@ def test_an_owner_index_file_holds_its_partition_grouped_and_sorted(tmp_path):
     assert part == 0 and len(index) == len(keys)
     for k, values in sent.items():
         assert index.get(k) == D.packed_owners(values)
+
+
+def test_a_partition_over_budget_is_confirmed_in_shares_with_the_same_answers(tmp_path, monkeypatch):
+    from pipelines import dedup
+    from pipelines.spill import PartitionedSpill
+
+    def jpeg_copy(png: bytes) -> bytes:
+        buf = io.BytesIO()
+        Image.open(io.BytesIO(png)).convert("RGB").save(buf, "JPEG", quality=92)
+        return buf.getvalue()
+
+    rng = random.Random(1)
+    spills = [PartitionedSpill(str(tmp_path)) for _ in range(2)]  # two bundles' files
+    copies = set()
+    for bucket in range(12):
+        band = (0, bucket)  # members with one hash agree on band 0 first: every pair is owned here
+        for k in range(3):
+            png = _png(100 * bucket + k)
+            keys = [rng.randbytes(32).hex() for _ in range(2 if k == 0 else 1)]
+            for key, image in zip(keys, (png, jpeg_copy(png))):
+                member = D.thumbnail_member(key, 42 + bucket, D.thumbnail_of({"images": [{"bytes": image}]}))
+                rng.choice(spills).add(0, D.bucket_record(band, member))
+            if len(keys) == 2:
+                copies.add(tuple(sorted(keys)))
+    parts = [s.close()[0] for s in spills]
+    whole = sorted(dedup.confirm_spilled(parts, 8))
+    reads = []
+    real = dedup.read_records
+    monkeypatch.setattr(dedup, "read_records", lambda p: reads.append(1) or real(p))
+    total = sum(n for _, ext in parts for _, n in ext)
+    shared = sorted(dedup.confirm_spilled(parts, 8, budget=total // 3))
+    assert shared == whole and copies <= set(whole) and len(whole) == len(set(whole))  # each pair once
+    assert len(reads) == 4  # -(-total // (total // 3)): read once per share
