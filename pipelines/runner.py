@@ -63,7 +63,7 @@ def new_pipeline(workers: int, beam_args: list[str] | None = None):
 
 def write_tables(streams: list, directory: str | Path, *, label: str, prefix: str = "part",
                  folders: dict[str, str] | None = None, codec: str = "zstd", row_group_bytes: int = 1 << 20,
-                 record_batch_size: int = 256, schemas: dict | None = None):
+                 record_batch_size: int = 256, schemas: dict | None = None, file_bytes: int | None = None):
     """Parquet files of several tables: ``[(table, rows or None), ...]`` -> ``directory/(folder)/prefix-*.parquet``.
 
     Each stream of rows gets its own writer step (a file per bundle, in a temporary folder), fused with
@@ -73,6 +73,7 @@ def write_tables(streams: list, directory: str | Path, *, label: str, prefix: st
     dicts; keys outside the table's columns are ignored. Beam's ``WriteToParquet`` costs ~14 graph
     transforms per table; this costs one per stream and four. ``directory`` may be any Beam
     filesystem (gs://, s3://). ``schemas`` adds layouts for work files outside ``schemas.SCHEMAS``.
+    ``file_bytes``: start a new file after this many bytes of row groups (default: one file per bundle).
     Returns the PCollection of ``(table, final path)``.
     """
     import uuid
@@ -83,7 +84,7 @@ def write_tables(streams: list, directory: str | Path, *, label: str, prefix: st
     layouts = {t: (schemas or {}).get(t) or SCHEMAS[t] for t in tables}
     temp = f"{str(directory).rstrip('/')}/_tmp-{prefix}-{uuid.uuid4().hex[:12]}"
     written = [rows | f"{label}: {table} {i}" >> beam.ParDo(_WriteBundles(
-        table, f"{temp}/{table}", prefix, layouts[table], codec, row_group_bytes, record_batch_size))
+        table, f"{temp}/{table}", prefix, layouts[table], codec, row_group_bytes, record_batch_size, file_bytes))
         for i, (table, rows) in enumerate(streams) if rows is not None]
     files = written | f"{label}: files" >> beam.Flatten()
     commit = _Commit(str(directory).rstrip("/"), temp, prefix, folders, layouts)
@@ -92,21 +93,25 @@ def write_tables(streams: list, directory: str | Path, *, label: str, prefix: st
 
 
 class _WriteBundles(beam.DoFn):
-    """Rows of one table -> a Parquet file per bundle; emits (table, temporary path) when the bundle ends."""
+    """Rows of one table -> a Parquet file per bundle (or, with ``file_bytes``, a new file each time one holds
+    that many bytes of row groups); emits (table, temporary path) for each file when the bundle ends."""
 
     def __init__(self, table: str, folder: str, prefix: str, schema, codec: str, row_group_bytes: int,
-                 record_batch_size: int):
+                 record_batch_size: int, file_bytes: int | None = None):
         self.table, self.folder, self.prefix, self.schema, self.codec = table, folder, prefix, schema, codec
-        self.row_group_bytes, self.record_batch_size = row_group_bytes, record_batch_size
+        self.row_group_bytes, self.record_batch_size, self.file_bytes = row_group_bytes, record_batch_size, file_bytes
 
     def start_bundle(self):
-        self.file = None
+        self.file, self.done = None, []
 
     def process(self, row):
         if self.file is None:
             self.file = _TableFile(self.folder, self.prefix, self.schema, self.codec, self.row_group_bytes,
                                    self.record_batch_size)
         self.file.add(row)
+        if self.file_bytes is not None and self.file.written >= self.file_bytes:
+            self.done.append(self.file.close())
+            self.file = None
 
     def finish_bundle(self):
         from apache_beam.transforms.window import GlobalWindow
@@ -114,8 +119,10 @@ class _WriteBundles(beam.DoFn):
         from apache_beam.utils.windowed_value import WindowedValue
 
         if self.file is not None:
-            yield WindowedValue((self.table, self.file.close()), MIN_TIMESTAMP, [GlobalWindow()])
-        self.file = None
+            self.done.append(self.file.close())
+        for path in self.done:
+            yield WindowedValue((self.table, path), MIN_TIMESTAMP, [GlobalWindow()])
+        self.file, self.done = None, []
 
 
 class _TableFile:
@@ -127,6 +134,7 @@ class _TableFile:
         self.path = f"{folder}/{prefix}-{uuid.uuid4().hex}.parquet"
         self.schema, self.codec, self.row_group_bytes, self.batch = schema, codec, row_group_bytes, batch
         self.rows, self.batches, self.bytes, self.writer, self.handle = [], [], 0, None, None
+        self.written = 0  # Arrow bytes of the row groups written so far
 
     def add(self, row: dict) -> None:
         self.rows.append(row)
@@ -156,6 +164,7 @@ class _TableFile:
                                            use_compliant_nested_type=True)
         if self.batches:
             self.writer.write_table(pa.Table.from_batches(self.batches, schema=self.schema))
+        self.written += self.bytes
         self.batches, self.bytes = [], 0
 
     def close(self) -> str:
