@@ -72,6 +72,7 @@ class PeakRss:
         import psutil  # accelerate's dependency, so always installed with Sightline
 
         self._proc = psutil.Process()
+        self._cmdline = self._proc.cmdline()
         self._error = psutil.Error
         self.interval_s = interval_s
         self.peak = 0
@@ -82,7 +83,10 @@ class PeakRss:
         total = self._proc.memory_info().rss
         for child in self._proc.children(recursive=True):
             try:
-                total += child.memory_info().rss
+                # a child forked and not yet exec'd (e.g. the store's `git rev-parse`) shares this process's pages
+                # and would count them twice: it still has our command line
+                if child.cmdline() != self._cmdline:
+                    total += child.memory_info().rss
             except self._error:  # exited between listing and reading
                 continue
         return total

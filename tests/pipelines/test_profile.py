@@ -56,3 +56,32 @@ def test_peak_rss_sees_a_large_allocation():
         after = rss.peak_mb
     assert grown - base >= 250
     assert after < grown - 200  # reset starts a new peak
+
+
+def test_peak_rss_counts_exec_children_but_not_a_fork_of_itself():
+    import os
+    import subprocess
+    import sys
+
+    with PeakRss(interval_s=0.01) as rss:
+        block = bytearray(200 * 2**20)
+        block[::4096] = b"x" * len(block[::4096])
+        time.sleep(0.1)
+        base = rss.peak_mb
+        pid = os.fork()  # shares every page of this process until it execs (as subprocess does before exec)
+        if pid == 0:
+            time.sleep(0.4)
+            os._exit(0)
+        time.sleep(0.3)
+        forked = rss.peak_mb
+        os.waitpid(pid, 0)
+        code = "b = bytearray(150 * 2**20); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(1)"
+        child = subprocess.Popen([sys.executable, "-c", code])
+        deadline = time.time() + 10
+        while rss.peak_mb < base + 120 and time.time() < deadline:
+            time.sleep(0.05)
+        with_child = rss.peak_mb
+        child.wait()
+        del block
+    assert forked < base + 50  # not counted twice
+    assert with_child >= base + 120  # a real worker process's memory is counted
