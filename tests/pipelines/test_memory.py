@@ -39,3 +39,15 @@ def test_peak_rss_does_not_grow_with_the_rows():
     small, large = _peak_mb(SMALL), _peak_mb(LARGE)
     assert large - small <= MARGIN_MB, (f"peak RSS {small:.0f} MB at {SMALL:,} rows, {large:.0f} MB at "
                                         f"{LARGE:,} rows: +{(large - small) * 2**20 / (LARGE - SMALL):,.0f} B per row")
+
+
+def test_pipelines_choose_jemalloc_for_arrow_unless_the_user_chose():
+    """pyarrow picks its pool at first import: importing pipelines (what `sightline` and the benchmarks import
+    first) must choose jemalloc before that, and leave a user's own choice alone."""
+
+    code = "import pipelines.curate, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    chosen = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    kept = subprocess.run([sys.executable, "-c", code], env=dict(env, ARROW_DEFAULT_MEMORY_POOL="system"),
+                          capture_output=True, text=True, check=True)
+    assert chosen.stdout.split() == ["jemalloc"] and kept.stdout.split() == ["system"]
