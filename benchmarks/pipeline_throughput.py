@@ -266,6 +266,8 @@ def child(kind: str, n: int, workers: int) -> None:
 def measure(kind: str, n: int, workers: int = 1) -> dict:
     cmd = [sys.executable, __file__, "--child", kind, "--n", str(n), "--workers", str(workers)]
     env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=os.environ.get("TMPDIR", str(ROOT / ".tmp")))
+    # both sides on the Arrow pool `sightline` uses (pipelines/__init__.py): the loop never imports pipelines
+    env.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
     t = time.perf_counter()
     r = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ROOT, env=env)
     seconds = time.perf_counter() - t
