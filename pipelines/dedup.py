@@ -149,17 +149,15 @@ def confirm_spilled(parts, threshold: int, budget: int = CONFIRM_BYTES):
 
     A partition grows with the rows (1/64 of every candidate's thumbnail records: ~75 MB at 1M synthetic
     rows), so when its extents add up to more than ``budget`` bytes it is read once per share of its buckets
-    (a bucket's share: crc32 of its band key), each share gathered and confirmed alone. Reading again costs
-    little next to confirming; every bucket is still confirmed once, with all its members."""
-    import zlib
-
+    (a bucket's share: ``pipelines.spill.partition_of`` its band key), each share gathered and confirmed alone.
+    Reading again costs little next to confirming; every bucket is still confirmed once, with all its members."""
     parts = list(parts)
     total = sum(length for _, extents in parts for _, length in extents)
     shares = max(1, -(-total // budget))
     for share in range(shares):
         records = read_records(parts)
         if shares > 1:
-            records = (r for r in records if zlib.crc32(r[:duplicates.BAND_BYTES]) % shares == share)
+            records = (r for r in records if partition_of(r[:duplicates.BAND_BYTES], shares) == share)
         yield from duplicates.confirmed_in_buckets(records, threshold)
 
 
