@@ -79,20 +79,26 @@ def owned_pairs(band: int, hashes: np.ndarray, threshold: int) -> tuple[np.ndarr
             np.concatenate([j for _, j in blocks]) if blocks else np.zeros(0, np.int64))
 
 
-def owned_pair_blocks(band: int, hashes: np.ndarray, threshold: int, cells: int = 1_000_000):
+def owned_pair_blocks(band: int, hashes: np.ndarray, threshold: int, cells: int = 1_000_000,
+                      rows: tuple[int, int] | None = None, columns: tuple[int, int] | None = None):
     """:func:`owned_pairs` in blocks of rows, ~``cells`` distances each: a bucket's pairs grow with the square
     of its size (synthetic diagrams crowd a few buckets), so they are never all held at once. A block holds
     ~10 bytes per cell (measured: a bucket of 11,000 hashes peaks at 10 MB with 1M cells, 41 MB with 4M, and
-    is no slower)."""
+    is no slower).
+
+    ``rows`` and ``columns`` (``(start, stop)`` positions) restrict the pairs ``(i, j)`` to one tile of the
+    bucket (:func:`confirmed_in_tiles`); by default every pair, the columns of a block from its first row on."""
 
     n = len(hashes)
-    start, step = 0, max(1, cells // max(n, 1))
-    while start < n:
-        stop = min(n, start + step)
-        near = np.bitwise_count(hashes[start:stop, None] ^ hashes[None, start:]) <= threshold  # columns j >= start
-        near &= np.arange(start, n)[None, :] > np.arange(start, stop)[:, None]
+    r0, r1 = rows or (0, n)
+    start, step = r0, max(1, cells // max((columns[1] - columns[0]) if columns else n, 1))
+    while start < r1:
+        stop = min(r1, start + step)
+        c0, c1 = columns or (start, n)
+        near = np.bitwise_count(hashes[start:stop, None] ^ hashes[None, c0:c1]) <= threshold
+        near &= np.arange(c0, c1)[None, :] > np.arange(start, stop)[:, None]
         i, j = np.nonzero(near)
-        i, j = i + start, j + start
+        i, j = i + start, j + c0
         x = hashes[i] ^ hashes[j]
         owned = np.ones(len(i), dtype=bool)
         shift = HASH_BITS
@@ -176,17 +182,42 @@ def record_bucket(record: bytes) -> tuple[tuple[int, int], bytes]:
     return _OWNED_BAND.unpack_from(record), record[_OWNED_BAND.size:]
 
 
-def confirmed_in_buckets(records: Iterable[bytes], threshold: int) -> Iterator[tuple[str, str]]:
+BUCKET_BYTES = 16 << 20  # a bucket's members held in memory; a larger one goes to a local file (confirmed_in_tiles)
+
+
+def confirmed_in_buckets(records: Iterable[bytes], threshold: int,
+                         bucket_bytes: int = BUCKET_BYTES) -> Iterator[tuple[str, str]]:
     """:func:`confirmed_in_bucket` for every bucket among ``records`` (:func:`bucket_record`, in any order):
-    the records are gathered by bucket, then each bucket is confirmed and let go."""
+    the records are gathered by bucket, then each bucket is confirmed and let go.
+
+    A bucket whose members pass ``bucket_bytes`` is moved to a temporary local file as it grows and confirmed
+    there in tiles (:func:`confirmed_in_tiles`): synthetic diagrams crowd a few buckets, which grow with the
+    rows (~55,000 candidates, ~130 MB of thumbnails, in the largest at 1M rows), so none is held whole."""
     from collections import defaultdict
 
     buckets: dict[tuple[int, int], list[bytes]] = defaultdict(list)
-    for record in records:
-        band, member = record_bucket(record)
-        buckets[band].append(member)
-    for band in sorted(buckets):
-        yield from confirmed_in_bucket(band, thumbnail_members(buckets.pop(band)), threshold)
+    held: dict[tuple[int, int], int] = defaultdict(int)
+    spilled: dict[tuple[int, int], SpilledBucket] = {}
+    try:
+        for record in records:
+            band, member = record_bucket(record)
+            if band in spilled:
+                spilled[band].add(member)
+                continue
+            buckets[band].append(member)
+            held[band] += len(member)
+            if held[band] > bucket_bytes:
+                spilled[band] = SpilledBucket(buckets.pop(band))
+                del held[band]
+        for band in sorted({*buckets, *spilled}):
+            if band in buckets:
+                yield from confirmed_in_bucket(band, thumbnail_members(buckets.pop(band)), threshold)
+            else:
+                with spilled.pop(band) as bucket:
+                    yield from confirmed_in_tiles(band, bucket, threshold, bucket_bytes // 4)
+    finally:
+        for bucket in spilled.values():
+            bucket.close()
 
 
 def confirmed_in_bucket(band_key: tuple[int, int], members: Iterable[tuple[str, int, bytes]],
@@ -196,11 +227,85 @@ def confirmed_in_bucket(band_key: tuple[int, int], members: Iterable[tuple[str, 
     by_key = {key: (h, thumb) for key, h, thumb in members}
     keys = sorted(by_key)
     hashes = np.array([by_key[k][0] for k in keys], dtype=np.uint64)
-    images = Thumbnails([by_key[k][1] for k in keys])
+    images = Thumbnails([by_key.pop(k)[1] for k in keys])
     found = []
     for ia, ib in owned_pair_blocks(band_key[0], hashes, threshold):
         found += [(keys[ia[k]], keys[ib[k]]) for k in confirmed(images, ia, ib)]
     return found
+
+
+class SpilledBucket:
+    """A crowded bucket's thumbnail members (:func:`thumbnail_member`) in an unnamed temporary file (removed when
+    closed, or when the process ends); in memory only each distinct image's key, hash and where its member is."""
+
+    def __init__(self, members: Iterable[bytes] = ()):
+        import tempfile
+
+        self.file = tempfile.TemporaryFile(prefix="sightline-bucket-")
+        self.where: dict[bytes, tuple[int, int]] = {}  # packed member (key + hash) -> (offset, length)
+        self.end = 0
+        for member in members:
+            self.add(member)
+
+    def add(self, member: bytes) -> None:
+        """One member; an image seen before keeps its first thumbnail (the same image's, byte for byte)."""
+        head = member[:MEMBER_BYTES]
+        if head in self.where:
+            return
+        self.file.write(member)
+        self.where[head] = (self.end, len(member))
+        self.end += len(member)
+
+    def members(self) -> tuple[list[bytes], np.ndarray, list[tuple[int, int]]]:
+        """(packed members sorted by image key, their hashes, where each member is)."""
+        heads = sorted(self.where)
+        hashes = np.frombuffer(b"".join(h[32:] for h in heads), dtype=">u8").astype(np.uint64)
+        return heads, hashes, [self.where[h] for h in heads]
+
+    def thumbnails(self, where: list[tuple[int, int]]) -> list[bytes]:
+        """The thumbnails at ``where`` (read in file order, returned in the order asked)."""
+        self.file.flush()
+        out: list[bytes] = [b""] * len(where)
+        for k in sorted(range(len(where)), key=lambda k: where[k][0]):
+            offset, length = where[k]
+            self.file.seek(offset)
+            out[k] = self.file.read(length)[MEMBER_BYTES:]
+        return out
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def confirmed_in_tiles(band_key: tuple[int, int], bucket: SpilledBucket, threshold: int,
+                       block_bytes: int) -> Iterator[tuple[str, str]]:
+    """:func:`confirmed_in_bucket` for a bucket too large to hold: its images (sorted by key) are cut into blocks
+    of ~``block_bytes`` of thumbnails, and each tile (a block of rows x a block of columns, the diagonal and
+    above) is confirmed with only its two blocks read back. The same pairs as the whole bucket: every owned pair
+    ``(i, j)``, ``i < j``, lies in exactly one tile; a block is read once per tile it is in."""
+    heads, hashes, where = bucket.members()
+    n = len(heads)
+    if not n:
+        return
+    per = max(2, block_bytes // max(1, bucket.end // n))
+    edges = list(range(0, n, per)) + [n]
+    blocks = list(zip(edges[:-1], edges[1:]))
+    keys = [h[:32].hex() for h in heads]
+    for bi, (r0, r1) in enumerate(blocks):
+        rows = bucket.thumbnails(where[r0:r1])
+        for c0, c1 in blocks[bi:]:
+            diagonal = c0 == r0
+            images = Thumbnails(rows if diagonal else rows + bucket.thumbnails(where[c0:c1]))
+            shift = r0 if diagonal else c0 - (r1 - r0)  # a column's position in images
+            for ia, ib in owned_pair_blocks(band_key[0], hashes, threshold, rows=(r0, r1), columns=(c0, c1)):
+                la, lb = ia - r0, ib - shift
+                yield from ((keys[ia[k]], keys[ib[k]]) for k in confirmed(images, la, lb))
+            del images
 
 
 def group_edges(a: str, b: str) -> list[tuple[str, str]]:

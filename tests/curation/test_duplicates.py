@@ -134,3 +134,64 @@ def test_confirmed_in_buckets_gathers_spilled_records_by_bucket():
     random.Random(0).shuffle(records)
     assert D.record_bucket(records[0])[1][:32].hex() in images
     assert list(D.confirmed_in_buckets(records, 8)) == [(min(_key(1), _key(2)), max(_key(1), _key(2)))]
+
+
+@pytest.mark.parametrize("band", [0, 3])
+def test_a_crowded_bucket_cut_into_tiles_has_the_same_owned_pairs(band):
+    hashes = _hashes(4)
+    _, h = D.unpack_members(b"".join(D.band_entries(k, v, 8)[0][1] for k, v in sorted(hashes.items())))
+    whole = set(zip(*(a.tolist() for a in D.owned_pairs(band, h, 8))))
+    edges = [0, 7, 30, 31, 60, len(h)]  # uneven blocks, one of a single image
+    blocks = list(zip(edges[:-1], edges[1:]))
+    tiles = [(int(i), int(j)) for b, rows in enumerate(blocks) for cols in blocks[b:]
+             for ia, ib in D.owned_pair_blocks(band, h, 8, cells=50, rows=rows, columns=cols)
+             for i, j in zip(ia, ib)]
+    assert len(tiles) == len(set(tiles)) and set(tiles) == whole and len(whole) > 12
+
+
+def _crowded_records(prepared: bool) -> tuple[list[bytes], set]:
+    """One bucket (band 0) of 16 images whose hashes all agree, so every pair is a candidate: 4 puzzles, a JPEG
+    copy of each, one recoloured cell and one changed digit of each (near, not copies)."""
+    images, copies = {}, set()
+    for n, seed in enumerate((9, 11, 12, 14)):
+        base = puzzle(seed, 384)
+        variants = {"base": base, "copy": altered(base, "jpeg70"), "recolour": puzzle(seed, 384, recolour=3),
+                    "digit": puzzle(seed, 384, digit_plus=5)}
+        keys = {name: _key(100 * n + v) for v, name in enumerate(variants)}
+        images.update({keys[name]: img for name, img in variants.items()})
+        copies.add(tuple(sorted((keys["base"], keys["copy"]))))
+    records = []
+    for key, img in images.items():
+        data = png(img)
+        thumb = D.prepared_thumbnail(data) if prepared else thumbnail_bytes(thumbnail(data))
+        records += [D.bucket_record((0, 77), D.thumbnail_member(key, 0, thumb))] * 2  # each image twice
+    random.Random(1).shuffle(records)
+    return records, copies
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_a_bucket_over_its_byte_budget_is_confirmed_from_a_file_in_tiles_with_the_same_answers(prepared):
+    records, copies = _crowded_records(prepared)
+    whole = list(D.confirmed_in_buckets(records, 8))
+    assert set(whole) == copies and len(whole) == 4
+    member = len(records[0]) - D.BAND_BYTES
+    # a budget of ~5 members: the bucket goes to a file after 6, blocks of 2 images -> 36 tiles
+    tiled = list(D.confirmed_in_buckets(records, 8, bucket_bytes=5 * member))
+    assert sorted(tiled) == sorted(whole)
+
+
+def test_a_spilled_bucket_keeps_one_thumbnail_per_image_and_removes_its_file():
+    import os
+
+    members = [D.thumbnail_member(_key(i % 3), i % 3, bytes([i % 3]) * (5 + i % 3)) for i in range(7)]
+    with D.SpilledBucket(members[:2]) as bucket:
+        for m in members[2:]:
+            bucket.add(m)
+        heads, hashes, where = bucket.members()
+        assert [h[:32].hex() for h in heads] == sorted(_key(i) for i in range(3)) and bucket.end == 3 * D.MEMBER_BYTES + 5 + 6 + 7
+        assert hashes.tolist() == [int.from_bytes(h[32:], "big") for h in heads]
+        assert bucket.thumbnails(where[::-1]) == [m[D.MEMBER_BYTES:] for m in
+                                                  sorted(members[:3], key=lambda m: m[:32])][::-1]
+        fd = bucket.file.fileno()
+        assert os.fstat(fd).st_nlink == 0  # unnamed: nothing is left on disk even if the process is killed
+    assert bucket.file.closed
