@@ -22,6 +22,7 @@ from curation.images import duplicates, owner_index
 from curation.images.hashes import hash_from_hex
 from curation.recipe import DataRecipe
 from curation.rejects import Reject
+from pipelines import heap
 from pipelines.spill import (PartitionedSpill, grouped_records, partition_of, read_bytes, read_records,
                              spill_group_by_key, spilled_partitions, write_bytes)
 from pipelines.transforms import Routed
@@ -131,6 +132,7 @@ class CandidateThumbnails(beam.DoFn):
             for partition, where in self.spill.close().items():
                 yield WindowedValue((partition, where), MIN_TIMESTAMP, [GlobalWindow()])
         self.spill = None
+        heap.trim()  # decoded images and their thumbnails, freed (at most once a second)
 
 
 SPILL_PARTITIONS = 64  # a partition of the candidates' thumbnails is confirmed at a time: ~1/64 of them in memory
@@ -159,6 +161,7 @@ def confirm_spilled(parts, threshold: int, budget: int = CONFIRM_BYTES):
         if shares > 1:
             records = (r for r in records if partition_of(r[:duplicates.BAND_BYTES], shares) == share)
         yield from duplicates.confirmed_in_buckets(records, threshold)
+        heap.trim(every=0)  # a share's thumbnails and masks, freed: not kept resident for the rest of the pass
 
 
 def problem_members(packed) -> list[tuple[str, str, str, str]]:
