@@ -79,15 +79,14 @@ def _ingest(p, recipe: DataRecipe):
                   "open_share": syn.open_share}
         ranges = [(s, min(syn.chunk, syn.n - s)) for s in range(0, syn.n, syn.chunk)]
         out = (p | "Synthetic ranges" >> beam.Create(ranges) | "Spread ranges" >> beam.Reshuffle()
-               | "Ingest synthetic" >> beam.ParDo(transforms.RunStage(Stage.INGEST, transforms.synthetic_rows, params, "synthetic",
-                                                              many=True, timed=True))
-               .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+               | "Ingest synthetic" >> transforms.stage_step(transforms.RunStage(
+                   Stage.INGEST, transforms.synthetic_rows, params, "synthetic", many=True, timed=True)))
         rows.append(out["rows"])
         rejects.append(dead_letters(out["bad"], "ingest"))
     if recipe.sources:
         out = (p | "Source specs" >> beam.Create(recipe.sources) | "Spread specs" >> beam.Reshuffle()
-               | "Ingest files" >> beam.ParDo(transforms.RunStage(Stage.INGEST, transforms.source_rows, many=True, timed=True))
-               .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+               | "Ingest files" >> transforms.stage_step(
+                   transforms.RunStage(Stage.INGEST, transforms.source_rows, many=True, timed=True)))
         rows += [out["rows"]]
         rejects += [out[transforms.REJECTS], dead_letters(out["bad"], "ingest", "file errors")]
     return rows, rejects
@@ -106,8 +105,8 @@ def build_scan(p, recipe: DataRecipe, staging: str | Path, work: str | Path):
     ingested, rejects = _ingest(p, recipe)
     valid = []
     for i, rows in enumerate(ingested):
-        val = (rows | f"Validate {i}" >> beam.ParDo(transforms.RunStage(Stage.VALIDATE, validate_row, recipe.validate, timed=True))
-               .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+        val = rows | f"Validate {i}" >> transforms.stage_step(
+            transforms.RunStage(Stage.VALIDATE, validate_row, recipe.validate, timed=True))
         valid.append(val["rows"])
         rejects += [val[transforms.REJECTS], dead_letters(val["bad"], "validate", f"errors {i}")]
     # Work rows: uncompressed (PNG bytes do not compress) and in ~1 MB row groups, so pass 2 can
@@ -184,8 +183,8 @@ def _teachers(train, recipe: DataRecipe, rejects: list):
     if cap.backend == "none":
         to_distill = parts[0] | "Count uncaptioned, policy reads" >> beam.ParDo(transforms.PassThrough(Stage.CAPTION, Outcome.SKIPPED))
     else:
-        captioned = (_teach(parts[0], cap, recipe, failed) | "After caption" >> beam.ParDo(
-            transforms.RunStage(Stage.CAPTION, transforms.caption_verdict, cap.model_id)).with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+        captioned = (_teach(parts[0], cap, recipe, failed) | "After caption" >> transforms.stage_step(
+            transforms.RunStage(Stage.CAPTION, transforms.caption_verdict, cap.model_id)))
         rejects += [dead_letters(captioned["bad"], "caption")]
         failed.append(captioned["uncaptioned"])
         to_distill = captioned["rows"]
@@ -194,18 +193,16 @@ def _teachers(train, recipe: DataRecipe, rejects: list):
         return [skipped, untraced, *failed], None
     taught = _teach(to_distill, dis, recipe, failed)
     if not recipe.judge.enabled:
-        fin = (taught | "Rewrite+verify+select" >> beam.ParDo(transforms.RunStage(
-            Stage.DISTILL, transforms.distill_verdict, distill_record(dis), recipe.select, not dis.reads_image, timed=True))
-            .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+        fin = (taught | "Rewrite+verify+select" >> transforms.stage_step(transforms.RunStage(
+            Stage.DISTILL, transforms.distill_verdict, distill_record(dis), recipe.select, not dis.reads_image, timed=True)))
         rejects += [fin[transforms.REJECTS], dead_letters(fin["bad"], "distill")]
         return [skipped, fin["rows"], *failed], fin
     # with a judge: rows batched so that one judge call decides the needs_judge traces of many rows
     per_call = max(1, recipe.judge.batch_size // max(1, dis.n))
     fin = (taught | "Batch for the judge" >> beam.BatchElements(min_batch_size=1, max_batch_size=per_call)
-           | "Rewrite+verify+judge+select" >> beam.ParDo(transforms.RunStage(
+           | "Rewrite+verify+judge+select" >> transforms.stage_step(transforms.RunStage(
                Stage.DISTILL, transforms.distill_verdicts, distill_record(dis), recipe.select, not dis.reads_image,
-               Judge(recipe.judge), many=True, timed=True))
-           .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+               Judge(recipe.judge), many=True, timed=True)))
     # a batch that failed as a whole: one reject per row of it, so the books still balance
     bad = fin["bad"] | "Unbatch distill errors" >> beam.FlatMap(lambda b: [(r, b[1]) for r in b[0]])
     rejects += [fin[transforms.REJECTS], dead_letters(bad, "distill")]
@@ -223,10 +220,9 @@ def build_curate(p, recipe: DataRecipe, staging: str | Path, work: str | Path, e
     rows = (p | "Work row files" >> beam.Create([f"{work}/rows/*.parquet"])
             | "Read work rows" >> beam.io.ReadAllFromParquet(desired_bundle_size=WORK_ROW_GROUP_BYTES))
     placement = dedup.Placement(f"{work}/dedup", recipe.test_fraction, recipe.val_fraction, recipe.split_salt)
-    placed = (rows | "Dedup+split" >> beam.ParDo(transforms.RunStage(Stage.DEDUP, placement))
-              .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
-    kept = (placed["rows"] | "Decontaminate" >> beam.ParDo(transforms.RunStage(Stage.DECONTAM, decontam_row, eval_index, timed=True))
-            .with_exception_handling(main_tag="rows", dead_letter_tag="bad"))
+    placed = rows | "Dedup+split" >> transforms.stage_step(transforms.RunStage(Stage.DEDUP, placement))
+    kept = placed["rows"] | "Decontaminate" >> transforms.stage_step(
+        transforms.RunStage(Stage.DECONTAM, decontam_row, eval_index, timed=True))
     rejects = [placed[transforms.REJECTS], dead_letters(placed["bad"], "dedup"), kept[transforms.REJECTS],
                dead_letters(kept["bad"], "decontam")]
     by_split = kept["rows"] | "Train or held out" >> beam.Partition(lambda r, n: 0 if r["split"] == "train" else 1, 2)

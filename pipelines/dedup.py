@@ -204,8 +204,9 @@ class Placement:
         if isinstance(out, Reject):
             kind = Outcome(out.reason.removesuffix("_duplicate"))  # exact | near
             return Routed(reject=out, counts=((Count(Stage.DEDUP, Outcome.DUPLICATES), 1), (Count(Stage.DEDUP, kind), 1)))
-        grouped = out["split_group"] != out["image_key"]
-        return Routed(row=out, counts=((Count(Stage.DEDUP, Outcome.GROUPED_ROWS), 1),) if grouped else ())
+        if out["split_group"] != out["image_key"]:
+            return Routed(row=out, counts=((Count(Stage.DEDUP, Outcome.GROUPED_ROWS), 1),))
+        return out  # a plain kept row: RunStage's fast path (counted in / out in bulk)
 
 
 def near_copy_groups(valid: list, work_files, recipe: DataRecipe, work_row_group_bytes: int, spill_dir: str):

@@ -123,7 +123,8 @@ def step_profiles(pipeline, result) -> list[StepProfile]:
     from apache_beam.metrics import monitoring_infos as mi
     from apache_beam.portability.api import beam_runner_api_pb2
 
-    proto = pipeline.to_runner_api()  # ids are assigned in the same order as for the run
+    # the graph the runner ran (pipelines.runner keeps it), else the same translation again (same ids)
+    proto = getattr(pipeline.runner, "ran", None) or pipeline.to_runner_api()
     transforms = proto.components.transforms
     side = set()
     for t in transforms.values():
@@ -152,12 +153,20 @@ def step_profiles(pipeline, result) -> list[StepProfile]:
         elif info.urn == EXECUTION_MSECS and info.labels.get("PTRANSFORM") in top_by_name:
             top = top_by_name[info.labels["PTRANSFORM"]]
             msecs[top] = msecs.get(top, 0.0) + float(mi.extract_counter_value(info))
+    # A step's outputs: what its transforms make and none of them reads. (Not the step's own ``outputs``: a
+    # composite's tagged outputs made after it was applied, e.g. Partition's, are missing there when Beam's
+    # construction-time type check is off; pipelines.runner turns it off.)
+    made: dict[str, set] = {tid: set() for tid in roots}
+    read: dict[str, set] = {tid: set() for tid in roots}
+    for tid, top in top_of.items():
+        made[top] |= set(transforms[tid].outputs.values())
+        read[top] |= set(transforms[tid].inputs.values())
     by_step: dict[str, StepProfile] = {}
     for tid in roots:
         t = transforms[tid]
         s = by_step.setdefault(step_name(t.unique_name), StepProfile(step_name(t.unique_name)))
         s.elements_in += sum(counts.get(pc, 0) for pc in set(t.inputs.values()) - side)
-        s.elements_out += sum(counts.get(pc, 0) for pc in set(t.outputs.values()))
+        s.elements_out += sum(counts.get(pc, 0) for pc in made[tid] - read[tid])
         s.seconds += msecs.get(tid, 0.0) / 1000
     return list(by_step.values())
 

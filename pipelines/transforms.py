@@ -4,12 +4,15 @@ A rule takes an element and returns the row to keep, a ``curation.rejects.Reject
 (the kept row, rows for other outputs, and counts beyond in / out / rejected); a reader's rule returns
 an iterable of those. ``RunStage`` counts ``Count(stage, outcome)``s (``schemas.counters``), sends a
 reject to the ``rejects`` output with its reason and every other row to its output. Unexpected
-exceptions are caught by ``with_exception_handling`` in the graph (see curate.py) and become
-``<stage>_error`` rejects.
+exceptions in a rule are caught by the stage itself (``stage_step``: the dead letter Beam's
+``with_exception_handling`` would make, on output ``bad``, without its wrapper per element) and become
+``<stage>_error`` rejects (``pipelines.runner.dead_letters``).
 """
 from __future__ import annotations
 
+import sys
 import time
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -33,6 +36,7 @@ from schemas import TABLES
 from schemas.counters import NAMESPACE, Count, Outcome, Stage
 
 REJECTS = "rejects"
+BAD = "bad"  # dead letters: (element, (exception type, repr, traceback lines)), as with_exception_handling makes them
 
 
 _COLUMNS = {table: tuple(schema.names) for table, schema in TABLES.items()}
@@ -68,9 +72,12 @@ class CountingDoFn(beam.DoFn):
 
     def __init__(self):
         self._pending: dict[Count, int] = {}
+        self._keys: dict[tuple, Count] = {}  # (outcome, detail, stage) -> its Count, made once (enum lookups cost)
 
     def count(self, outcome: Outcome | str, n: int = 1, detail: str = "", stage: Stage | str | None = None) -> None:
-        key = Count(Stage(stage or self.stage), Outcome(outcome), detail)
+        key = self._keys.get((outcome, detail, stage))
+        if key is None:
+            key = self._keys[(outcome, detail, stage)] = Count(Stage(stage or self.stage), Outcome(outcome), detail)
         self._pending[key] = self._pending.get(key, 0) + n
 
     def add(self, counts: Iterable[tuple[Count, int]]) -> None:
@@ -89,12 +96,15 @@ class RunStage(CountingDoFn):
     ``many``: the rule is a reader and returns an iterable of verdicts, each one a row met (``in``).
     ``timed``: the time inside the rule is counted (``usecs``, summed over elements). A rule object with a
     ``setup()`` method is set up once per worker (e.g. reading decisions). A reject names the row it is
-    about: the element, or a teacher result's ``example``.
+    about: the element, or a teacher result's ``example``. ``errors``: an exception in the rule (or in routing
+    its verdicts) becomes a dead letter on output ``bad`` (use :func:`stage_step`), with nothing of that
+    element emitted or counted; without it, the exception fails the bundle.
     """
 
-    def __init__(self, stage: Stage, rule, *args, many: bool = False, timed: bool = False):
+    def __init__(self, stage: Stage, rule, *args, many: bool = False, timed: bool = False, errors: bool = False):
         super().__init__()
         self.stage, self.rule, self.args, self.many, self.timed = Stage(stage), rule, args, many, timed
+        self.errors = errors
 
     def setup(self):
         if hasattr(self.rule, "setup"):
@@ -106,19 +116,36 @@ class RunStage(CountingDoFn):
 
     def process(self, element):
         t = time.perf_counter()
-        out = self.rule(element, *self.args)
-        if not self.many and type(out) is dict:  # the common case: a row kept as it is
+        try:
+            out = self.rule(element, *self.args)
+            if not self.many and type(out) is dict:  # the common case: a row kept as it is
+                outputs = None
+            else:  # every verdict routed before anything is emitted or counted: all of the element, or none of it
+                outputs, counts = [], []
+                for verdict in (out if self.many else (out,)):
+                    if type(verdict) is dict:
+                        outputs.append(verdict)
+                        counts.append(None)
+                    else:
+                        self._route(getattr(element, "example", element), verdict, outputs, counts)
+        except Exception as exn:
+            if not self.errors:
+                raise
+            yield beam.pvalue.TaggedOutput(BAD, (element, (type(exn), repr(exn),
+                                                           traceback.format_exception(*sys.exc_info()))))
+            return
+        if self.timed:  # the rule's time, before the rows go on to the next fused steps
+            self.count(Outcome.USECS, int((time.perf_counter() - t) * 1e6))
+        if outputs is None:
             self._kept += 1
             yield out
-        else:
-            for verdict in (out if self.many else (out,)):
-                if type(verdict) is dict:
-                    self._kept += 1
-                    yield verdict
-                else:
-                    yield from self._route(getattr(element, "example", element), verdict)
-        if self.timed:
-            self.count(Outcome.USECS, int((time.perf_counter() - t) * 1e6))
+            return
+        for c in counts:
+            if c is None:
+                self._kept += 1
+            else:
+                self.add(c)
+        yield from outputs
 
     def finish_bundle(self):
         if self._kept:
@@ -127,25 +154,40 @@ class RunStage(CountingDoFn):
             self._kept = 0
         return super().finish_bundle()
 
-    def _route(self, row, verdict):
+    def _route(self, row, verdict, outputs: list, counts: list) -> None:
+        """One verdict -> its outputs (appended to ``outputs``) and its counts (one tuple of ``(Count, n)``s
+        appended to ``counts``)."""
         if isinstance(verdict, Routed) and verdict.counts_only:  # e.g. a reader's totals, after its last row
-            self.add(verdict.counts)
+            counts.append(verdict.counts)
             return
-        self.count(Outcome.IN)
         if isinstance(verdict, Reject):
             verdict = Routed(reject=verdict)
         elif not isinstance(verdict, Routed):
             verdict = Routed(row=verdict)
-        self.add(verdict.counts)
+        mine = [(self._key(Outcome.IN), 1), *verdict.counts]
         if verdict.reject is not None:
-            self.count(Outcome.REJECTED)
-            yield beam.pvalue.TaggedOutput(REJECTS, reject_row(self.stage, row, verdict.reject.reason,
-                                                               verdict.reject.detail))
-        for tag, out in verdict.outputs:
-            yield beam.pvalue.TaggedOutput(tag, out)
+            mine.append((self._key(Outcome.REJECTED), 1))
+            outputs.append(beam.pvalue.TaggedOutput(REJECTS, reject_row(self.stage, row, verdict.reject.reason,
+                                                                        verdict.reject.detail)))
+        outputs += [beam.pvalue.TaggedOutput(tag, out) for tag, out in verdict.outputs]
         if verdict.row is not None:
-            self.count(Outcome.OUT)
-            yield verdict.row
+            mine.append((self._key(Outcome.OUT), 1))
+            outputs.append(verdict.row)
+        counts.append(mine)
+
+    def _key(self, outcome: Outcome) -> Count:
+        key = self._keys.get((outcome, "", None))
+        if key is None:
+            key = self._keys[(outcome, "", None)] = Count(self.stage, outcome)
+        return key
+
+
+def stage_step(dofn: RunStage):
+    """``dofn`` as a ParDo whose rule's exceptions become dead letters: outputs ``rows`` (main), ``rejects``,
+    ``bad`` (for ``pipelines.runner.dead_letters``) and any other tag the rule routes to. What Beam's
+    ``with_exception_handling`` did, minus a wrapper DoFn around every element (and its own graph steps)."""
+    dofn.errors = True
+    return beam.ParDo(dofn).with_outputs(REJECTS, BAD, main="rows", allow_unknown_tags=True)
 
 
 class PassThrough(CountingDoFn):

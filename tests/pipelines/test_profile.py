@@ -37,6 +37,22 @@ def test_steps_count_elements_and_time_from_beam_metrics():
     assert "Slow" in text and "600" in text and "runner" in text
 
 
+def test_a_steps_out_counts_every_output_it_makes():
+    """Partition's and a multi-output ParDo's outputs are counted (new_pipeline turns Beam's construction-time
+    type check off, and then a composite's tagged outputs are missing from its own ``outputs``)."""
+    p = new_pipeline(1)
+    parts = p | "Make" >> beam.Create(list(range(90))) | "Thirds" >> beam.Partition(lambda x, n: x % 3, 3)
+    tagged = parts[0] | "Tag" >> beam.FlatMap(lambda x: [x, beam.pvalue.TaggedOutput("twice", x)]).with_outputs(
+        "twice", main="once")
+    for i, pc in enumerate([parts[1], parts[2], tagged.once, tagged.twice]):
+        pc | f"Use {i}" >> beam.Map(lambda x: x)
+    _, prof = timed_run(p, "test", 1, None)
+    steps = {s.step: s for s in prof.steps}
+    assert (steps["Thirds"].elements_in, steps["Thirds"].elements_out) == (90, 90)
+    assert (steps["Tag"].elements_in, steps["Tag"].elements_out) == (30, 60)
+    assert steps["Use"].elements_in == 60 + 60
+
+
 def test_step_name_drops_the_branch_index_only():
     assert step_name("Validate 0") == "Validate"
     assert step_name("Write tables: examples 12") == "Write tables: examples"
