@@ -59,16 +59,56 @@ def runner(beam_args: list[str] | None = None):
 
     class LocalRunner(FnApiRunner):
         """FnApiRunner that keeps the graph it ran (``ran``): the profile names its steps from it, instead of
-        translating the pipeline a second time (~0.15 s per pass)."""
+        translating the pipeline a second time (~0.15 s per pass). Its worker processes (--workers N) start
+        through :func:`beam_worker`, so Beam's start-up INFO lines stay off the terminal."""
 
         ran = None
 
         def run_via_runner_api(self, pipeline_proto, options):
+            quiet_workers(pipeline_proto)
             self.ran = type(pipeline_proto)()
             self.ran.CopyFrom(pipeline_proto)  # a copy: the runner's graph stages edit outputs in place
             return super().run_via_runner_api(pipeline_proto, options)
 
     return LocalRunner()
+
+
+def quiet_workers(pipeline_proto) -> None:
+    """Local worker processes (Beam's subprocess environment, as ``direct_running_mode=multi_processing`` makes
+    it) start through :func:`beam_worker` instead of Beam's own entry point; any other command is left alone."""
+    import shlex
+    import sys
+
+    from apache_beam.portability import python_urns
+
+    beam_default = f"{sys.executable} -m apache_beam.runners.worker.sdk_worker_main".encode()
+    # a NullHandler first: importing Beam logs a warning (apitools) that would give the root logger a default handler
+    ours = (f"{shlex.quote(sys.executable)} -c 'import logging; logging.getLogger().addHandler(logging.NullHandler()); "
+            "from pipelines.runner import beam_worker; beam_worker()'").encode()
+    for env in pipeline_proto.components.environments.values():
+        if env.urn == python_urns.SUBPROCESS_SDK and env.payload == beam_default:
+            env.payload = ours
+
+
+def beam_worker() -> None:
+    """Beam's SDK worker process, with its log lines on stderr filtered as ``curate.run`` filters the main
+    process's: Beam's own below ERROR (it logs ~20 INFO lines per worker and pass) and library warnings sent to
+    the root logger (apitools) are dropped; ours (``sightline.*``) pass from WARNING up."""
+    import logging
+    import sys
+
+    from apache_beam.runners.worker import sdk_worker_main
+
+    def keep(record: logging.LogRecord) -> bool:
+        name = record.name
+        beam = name in ("root", "__main__") or name == "apache_beam" or name.startswith("apache_beam.")
+        return record.levelno >= (logging.ERROR if beam else logging.WARNING)
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
+    handler.addFilter(keep)
+    logging.getLogger().handlers[:] = [handler]
+    sdk_worker_main.main(sys.argv)
 
 
 def new_pipeline(workers: int, beam_args: list[str] | None = None):

@@ -151,7 +151,7 @@ def test_bad_rows_land_in_rejects_with_distinct_reasons(tmp_path):
     assert a["rows_in"] == 7 and a["rows_in"] == a["rows_written"] + a["rows_rejected"] + a["rows_duplicate"]
 
 
-def test_multiprocessing_runner_writes_the_same_rows(mini_run, tmp_path):
+def test_multiprocessing_runner_writes_the_same_rows(mini_run, tmp_path, capfd):
     store, _ = mini_run
     info = run(_cfg(tmp_path, "distill.error_rate=0.0"), workers=2)
     other = Store(info.path.parent)
@@ -159,6 +159,10 @@ def test_multiprocessing_runner_writes_the_same_rows(mini_run, tmp_path):
         assert _ids(other, table) == _ids(store, table), table
     a = pq.read_table(other.table_files("traces")[0]).num_rows
     assert a > 0
+    # the worker processes write to the same stderr (capfd sees it): our progress lines, none of Beam's INFO lines
+    err = capfd.readouterr().err
+    assert "[2/2] curate" in err
+    assert "INFO:" not in err and "apache_beam" not in err and "apitools" not in err
 
 
 def test_decontamination_drops_rows_overlapping_an_eval_set(tmp_path):
