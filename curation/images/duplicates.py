@@ -28,6 +28,9 @@ from curation.images.hashes import HASH_BITS, band_keys, band_widths
 from curation.images.near_copy_batch import (  # noqa: F401
     Thumbnails,
     confirmed,
+    first_look,
+    look_bytes,
+    look_from_bytes,
     confirmed_pairs,
     near_copies,
     prepared_thumbnail,
@@ -236,7 +239,9 @@ def confirmed_in_bucket(band_key: tuple[int, int], members: Iterable[tuple[str, 
 
 class SpilledBucket:
     """A crowded bucket's thumbnail members (:func:`thumbnail_member`) in an unnamed temporary file (removed when
-    closed, or when the process ends); in memory only each distinct image's key, hash and where its member is."""
+    closed, or when the process ends), each stored as its first look (``near_copy_batch.first_look``: taken once
+    here, where every tile would otherwise inflate it again); in memory only each distinct image's key, hash and
+    where its look is."""
 
     def __init__(self, members: Iterable[bytes] = ()):
         import tempfile
@@ -252,25 +257,38 @@ class SpilledBucket:
         head = member[:MEMBER_BYTES]
         if head in self.where:
             return
-        self.file.write(member)
-        self.where[head] = (self.end, len(member))
-        self.end += len(member)
+        look = look_bytes(first_look(member[MEMBER_BYTES:]))
+        self.file.write(look)
+        self.where[head] = (self.end, len(look))
+        self.end += len(look)
 
-    def members(self) -> tuple[list[bytes], np.ndarray, list[tuple[int, int]]]:
-        """(packed members sorted by image key, their hashes, where each member is)."""
+    def members(self) -> tuple[list[bytes], np.ndarray]:
+        """(packed members sorted by image key, their hashes). The file is rewritten once in that order, so a
+        block of consecutive members is one read (:meth:`looks`)."""
+        import tempfile
+
         heads = sorted(self.where)
         hashes = np.frombuffer(b"".join(h[32:] for h in heads), dtype=">u8").astype(np.uint64)
-        return heads, hashes, [self.where[h] for h in heads]
-
-    def thumbnails(self, where: list[tuple[int, int]]) -> list[bytes]:
-        """The thumbnails at ``where`` (read in file order, returned in the order asked)."""
         self.file.flush()
-        out: list[bytes] = [b""] * len(where)
-        for k in sorted(range(len(where)), key=lambda k: where[k][0]):
-            offset, length = where[k]
+        ordered = tempfile.TemporaryFile(prefix="sightline-bucket-")
+        self.offsets = np.zeros(len(heads) + 1, dtype=np.int64)
+        for k, head in enumerate(heads):
+            offset, length = self.where[head]
             self.file.seek(offset)
-            out[k] = self.file.read(length)[MEMBER_BYTES:]
-        return out
+            ordered.write(self.file.read(length))
+            self.offsets[k + 1] = self.offsets[k] + length
+        self.file.close()
+        self.file, self.where = ordered, {}
+        ordered.flush()
+        return heads, hashes
+
+    def looks(self, start: int, stop: int) -> list:
+        """The looks of members ``start .. stop - 1`` (in :meth:`members`' order), read at once."""
+        base = int(self.offsets[start])
+        self.file.seek(base)
+        data = self.file.read(int(self.offsets[stop]) - base)
+        return [look_from_bytes(data[int(a) - base:int(b) - base])
+                for a, b in zip(self.offsets[start:stop], self.offsets[start + 1:stop + 1])]
 
     def close(self) -> None:
         self.file.close()
@@ -288,7 +306,7 @@ def confirmed_in_tiles(band_key: tuple[int, int], bucket: SpilledBucket, thresho
     of ~``block_bytes`` of thumbnails, and each tile (a block of rows x a block of columns, the diagonal and
     above) is confirmed with only its two blocks read back. The same pairs as the whole bucket: every owned pair
     ``(i, j)``, ``i < j``, lies in exactly one tile; a block is read once per tile it is in."""
-    heads, hashes, where = bucket.members()
+    heads, hashes = bucket.members()
     n = len(heads)
     if not n:
         return
@@ -297,10 +315,10 @@ def confirmed_in_tiles(band_key: tuple[int, int], bucket: SpilledBucket, thresho
     blocks = list(zip(edges[:-1], edges[1:]))
     keys = [h[:32].hex() for h in heads]
     for bi, (r0, r1) in enumerate(blocks):
-        rows = bucket.thumbnails(where[r0:r1])
+        rows = bucket.looks(r0, r1)
         for c0, c1 in blocks[bi:]:
             diagonal = c0 == r0
-            images = Thumbnails(rows if diagonal else rows + bucket.thumbnails(where[c0:c1]))
+            images = Thumbnails(looks=rows if diagonal else rows + bucket.looks(c0, c1))
             shift = r0 if diagonal else c0 - (r1 - r0)  # a column's position in images
             for ia, ib in owned_pair_blocks(band_key[0], hashes, threshold, rows=(r0, r1), columns=(c0, c1)):
                 la, lb = ia - r0, ib - shift

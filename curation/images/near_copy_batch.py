@@ -19,6 +19,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -118,36 +119,68 @@ DECODED_CACHE = 2048  # thumbnails kept decoded (~9 KB each for 56 x 56): pairs 
 FAR_LOW, FAR_HIGH = 64, 192  # a channel below 64 in one image and at least 192 in the other: 129 or more apart
 
 
+class Look(NamedTuple):
+    """What confirmation reads of a candidate before any pair: its thumbnail bytes, ``(thumbnail height, width,
+    image width, height)``, ``same_image``'s brightness percentile and the sampled luminance-band masks."""
+
+    thumb: bytes
+    grid: tuple[int, int, int, int]
+    p99: float
+    bits: np.ndarray
+
+
+def first_look(blob: bytes) -> Look:
+    """The :class:`Look` of a prepared (:func:`prepared_thumbnail`) or plain thumbnail blob."""
+    return _unprepared(blob) if blob[:4] == _PREPARED_MAGIC else _look_of(blob, thumbnail_from_bytes(blob))
+
+
+def _look_of(blob: bytes, t) -> Look:
+    p99, bits = _first_look(t.pixels)
+    return Look(blob, (*t.pixels.shape[:2], t.width, t.height), p99, bits)
+
+
+_LOOK = struct.Struct("<HHIIfI")  # thumbnail height, width, image width, height, p99 (float32: exact), thumb length
+
+
+def look_bytes(look: Look) -> bytes:
+    """A :class:`Look` as bytes (for a temporary file this process reads back: ``look_from_bytes``)."""
+    h, w, width, height = look.grid
+    return _LOOK.pack(h, w, width, height, look.p99, len(look.thumb)) + look.thumb + look.bits.tobytes()
+
+
+def look_from_bytes(data: bytes) -> Look:
+    """Inverse of :func:`look_bytes` (no inflating: the masks are stored as they are held)."""
+    h, w, width, height, p99, n = _LOOK.unpack_from(data)
+    start = _LOOK.size + n
+    bits = np.frombuffer(data, dtype=np.uint64, offset=start).reshape(LUMA_BANDS - 1, -1)
+    return Look(data[_LOOK.size:start], (h, w, width, height), float(p99), bits)
+
+
 class Thumbnails:
     """Thumbnails by position: each decoded once up front for its grid, image size, brightness percentile and
     sampled luminance-band masks (:func:`_luma_bits`, ~0.6 KB for 56 x 56), then again on demand for its pixels (the least recently
     used dropped beyond ``DECODED_CACHE``) and channel masks (:meth:`far_bits`)."""
 
-    def __init__(self, blobs: list[bytes]):
+    def __init__(self, blobs: list[bytes] | None = None, looks: list[Look] | None = None):
+        """From thumbnail blobs (prepared or plain), or from their :func:`first_look` already taken."""
         from collections import OrderedDict
 
-
         self.decoded = OrderedDict()  # position -> (thumbnail, 8-bit luminance or None)
-        self.blobs = []
-        grids, sizes, p99s, lumas = [], [], [], []
-        for i, blob in enumerate(blobs):
-            thumb, (h, w, width, height), p99, bits = self._first_look(i, blob)
-            self.blobs.append(thumb)
-            grids.append((h, w, 3))
-            sizes.append((width, height))
-            p99s.append(p99)
-            lumas.append(bits)
-        self.p99_of = np.array(p99s, dtype=np.float64)  # same_image's brightness percentile of each image
+        if looks is None:
+            looks = [self._first_look(i, blob) for i, blob in enumerate(blobs)]
+        self.blobs = [look.thumb for look in looks]
+        grids = [(look.grid[0], look.grid[1], 3) for look in looks]
+        self.p99_of = np.array([look.p99 for look in looks], dtype=np.float64)  # same_image's brightness percentile
         ids = {g: n for n, g in enumerate(sorted(set(grids)))}
-        self.grid_id = np.array([ids[g] for g in grids])
-        self.size = np.array(sizes, dtype=np.int64)  # (images, 2): width and height of each image
+        self.grid_id = np.array([ids[g] for g in grids], dtype=np.int64)
+        self.size = np.array([look.grid[2:] for look in looks], dtype=np.int64).reshape(-1, 2)  # image width, height
         self.pixels_of = {n: g[0] * g[1] for g, n in ids.items()}
-        self.at_grid = np.zeros(len(blobs), dtype=np.int64)  # position among the images of its grid
+        self.at_grid = np.zeros(len(looks), dtype=np.int64)  # position among the images of its grid
         self.luma_bits = {}
         for n in ids.values():
             members = np.flatnonzero(self.grid_id == n)
             self.at_grid[members] = np.arange(len(members))
-            self.luma_bits[n] = np.stack([lumas[i] for i in members])
+            self.luma_bits[n] = np.stack([looks[i].bits for i in members])
 
     def far_bits(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The channel masks (:func:`_far_bits`) of images ``positions`` (one grid), stacked, and an index from
@@ -164,14 +197,11 @@ class Thumbnails:
         at[positions] = np.arange(len(positions))
         return np.stack([make(i) for i in positions]), at
 
-    def _first_look(self, i: int, blob: bytes):
-        """(thumbnail bytes, header, p99, sampled luminance-band masks) of a :func:`prepared_thumbnail` (nothing
-        decoded) or of a plain ``thumbnail_bytes`` (decoded here, and kept while the cache has room)."""
+    def _first_look(self, i: int, blob: bytes) -> Look:
+        """:func:`first_look`, keeping a plain thumbnail decoded here while the cache has room."""
         if blob[:4] == _PREPARED_MAGIC:
             return _unprepared(blob)
-        t = self._keep(i, thumbnail_from_bytes(blob))
-        p99, bits = _first_look(t.pixels)
-        return blob, (*t.pixels.shape[:2], t.width, t.height), p99, bits
+        return _look_of(blob, self._keep(i, thumbnail_from_bytes(blob)))
 
     def _keep(self, i: int, t):
         self.decoded[i] = (t, None)
@@ -251,7 +281,7 @@ def _unprepared(blob: bytes):
     if len(thumb) != n or len(raw) != expected or not inflater.eof or inflater.unconsumed_tail or inflater.unused_data:
         raise SightlineError(f"corrupt prepared thumbnail: {len(raw)} mask bytes for a {h}x{w} thumbnail")
     bits = np.frombuffer(raw, dtype=np.uint64).reshape(LUMA_BANDS - 1, words)
-    return thumb, (h, w, width, height), float(p99), bits
+    return Look(thumb, (h, w, width, height), float(p99), bits)
 
 
 def _luma8(floats: np.ndarray) -> np.ndarray:

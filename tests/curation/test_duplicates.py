@@ -180,18 +180,23 @@ def test_a_bucket_over_its_byte_budget_is_confirmed_from_a_file_in_tiles_with_th
     assert sorted(tiled) == sorted(whole)
 
 
-def test_a_spilled_bucket_keeps_one_thumbnail_per_image_and_removes_its_file():
+def test_a_spilled_bucket_keeps_one_look_per_image_and_removes_its_file():
     import os
 
-    members = [D.thumbnail_member(_key(i % 3), i % 3, bytes([i % 3]) * (5 + i % 3)) for i in range(7)]
+    from curation.images.near_copy_batch import first_look
+
+    thumbs = [D.prepared_thumbnail(png(puzzle(seed, 128))) for seed in range(3)]
+    members = [D.thumbnail_member(_key(i % 3), i % 3, thumbs[i % 3]) for i in range(7)]
     with D.SpilledBucket(members[:2]) as bucket:
         for m in members[2:]:
             bucket.add(m)
-        heads, hashes, where = bucket.members()
-        assert [h[:32].hex() for h in heads] == sorted(_key(i) for i in range(3)) and bucket.end == 3 * D.MEMBER_BYTES + 5 + 6 + 7
+        heads, hashes = bucket.members()
+        assert [h[:32].hex() for h in heads] == sorted(_key(i) for i in range(3))
         assert hashes.tolist() == [int.from_bytes(h[32:], "big") for h in heads]
-        assert bucket.thumbnails(where[::-1]) == [m[D.MEMBER_BYTES:] for m in
-                                                  sorted(members[:3], key=lambda m: m[:32])][::-1]
-        fd = bucket.file.fileno()
-        assert os.fstat(fd).st_nlink == 0  # unnamed: nothing is left on disk even if the process is killed
+        order = [int.from_bytes(h[32:], "big") for h in heads]  # the hash of _key(i) is i here
+        for look, i in zip(bucket.looks(0, 3)[1:], order[1:]):  # read back as first_look made them
+            want = first_look(thumbs[i])
+            assert (look.thumb, look.grid, look.p99) == (want.thumb, want.grid, want.p99)
+            assert np.array_equal(look.bits, want.bits)
+        assert os.fstat(bucket.file.fileno()).st_nlink == 0  # unnamed: nothing left on disk if the process is killed
     assert bucket.file.closed
