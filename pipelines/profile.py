@@ -188,12 +188,22 @@ def format_pass(p: PassProfile) -> str:
 
 
 def timed_run(pipeline, name: str, workers: int, rss: PeakRss | None) -> tuple[object, PassProfile]:
-    """Run ``pipeline`` to the end; returns (result, its PassProfile)."""
+    """Run ``pipeline`` to the end; returns (result, its PassProfile).
+
+    While it runs, what the process held before (modules, Beam's graph: ~1M objects) is frozen out of Python's
+    cyclic garbage collector, whose full collections would otherwise walk it again and again (at 20,000 rows:
+    0.46 -> 0.24 s of collections); it is handed back (``gc.unfreeze``) when the run ends."""
+    import gc
+
     if rss is not None:
         rss.reset()
     t = time.perf_counter()
-    result = pipeline.run()
-    result.wait_until_finish()
+    gc.freeze()
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    finally:
+        gc.unfreeze()
     wall = time.perf_counter() - t
     return result, PassProfile(name, wall, rss.peak_mb if rss is not None else 0.0, workers,
                                step_profiles(pipeline, result))

@@ -53,6 +53,28 @@ def test_a_steps_out_counts_every_output_it_makes():
     assert steps["Use"].elements_in == 60 + 60
 
 
+_FROZEN: list[int] = []
+
+
+def _note_frozen(x):
+    import gc
+
+    _FROZEN.append(gc.get_freeze_count())
+    return x
+
+
+def test_the_heap_before_a_run_is_frozen_out_of_the_cyclic_gc_only_while_it_runs():
+    import gc
+
+    _FROZEN.clear()
+    p = new_pipeline(1)
+    p | "Make" >> beam.Create([1, 2, 3]) | "Note" >> beam.Map(_note_frozen)
+    assert gc.get_freeze_count() == 0
+    timed_run(p, "test", 1, None)
+    assert len(_FROZEN) == 3 and min(_FROZEN) > 10_000  # the modules and the graph, frozen during the run
+    assert gc.get_freeze_count() == 0  # and handed back after it
+
+
 def test_step_name_drops_the_branch_index_only():
     assert step_name("Validate 0") == "Validate"
     assert step_name("Write tables: examples 12") == "Write tables: examples"
