@@ -276,6 +276,12 @@ def measure(kind: str, n: int, workers: int = 1) -> dict:
     return dict(json.loads(r.stdout.strip().splitlines()[-1]), seconds=seconds)
 
 
+def _rows(step: dict) -> int:
+    """Elements through a step, as ``pipelines.profile.StepProfile.rows`` counts them (in, or out for a reader)."""
+    n_in, n_out = step["elements_in"], step["elements_out"]
+    return n_in if n_in * 10 >= n_out else n_out
+
+
 def stage_table(loop: dict, passes: list[dict], n: int) -> list[str]:
     """The loop's stages next to the pipeline steps doing the same work, then the pipeline's own steps."""
     steps = {}
@@ -290,7 +296,7 @@ def stage_table(loop: dict, passes: list[dict], n: int) -> list[str]:
         claimed |= {st["step"] for st in mine}
         ls = loop.get(stage, {}).get("seconds", 0.0)
         ps = sum(st["seconds"] for st in mine)
-        rows = max([max(st["elements_in"], st["elements_out"]) for st in mine], default=0)
+        rows = max([_rows(st) for st in mine], default=0)
         ratio = f"{ps / ls:12.2f}x" if ls > 0.05 else f"{'':>13s}"
         rate = f"{rows / ps:15,.0f}" if ps > 0 else f"{'':>15s}"
         lines.append(f"  {stage:26s} {ls:8.2f} {ps:10.2f} {ratio} {rate}")

@@ -35,9 +35,16 @@ class StepProfile:
     seconds: float = 0.0
 
     @property
+    def rows(self) -> int:
+        """Elements through the step: those it took in, or for a reader (which takes in a few file names or ranges
+        and puts out ten times as many rows, or more) those it put out. Not the larger of the two: a step's out
+        counts every output it makes (e.g. a row's traces and sft rows besides the row)."""
+        return self.elements_in if self.elements_in * 10 >= self.elements_out else self.elements_out
+
+    @property
     def rows_per_s(self) -> float | None:
-        """Elements through the step per busy second: the larger of in and out (a read takes in file names)."""
-        n = max(self.elements_in, self.elements_out)
+        """Elements through the step (``rows``) per busy second."""
+        n = self.rows
         return n / self.seconds if self.seconds > 0 and n else None
 
 

@@ -51,6 +51,8 @@ def test_a_steps_out_counts_every_output_it_makes():
     assert (steps["Thirds"].elements_in, steps["Thirds"].elements_out) == (90, 90)
     assert (steps["Tag"].elements_in, steps["Tag"].elements_out) == (30, 60)
     assert steps["Use"].elements_in == 60 + 60
+    # rows through a step: what it took in (Tag's 30, not its 60 outputs), or a reader's out (Make's 90)
+    assert (steps["Tag"].rows, steps["Make"].rows, steps["Thirds"].rows) == (30, 90, 90)
 
 
 _FROZEN: list[int] = []
