@@ -10,7 +10,6 @@ exceptions in a rule are caught by the stage itself (``stage_step``: the dead le
 """
 from __future__ import annotations
 
-import sys
 import time
 import traceback
 from collections.abc import Iterable
@@ -97,8 +96,9 @@ class RunStage(CountingDoFn):
     ``timed``: the time inside the rule is counted (``usecs``, summed over elements). A rule object with a
     ``setup()`` method is set up once per worker (e.g. reading decisions). A reject names the row it is
     about: the element, or a teacher result's ``example``. ``errors``: an exception in the rule (or in routing
-    its verdicts) becomes a dead letter on output ``bad`` (use :func:`stage_step`), with nothing of that
-    element emitted or counted; without it, the exception fails the bundle.
+    its verdicts) becomes a dead letter on output ``bad`` (use :func:`stage_step`): a one-row rule's element is then
+    neither emitted nor counted; a reader keeps the rows it emitted before the error and its element counts as
+    one more row in (:meth:`_read`). Without ``errors``, the exception fails the bundle.
     """
 
     def __init__(self, stage: Stage, rule, *args, many: bool = False, timed: bool = False, errors: bool = False):
@@ -115,24 +115,21 @@ class RunStage(CountingDoFn):
         self._kept = 0
 
     def process(self, element):
+        if self.many:
+            yield from self._read(element)
+            return
         t = time.perf_counter()
         try:
             out = self.rule(element, *self.args)
-            if not self.many and type(out) is dict:  # the common case: a row kept as it is
+            if type(out) is dict:  # the common case: a row kept as it is
                 outputs = None
-            else:  # every verdict routed before anything is emitted or counted: all of the element, or none of it
+            else:  # the verdict routed before anything is emitted or counted: all of the element, or none of it
                 outputs, counts = [], []
-                for verdict in (out if self.many else (out,)):
-                    if type(verdict) is dict:
-                        outputs.append(verdict)
-                        counts.append(None)
-                    else:
-                        self._route(getattr(element, "example", element), verdict, outputs, counts)
+                self._route(getattr(element, "example", element), out, outputs, counts)
         except Exception as exn:
             if not self.errors:
                 raise
-            yield beam.pvalue.TaggedOutput(BAD, (element, (type(exn), repr(exn),
-                                                           traceback.format_exception(*sys.exc_info()))))
+            yield self._dead_letter(element, exn)
             return
         if self.timed:  # the rule's time, before the rows go on to the next fused steps
             self.count(Outcome.USECS, int((time.perf_counter() - t) * 1e6))
@@ -141,11 +138,48 @@ class RunStage(CountingDoFn):
             yield out
             return
         for c in counts:
-            if c is None:
-                self._kept += 1
-            else:
-                self.add(c)
+            self.add(c)
         yield from outputs
+
+    def _read(self, element):
+        """A reader's verdicts, each emitted as it comes: a file of a million rows is never held. An exception part
+        way through keeps what came before (rows already on their way) and adds a dead letter for the element,
+        counted as one more row in, so the books (in = written + rejected + duplicates) still balance with its
+        ``<stage>_error`` reject. ``timed`` counts the time inside the reader only, not the fused steps after it."""
+        spent = 0.0
+        try:
+            t = time.perf_counter()
+            verdicts = iter(self.rule(element, *self.args))
+            spent += time.perf_counter() - t
+            while True:
+                t = time.perf_counter()
+                try:
+                    verdict = next(verdicts)
+                except StopIteration:
+                    spent += time.perf_counter() - t
+                    break
+                spent += time.perf_counter() - t
+                if type(verdict) is dict:
+                    self._kept += 1
+                    yield verdict
+                    continue
+                outputs, counts = [], []
+                self._route(getattr(element, "example", element), verdict, outputs, counts)
+                for c in counts:
+                    self.add(c)
+                yield from outputs
+        except Exception as exn:
+            if not self.errors:
+                raise
+            self.count(Outcome.IN)
+            yield self._dead_letter(element, exn)
+        if self.timed:
+            self.count(Outcome.USECS, int(spent * 1e6))
+
+    @staticmethod
+    def _dead_letter(element, exn):
+        """What Beam's ``with_exception_handling`` emits: ``(element, (type, repr, traceback lines))`` on ``bad``."""
+        return beam.pvalue.TaggedOutput(BAD, (element, (type(exn), repr(exn), traceback.format_exception(exn))))
 
     def finish_bundle(self):
         if self._kept:

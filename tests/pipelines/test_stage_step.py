@@ -65,7 +65,7 @@ def test_a_rule_that_raises_is_a_reject_row_and_is_not_counted():
     assert c[Count(Stage.VALIDATE, Outcome.USECS)] > 0
 
 
-def test_a_reader_that_raises_emits_and_counts_none_of_its_rows():
+def test_a_reader_that_raises_keeps_the_rows_before_the_error_and_the_books_balance():
     specs = [{"name": "good", "rows": 4}, {"name": "bad", "rows": 4, "fail_at": 2}]
 
     def build(p):
@@ -74,11 +74,36 @@ def test_a_reader_that_raises_emits_and_counts_none_of_its_rows():
         return {"rows": out["rows"], "errors": dead_letters(out[transforms.BAD], "ingest")}
 
     got, c = _run(build)
-    assert sorted(r["id"] for r in got["rows"]) == ["good-0", "good-1", "good-2", "good-3"]
+    assert sorted(r["id"] for r in got["rows"]) == ["bad-0", "bad-1", "good-0", "good-1", "good-2", "good-3"]
     (err,) = got["errors"]
     assert err["reason"] == "ingest_error" and "truncated at row 2" in err["detail"]
-    assert c[Count(Stage.INGEST, Outcome.IN)] == 4 and c[Count(Stage.INGEST, Outcome.OUT)] == 4
+    # rows in = rows out + the error reject: 6 rows read, and the failed read counted once
+    assert c[Count(Stage.INGEST, Outcome.IN)] == 7 and c[Count(Stage.INGEST, Outcome.OUT)] == 6
     assert c[Count(Stage.INGEST, Outcome.TURNS_LEFT_OUT)] == 1  # the good reader's totals only
+
+
+_SEEN_WHEN_READ: list[int] = []
+
+
+def _watched_reader(spec: dict):
+    for i in range(spec["rows"]):
+        _SEEN_WHEN_READ.append(len(_SEEN.get("rows", [])))  # rows the next step had when row i was made
+        yield {"id": f"r{i}", "n": i}
+
+
+def test_a_reader_streams_its_rows_to_the_next_step():
+    _SEEN_WHEN_READ.clear()
+
+    def build(p):
+        out = (p | beam.Create([{"rows": 50}])
+               | "Read" >> transforms.stage_step(transforms.RunStage(Stage.INGEST, _watched_reader, many=True,
+                                                                      timed=True)))
+        return {"rows": out["rows"]}
+
+    got, c = _run(build)
+    assert len(got["rows"]) == 50 and c[Count(Stage.INGEST, Outcome.OUT)] == 50
+    # fused in one bundle: row i reached the next step before row i + 1 was read (none held back)
+    assert _SEEN_WHEN_READ == list(range(50))
 
 
 def test_without_stage_step_an_exception_fails_the_run():
