@@ -4,10 +4,35 @@ from __future__ import annotations
 from pathlib import Path
 
 import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.counters import NAMESPACE, Count, Outcome, stage_of_model_namespace
 from curation.errors import SightlineError
 from schemas import SCHEMAS
+
+
+class _Options(PipelineOptions):
+    """PipelineOptions whose views (``view_as``) are made once per options class.
+
+    Beam asks for a view for every transform it applies, translates and runs (~5 per step), and each new view
+    builds an argparse parser of that class's options and parses the flags again: ~40% of a graph's
+    construction time. A view is only a window onto the options' one shared dict (setting a value on any view
+    sets it for all), and the flags it parses never change, so one view per class answers the same."""
+
+    def view_as(self, cls):
+        views = self.__dict__.get("_views")
+        if views is None:
+            views = {}
+            object.__setattr__(self, "_views", views)  # PipelineOptions' own __setattr__ takes option names only
+        view = views.get(cls)
+        if view is None:
+            view = views[cls] = super().view_as(cls)
+        return view
+
+    def __getstate__(self):  # a copy (Beam deep-copies a pipeline's options) makes its own views
+        state = dict(super().__getstate__())
+        state.pop("_views", None)
+        return state
 
 
 def pipeline_options(workers: int, beam_args: list[str] | None = None):
@@ -15,12 +40,10 @@ def pipeline_options(workers: int, beam_args: list[str] | None = None):
     so Beam's construction-time check had nothing to check, yet inferring every step's output type cost
     ~0.1 s per graph (~40 ms per 100 steps). Runtime type checks were and stay off (Beam's default); what the
     graph computes does not change (only the coders of elements that cross a stage: pickled instead of typed)."""
-    from apache_beam.options.pipeline_options import PipelineOptions
-
     check_beam_args(beam_args or [])
     mode = "multi_processing" if workers > 1 else "in_memory"
-    return PipelineOptions(beam_args or [], direct_running_mode=mode, direct_num_workers=max(1, workers),
-                           pipeline_type_check=False)
+    return _Options(beam_args or [], direct_running_mode=mode, direct_num_workers=max(1, workers),
+                    pipeline_type_check=False)
 
 
 def check_beam_args(beam_args: list[str]) -> None:
