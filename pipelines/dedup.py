@@ -65,6 +65,24 @@ def write_owner_index(partition: int, parts, folder: str) -> tuple[int, str]:
     return partition, path
 
 
+_OWNERS: list = [None, None]  # (the index files' names, their loaded OwnerIndex by partition) in this process
+
+
+def loaded_owners(names: tuple) -> dict[int, owner_index.OwnerIndex]:
+    """The owner indexes of ``names`` (``(partition, path)``s), read once per process: every thumbnails bundle
+    of a worker shares them, and :func:`release_owners` lets them go (a later call reads them again)."""
+    if _OWNERS[0] is not names and _OWNERS[0] != names:
+        _OWNERS[:] = [None, None]  # the old ones go before the new ones are read
+        _OWNERS[:] = [names, {p: owner_index.OwnerIndex(read_bytes(path), path) for p, path in names}]
+    return _OWNERS[1]
+
+
+def release_owners() -> None:
+    """Forget the loaded owner indexes (~60 bytes per candidate image). Confirmation calls it: it runs after a
+    shuffle of every thumbnails bundle's output, so this process makes no more thumbnails for this pass."""
+    _OWNERS[:] = [None, None]
+
+
 class CandidateThumbnails(beam.DoFn):
     """Work rows (image_key, images) -> the image's thumbnail (``duplicates.thumbnail_member``) spilled once for
     each bucket that owns a candidate pair of it, into this bundle's spill file (``pipelines.spill``), by the
@@ -85,18 +103,13 @@ class CandidateThumbnails(beam.DoFn):
         self.spill_dir, self.partitions = spill_dir, partitions
 
     def setup(self):
-        self.indexes, self.loaded, self.files = {}, None, None
+        self.names, self.files = None, None
 
     def owners(self, files) -> dict[int, owner_index.OwnerIndex]:
-        """The owner indexes of the side input ``files``, loaded once per instance (and again only if the
-        files change)."""
+        """The owner indexes of the side input ``files`` (:func:`loaded_owners`: read once per process)."""
         if files is not self.files:
-            names = tuple(sorted(files))
-            if names != self.loaded:
-                self.indexes = {p: owner_index.OwnerIndex(read_bytes(path), path) for p, path in names}
-                self.loaded = names
-            self.files = files
-        return self.indexes
+            self.names, self.files = tuple(sorted(files)), files
+        return loaded_owners(self.names)
 
     def start_bundle(self):
         self.recent, self.spill = set(), None
@@ -153,6 +166,7 @@ def confirm_spilled(parts, threshold: int, budget: int = CONFIRM_BYTES):
     rows), so when its extents add up to more than ``budget`` bytes it is read once per share of its buckets
     (a bucket's share: ``pipelines.spill.partition_of`` its band key), each share gathered and confirmed alone.
     Reading again costs little next to confirming; every bucket is still confirmed once, with all its members."""
+    release_owners()
     parts = list(parts)
     total = sum(length for _, extents in parts for _, length in extents)
     shares = max(1, -(-total // budget))

@@ -90,6 +90,34 @@ def test_an_owner_index_file_holds_its_partition_grouped_and_sorted(tmp_path):
         assert index.get(k) == D.packed_owners(values)
 
 
+def test_owner_indexes_are_read_once_per_process_and_let_go_when_confirmation_starts(tmp_path):
+    import gc
+    import weakref
+
+    from pipelines import dedup
+    from pipelines.spill import PartitionedSpill, keyed_record
+
+    rng = random.Random(5)
+    spill = PartitionedSpill(str(tmp_path / "spill"))
+    keys = [rng.randbytes(32) for _ in range(20)]
+    for k in keys:
+        spill.add(partition_of(k, 4), keyed_record(k, rng.randbytes(8) + D.packed_band((1, 7))))
+    names = [dedup.write_owner_index(part, [where], str(tmp_path / "index")) for part, where in spill.close().items()]
+    a = dedup.CandidateThumbnails(str(tmp_path / "thumbs"), partitions=4)
+    b = dedup.CandidateThumbnails(str(tmp_path / "thumbs"), partitions=4)
+    a.setup(), b.setup()
+    loaded = a.owners(list(names))
+    assert b.owners(list(names)) is loaded and sum(len(i) for i in loaded.values()) == len(keys)  # read once
+    gone = weakref.ref(next(iter(loaded.values())))
+    del loaded
+    list(dedup.confirm_spilled([], 8))  # confirmation starts: the indexes are let go
+    gc.collect()
+    assert gone() is None
+    again = a.owners(list(names))  # a later thumbnails bundle (a retry) reads them again
+    assert all(again[partition_of(k, 4)].get(k) is not None for k in keys)
+    dedup.release_owners()
+
+
 def test_a_partition_over_budget_is_confirmed_in_shares_with_the_same_answers(tmp_path, monkeypatch):
     from pipelines import dedup
     from pipelines.spill import PartitionedSpill
