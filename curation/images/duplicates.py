@@ -28,10 +28,10 @@ from curation.images.hashes import HASH_BITS, band_keys, band_widths
 from curation.images.near_copy_batch import (  # noqa: F401
     Thumbnails,
     confirmed,
+    confirmed_pairs,
     first_look,
     look_bytes,
     look_from_bytes,
-    confirmed_pairs,
     near_copies,
     prepared_thumbnail,
 )
@@ -195,7 +195,8 @@ def confirmed_in_buckets(records: Iterable[bytes], threshold: int,
 
     A bucket whose members pass ``bucket_bytes`` is moved to a temporary local file as it grows and confirmed
     there in tiles (:func:`confirmed_in_tiles`): synthetic diagrams crowd a few buckets, which grow with the
-    rows (~55,000 candidates, ~130 MB of thumbnails, in the largest at 1M rows), so none is held whole."""
+    rows (~55,000 candidates, ~37 MB of prepared thumbnails and as much again once read, in the largest at 1M
+    rows), so none is held whole."""
     from collections import defaultdict
 
     buckets: dict[tuple[int, int], list[bytes]] = defaultdict(list)
