@@ -22,6 +22,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Self
 
+from pipelines import heap
+
 EXECUTION_MSECS = "beam:metric:ptransform_execution_time:total_msecs:v1"
 ELEMENT_COUNT = "beam:metric:element_count:v1"
 _INDEX = re.compile(r" \d+$")
@@ -213,9 +215,11 @@ def timed_run(pipeline, name: str, workers: int, rss: PeakRss | None) -> tuple[o
 
     While it runs, what the process held before (modules, Beam's graph: ~1M objects) is frozen out of Python's
     cyclic garbage collector, whose full collections would otherwise walk it again and again (at 20,000 rows:
-    0.46 -> 0.24 s of collections); it is handed back (``gc.unfreeze``) when the run ends."""
+    0.46 -> 0.24 s of collections); it is handed back (``gc.unfreeze``) when the run ends. Before it starts, the
+    heap's free memory (what an earlier pass let go) goes back to the OS (``pipelines.heap.trim``)."""
     import gc
 
+    heap.trim(every=0)
     if rss is not None:
         rss.reset()
     t = time.perf_counter()
