@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/crowded_bucket.py --images 20000 --budget-mb 4
 
 Synthetic diagrams of one family crowd a few hash buckets, and those grow with the rows (the largest holds
-~3,200 candidate images at 60,000 rows, ~55,000 at 1,000,000), so `curation.images.duplicates.
+~3,200 candidate images at 60,000 rows, ~55,000 at 1,000,000), so `curation.images.bucket_confirm.
 confirmed_in_buckets` moves a bucket whose thumbnails pass a byte budget to a temporary file and confirms it
 in tiles (`confirmed_in_tiles`). This builds one such bucket from the recipe's own images: the first N rows of
 the synthetic source (`configs/data/mini.yaml`'s levels, every family or one), every image with its real hash in one
@@ -48,12 +48,13 @@ def _records(n: int, family: str) -> list[bytes]:
 def _child(n: int, family: str, budget: int, threshold: int) -> None:
     import numpy as np
 
+    from curation.images import bucket_confirm as BC
     from curation.images import duplicates as D
 
     records = _records(n, family)
     start = _rss()
     t = time.perf_counter()
-    pairs = sorted(D.confirmed_in_buckets(iter(records), threshold, bucket_bytes=budget))
+    pairs = sorted(BC.confirmed_in_buckets(iter(records), threshold, bucket_bytes=budget))
     seconds = time.perf_counter() - t
     hashes = np.array(sorted({int.from_bytes(r[D.BAND_BYTES + 32:D.BAND_BYTES + 40], "big") for r in records}), np.uint64)
     candidates = sum(len(i) for i, _ in D.owned_pair_blocks(0, hashes, threshold))
@@ -76,7 +77,7 @@ def main() -> None:
         _child(int(args.child[0]), args.family, int(args.child[1]), args.threshold)
         return
     sys.path.insert(0, str(ROOT))
-    from curation.images.duplicates import BUCKET_BYTES
+    from curation.images.bucket_confirm import BUCKET_BYTES
 
     budget = int(args.budget_mb * MB) if args.budget_mb else BUCKET_BYTES
     print(f"one bucket of {args.family} diagrams, threshold {args.threshold}; tiles when over {budget / MB:.0f} MB")

@@ -20,7 +20,7 @@ What each side does, with the same `curation` functions on the same rows:
 - **loop**: one process, no Beam. Generate and validate every row and keep the valid ones in a
   list; hash bands (`duplicates.band_entries`) in a dict of buckets; the images in each bucket's owned
   candidate pairs (`duplicates.pair_members`); thumbnails of those images; each bucket's pairs confirmed
-  (`duplicates.confirmed_in_bucket`, as the pipeline does); split groups; duplicate rows (`duplicate_key`,
+  (`bucket_confirm.confirmed_in_bucket`, as the pipeline does); split groups; duplicate rows (`duplicate_key`,
   `duplicates_in_group`); then per row `placed`, `decontam_row`, the program caption and distill
   teachers (`curation.generation.rollouts`), `captioned`, `distilled` (rewrite, verify, select), `rl_row`; the
   tables written as zstd Parquet in 1,000-row chunks.
@@ -114,6 +114,7 @@ def _valid_rows(recipe, watch: Stopwatch) -> tuple[list[dict], list[dict]]:
 def _split_groups(rows: list[dict], threshold: int, watch: Stopwatch) -> dict[str, str]:
     """Image key -> split group, for images with a confirmed near-copy (the pipeline's scan, as a loop:
     buckets of hash bands, the images in pairs a bucket owns, their thumbnails, each bucket confirmed)."""
+    from curation.images import bucket_confirm as BC
     from curation.images import duplicates as D
     from curation.images.hashes import hash_from_hex
 
@@ -131,7 +132,7 @@ def _split_groups(rows: list[dict], threshold: int, watch: Stopwatch) -> dict[st
     watch.lap("thumbnails", len(wanted))
     groups: dict[str, str] = {}
     for band, ms in members.items():
-        for a, b in D.confirmed_in_bucket(band, [(k, h, thumbs[k]) for k, (_, h) in ms], threshold):
+        for a, b in BC.confirmed_in_bucket(band, [(k, h, thumbs[k]) for k, (_, h) in ms], threshold):
             for image, group in D.group_edges(a, b):
                 groups[image] = min(group, groups.get(image, group))
     watch.lap("confirm near-copies", len(members))

@@ -18,7 +18,7 @@ import uuid
 
 import apache_beam as beam
 
-from curation.images import duplicates, owner_index
+from curation.images import bucket_confirm, duplicates, owner_index
 from curation.images.hashes import hash_from_hex
 from curation.recipe import DataRecipe
 from curation.rejects import Reject
@@ -174,7 +174,7 @@ def confirm_spilled(parts, threshold: int, budget: int = CONFIRM_BYTES):
         records = read_records(parts)
         if shares > 1:
             records = (r for r in records if partition_of(r[:duplicates.BAND_BYTES], shares) == share)
-        yield from duplicates.confirmed_in_buckets(records, threshold)
+        yield from bucket_confirm.confirmed_in_buckets(records, threshold)
         heap.trim(every=0)  # a share's thumbnails and masks, freed: not kept resident for the rest of the pass
 
 

@@ -8,6 +8,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
+from curation.images import bucket_confirm as BC
 from curation.images import duplicates as D
 from curation.images.hashes import hamming, phash64
 from curation.images.near_copy import thumbnail, thumbnail_bytes
@@ -78,7 +79,7 @@ def test_confirmed_in_bucket_confirms_only_the_pairs_its_band_owns():
     assert shared  # a copy's hash agrees on some band
     for band in shared:
         key = band_keys(ha, 8)[band]
-        assert D.confirmed_in_bucket(key, members, 8) == ([(a, b)] if band == shared[0] else [])
+        assert BC.confirmed_in_bucket(key, members, 8) == ([(a, b)] if band == shared[0] else [])
 
 
 def test_problem_keys_of_an_image_move_to_its_group():
@@ -133,7 +134,7 @@ def test_confirmed_in_buckets_gathers_spilled_records_by_bucket():
         records += [D.bucket_record(band, member) for band in band_keys(h, 8)]  # every bucket of every image
     random.Random(0).shuffle(records)
     assert D.record_bucket(records[0])[1][:32].hex() in images
-    assert list(D.confirmed_in_buckets(records, 8)) == [(min(_key(1), _key(2)), max(_key(1), _key(2)))]
+    assert list(BC.confirmed_in_buckets(records, 8)) == [(min(_key(1), _key(2)), max(_key(1), _key(2)))]
 
 
 @pytest.mark.parametrize("band", [0, 3])
@@ -172,11 +173,11 @@ def _crowded_records(prepared: bool) -> tuple[list[bytes], set]:
 @pytest.mark.parametrize("prepared", [True, False])
 def test_a_bucket_over_its_byte_budget_is_confirmed_from_a_file_in_tiles_with_the_same_answers(prepared):
     records, copies = _crowded_records(prepared)
-    whole = list(D.confirmed_in_buckets(records, 8))
+    whole = list(BC.confirmed_in_buckets(records, 8))
     assert set(whole) == copies and len(whole) == 4
     member = len(records[0]) - D.BAND_BYTES
     # a budget of ~5 members: the bucket goes to a file after 6, blocks of 2 images -> 36 tiles
-    tiled = list(D.confirmed_in_buckets(records, 8, bucket_bytes=5 * member))
+    tiled = list(BC.confirmed_in_buckets(records, 8, bucket_bytes=5 * member))
     assert sorted(tiled) == sorted(whole)
 
 
@@ -187,7 +188,7 @@ def test_a_spilled_bucket_keeps_one_look_per_image_and_removes_its_file():
 
     thumbs = [D.prepared_thumbnail(png(puzzle(seed, 128))) for seed in range(3)]
     members = [D.thumbnail_member(_key(i % 3), i % 3, thumbs[i % 3]) for i in range(7)]
-    with D.SpilledBucket(members[:2]) as bucket:
+    with BC.SpilledBucket(members[:2]) as bucket:
         for m in members[2:]:
             bucket.add(m)
         heads, hashes = bucket.members()
