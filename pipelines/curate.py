@@ -202,7 +202,7 @@ def _teachers(train, recipe: DataRecipe, rejects: list):
     fin = (taught | "Batch for the judge" >> beam.BatchElements(min_batch_size=1, max_batch_size=per_call)
            | "Rewrite+verify+judge+select" >> transforms.stage_step(transforms.RunStage(
                Stage.DISTILL, transforms.distill_verdicts, distill_record(dis), recipe.select, not dis.reads_image,
-               Judge(recipe.judge), many=True, timed=True)))
+               Judge(recipe.judge), many=True, timed=True, batch=True)))
     # a batch that failed as a whole: one reject per row of it, so the books still balance
     bad = fin["bad"] | "Unbatch distill errors" >> beam.FlatMap(lambda b: [(r, b[1]) for r in b[0]])
     rejects += [fin[transforms.REJECTS], dead_letters(bad, "distill")]

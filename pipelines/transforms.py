@@ -74,10 +74,14 @@ class CountingDoFn(beam.DoFn):
         self._keys: dict[tuple, Count] = {}  # (outcome, detail, stage) -> its Count, made once (enum lookups cost)
 
     def count(self, outcome: Outcome | str, n: int = 1, detail: str = "", stage: Stage | str | None = None) -> None:
+        key = self._key(outcome, detail, stage)
+        self._pending[key] = self._pending.get(key, 0) + n
+
+    def _key(self, outcome: Outcome | str, detail: str = "", stage: Stage | str | None = None) -> Count:
         key = self._keys.get((outcome, detail, stage))
         if key is None:
             key = self._keys[(outcome, detail, stage)] = Count(Stage(stage or self.stage), Outcome(outcome), detail)
-        self._pending[key] = self._pending.get(key, 0) + n
+        return key
 
     def add(self, counts: Iterable[tuple[Count, int]]) -> None:
         for key, n in counts:
@@ -98,13 +102,15 @@ class RunStage(CountingDoFn):
     about: the element, or a teacher result's ``example``. ``errors``: an exception in the rule (or in routing
     its verdicts) becomes a dead letter on output ``bad`` (use :func:`stage_step`): a one-row rule's element is then
     neither emitted nor counted; a reader keeps the rows it emitted before the error and its element counts as
-    one more row in (:meth:`_read`). Without ``errors``, the exception fails the bundle.
+    one more row in (:meth:`_read`), unless it is a ``batch`` of rows (``beam.BatchElements``), which the graph
+    unbatches into a reject per row. Without ``errors``, the exception fails the bundle.
     """
 
-    def __init__(self, stage: Stage, rule, *args, many: bool = False, timed: bool = False, errors: bool = False):
+    def __init__(self, stage: Stage, rule, *args, many: bool = False, timed: bool = False, errors: bool = False,
+                 batch: bool = False):
         super().__init__()
         self.stage, self.rule, self.args, self.many, self.timed = Stage(stage), rule, args, many, timed
-        self.errors = errors
+        self.errors, self.batch = errors, batch
 
     def setup(self):
         if hasattr(self.rule, "setup"):
@@ -171,7 +177,8 @@ class RunStage(CountingDoFn):
         except Exception as exn:
             if not self.errors:
                 raise
-            self.count(Outcome.IN)
+            if not self.batch:  # a batch's rows each become a reject downstream: nothing to count for it here
+                self.count(Outcome.IN)
             yield self._dead_letter(element, exn)
         if self.timed:
             self.count(Outcome.USECS, int(spent * 1e6))
@@ -208,12 +215,6 @@ class RunStage(CountingDoFn):
             mine.append((self._key(Outcome.OUT), 1))
             outputs.append(verdict.row)
         counts.append(mine)
-
-    def _key(self, outcome: Outcome) -> Count:
-        key = self._keys.get((outcome, "", None))
-        if key is None:
-            key = self._keys[(outcome, "", None)] = Count(self.stage, outcome)
-        return key
 
 
 def stage_step(dofn: RunStage):

@@ -82,6 +82,17 @@ def test_a_reader_that_raises_keeps_the_rows_before_the_error_and_the_books_bala
     assert c[Count(Stage.INGEST, Outcome.TURNS_LEFT_OUT)] == 1  # the good reader's totals only
 
 
+def test_a_failed_batch_counts_no_row_in_its_rows_become_rejects_downstream():
+    def build(p):
+        out = (p | beam.Create([{"name": "batch", "rows": 3, "fail_at": 0}])
+               | "Judge" >> transforms.stage_step(transforms.RunStage(Stage.DISTILL, _reader, many=True, batch=True)))
+        return {"rows": out["rows"], "errors": dead_letters(out[transforms.BAD], "distill")}
+
+    got, c = _run(build)
+    assert "rows" not in got and len(got["errors"]) == 1
+    assert c.get(Count(Stage.DISTILL, Outcome.IN), 0) == 0
+
+
 _SEEN_WHEN_READ: list[int] = []
 
 
