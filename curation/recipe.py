@@ -89,6 +89,10 @@ class WriteConfig:
         "help": "Parquet row-group buffer of each table's writer (the pass that writes the tables holds one per "
                 "table: 1 MB keeps that under ~20 MB; 8 MB cost ~100 MB of RSS at 20,000 rows)"})
     record_batch_size: int = field(default=256, metadata={"help": "rows per Arrow record batch"})
+    file_bytes: int = field(default=128 << 20, metadata={
+        "help": "start a new shard of a table after this many bytes of row groups: a Parquet writer keeps every "
+                "row group's metadata until its file closes (one 1,000,000-row examples file: +60 MB of RSS, "
+                "measured), so without a cap the pass that writes the tables grows with the rows"})
 
 
 @dataclass
@@ -136,6 +140,11 @@ class DataRecipe:
             spec.check()
         if self.runner.workers < 1:
             raise SightlineError("runner.workers must be >= 1")
+        w = self.write
+        if min(w.row_group_bytes, w.record_batch_size, w.file_bytes) < 1 or w.file_bytes < w.row_group_bytes:
+            raise SightlineError(f"write: row_group_bytes, record_batch_size and file_bytes must be >= 1 and "
+                                 f"file_bytes >= row_group_bytes, got {w.row_group_bytes}, {w.record_batch_size}, "
+                                 f"{w.file_bytes}")
 
     @property
     def root(self) -> str:

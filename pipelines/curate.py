@@ -57,6 +57,7 @@ def _write(streams: list, directory: Path, recipe: DataRecipe, label: str, **kw)
     from pipelines.runner import write_tables
 
     kw.setdefault("row_group_bytes", recipe.write.row_group_bytes)
+    kw.setdefault("file_bytes", recipe.write.file_bytes)
     return write_tables(streams, directory, label=label, record_batch_size=recipe.write.record_batch_size, **kw)
 
 

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from curation.errors import SightlineError
 from curation.store.versions import Store
 from curation.recipe import load_data_recipe
 from pipelines.curate import run
@@ -73,13 +74,23 @@ def test_sft_rows_are_chat_messages_with_the_image(mini_run):
     assert sft["images"][0]["bytes"] == ex["images"][0]["bytes"]
 
 
-def test_rerun_gives_same_ids_and_counts(mini_run, tmp_path):
+def test_rerun_gives_same_ids_and_counts_in_one_shard_or_rolled_into_many(mini_run, tmp_path):
     store, info = mini_run
-    again = run(_cfg(tmp_path, "distill.error_rate=0.0"))
+    # write.file_bytes rolls each table into a new shard (a Parquet writer holds every row group's metadata
+    # until its file closes); 8 KB row groups and files make many shards of 50 rows' examples
+    again = run(_cfg(tmp_path, "distill.error_rate=0.0", "write.row_group_bytes=8192", "write.file_bytes=8192",
+                     "write.record_batch_size=4"))
     other = Store(tmp_path / "mini")
     for table in ("examples", "traces", "sft", "rl", "test", "rejects"):
         assert _ids(other, table) == _ids(store, table), table
+    assert len(other.table_files("examples")) >= len(store.table_files("examples")) + 4  # one per branch, or rolled
     assert again.manifest["stage_counts"]["dedup"] == info.manifest["stage_counts"]["dedup"]
+    assert again.manifest["accounting"] == info.manifest["accounting"]
+
+
+def test_write_settings_are_checked():
+    with pytest.raises(SightlineError, match="file_bytes >= row_group_bytes"):
+        load_data_recipe("configs/data/mini.yaml", ["write.file_bytes=1000"])
 
 
 def test_wrong_traces_are_kept_as_data_but_not_selected(tmp_path):
