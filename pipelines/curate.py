@@ -37,6 +37,7 @@ from curation.recipe import DataRecipe
 from curation.sources import ingest_health
 from curation.store.fs import remove_tree
 from curation.store.versions import Store
+from pipelines.forkserver import ForkServer
 from pipelines.profile import PassProfile, PeakRss, timed_run
 from pipelines.summary import finalize_shards, print_summary, read_columns, rejects_summary, table_rows
 from schemas.counters import Count, Outcome, Stage
@@ -285,8 +286,11 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
         if spec.backend in ("transformers", "policy") and not Path(spec.model).exists():
             raise SightlineError(f"{spec.role} teacher: model path {spec.model} does not exist")
     seconds: dict[str, float] = {}
+    # local worker processes are forked from a warm copy of this process (made before any thread starts)
+    local = workers > 1 and not any(a.startswith("--runner") for a in beam_args or [])
+    forks = ForkServer() if local else contextlib.nullcontext()
     rss = PeakRss() if profiles is not None else contextlib.nullcontext()
-    with rss, store.begin(spool=spool) as st:
+    with forks, rss, store.begin(spool=spool) as st:
         rss = rss if profiles is not None else None
         work = st.path / "_work"
         _log(f"[1/2] scan ({f'{workers} processes' if workers > 1 else 'in-process'}): ingest -> validate -> "

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Self
 
 from pipelines import heap
+from pipelines.forkserver import WORKER_NAME
 
 EXECUTION_MSECS = "beam:metric:ptransform_execution_time:total_msecs:v1"
 ELEMENT_COUNT = "beam:metric:element_count:v1"
@@ -107,8 +108,10 @@ class PeakRss:
         for child in self._kids():
             try:
                 # a child forked and not yet exec'd (e.g. the store's `git rev-parse`) shares this process's pages
-                # and would count them twice: it still has our command line
-                if child.cmdline() != self._cmdline:
+                # and would count them twice: it still has our command line. So do the fork server's zygote and
+                # keepers (pipelines.forkserver); its Beam workers are counted, each in full (an upper bound: they
+                # share the zygote's pages of the imports).
+                if child.cmdline() != self._cmdline or child.name() == WORKER_NAME:
                     total += child.memory_info().rss
             except self._error:  # exited between listing and reading
                 continue

@@ -9,6 +9,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from schemas.counters import NAMESPACE, Count, Outcome, stage_of_model_namespace
 from curation.errors import SightlineError
 from schemas import SCHEMAS
+from pipelines.forkserver import client_command
 
 
 class _Options(PipelineOptions):
@@ -83,7 +84,7 @@ def runner(beam_args: list[str] | None = None):
     class LocalRunner(FnApiRunner):
         """FnApiRunner that keeps the graph it ran (``ran``): the profile names its steps from it, instead of
         translating the pipeline a second time (~0.15 s per pass). Its worker processes (--workers N) start
-        through :func:`beam_worker`, so Beam's start-up INFO lines stay off the terminal."""
+        through :func:`pipelines.forkserver.beam_worker`, so Beam's start-up INFO lines stay off the terminal."""
 
         ran = None
 
@@ -98,7 +99,7 @@ def runner(beam_args: list[str] | None = None):
 
 def quiet_workers(pipeline_proto) -> None:
     """Local worker processes (Beam's subprocess environment, as ``direct_running_mode=multi_processing`` makes
-    it) start through :func:`beam_worker` instead of Beam's own entry point; any other command is left alone."""
+    it) start through :func:`pipelines.forkserver.beam_worker` instead of Beam's own entry point; any other command is left alone."""
     import shlex
     import sys
 
@@ -107,31 +108,13 @@ def quiet_workers(pipeline_proto) -> None:
     beam_default = f"{sys.executable} -m apache_beam.runners.worker.sdk_worker_main".encode()
     # a NullHandler first: importing Beam logs a warning (apitools) that would give the root logger a default handler
     ours = (f"{shlex.quote(sys.executable)} -c 'import logging; logging.getLogger().addHandler(logging.NullHandler()); "
-            "from pipelines.runner import beam_worker; beam_worker()'").encode()
+            "from pipelines.forkserver import beam_worker; beam_worker()'").encode()
+    forked = client_command()  # inside curate.run's ForkServer: workers are forked from a warm process
+    if forked is not None:
+        ours = forked.encode()
     for env in pipeline_proto.components.environments.values():
         if env.urn == python_urns.SUBPROCESS_SDK and env.payload == beam_default:
             env.payload = ours
-
-
-def beam_worker() -> None:
-    """Beam's SDK worker process, with its log lines on stderr filtered as ``curate.run`` filters the main
-    process's: Beam's own below ERROR (it logs ~20 INFO lines per worker and pass) and library warnings sent to
-    the root logger (apitools) are dropped; ours (``sightline.*``) pass from WARNING up."""
-    import logging
-    import sys
-
-    from apache_beam.runners.worker import sdk_worker_main
-
-    def keep(record: logging.LogRecord) -> bool:
-        name = record.name
-        beam = name in ("root", "__main__") or name == "apache_beam" or name.startswith("apache_beam.")
-        return record.levelno >= (logging.ERROR if beam else logging.WARNING)
-
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
-    handler.addFilter(keep)
-    logging.getLogger().handlers[:] = [handler]
-    sdk_worker_main.main(sys.argv)
 
 
 def new_pipeline(workers: int, beam_args: list[str] | None = None):
