@@ -25,9 +25,32 @@ INK = (0, 0, 0)
 GRID = (205, 205, 205)
 
 
+class _KeptMasks(ImageFont.FreeTypeFont):
+    """A FreeType font that keeps the glyph masks it renders: scenes draw the same few labels (digits, letters)
+    thousands of times, and rendering one was ~40% of drawing a scene. ``ImageDraw.text`` asks for the same mask
+    with the same arguments and only reads it, so the pixels are the ones an uncached font draws."""
+
+    MAX = 4096
+
+    def __init__(self, base: ImageFont.FreeTypeFont):  # noqa: super().__init__ would load the font file again
+        self.__dict__.update(base.__dict__)
+        self._masks: dict = {}
+
+    def getmask2(self, text, mode="", *args, **kwargs):
+        if mode not in ("L", "1"):  # an RGBA (colour) mask is written into by ImageDraw: never shared
+            return super().getmask2(text, mode, *args, **kwargs)
+        key = (text, mode, repr(args), repr(sorted(kwargs.items())))
+        hit = self._masks.get(key)
+        if hit is None:
+            if len(self._masks) >= self.MAX:
+                self._masks.clear()
+            hit = self._masks[key] = super().getmask2(text, mode, *args, **kwargs)
+        return hit
+
+
 @lru_cache(maxsize=64)
 def font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
+    return _KeptMasks(ImageFont.load_default(size=size))
 
 
 def font_size(image_size: int, fraction: float) -> int:

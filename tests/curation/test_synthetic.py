@@ -355,3 +355,28 @@ def test_open_share_states_a_share_of_golds_as_sentences():
     assert list(generate(5, seed=4, open_share=0.3)) == list(generate(5, seed=4, open_share=0.3))
     with pytest.raises(ValueError, match="open_share must be a number in"):
         list(generate(1, open_share=1.5))
+
+
+def test_kept_glyph_masks_draw_the_pixels_of_an_uncached_font():
+    """render.font keeps each rendered label's mask; drawing from it must give Pillow's own pixels, first call
+    (a miss) and later ones (hits), for every size, colour and position a scene uses."""
+    import importlib
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    render = importlib.import_module("curation.synthetic.render")  # the package exports a function of that name
+
+    labels = ["0", "7", "12", "A", "B", "C", "90°", "x = 5", "count?"]
+    for size in (8, 10, 13, 25):
+        kept, plain = render.font(size), ImageFont.load_default(size=size)
+        assert isinstance(kept, render._KeptMasks)
+        for round_ in range(3):  # a miss, a hit, then fractional positions (another mask: a subpixel start)
+            for i, label in enumerate(labels):
+                xy = (10 + 7 * i, 20 + 3 * i) if round_ < 2 else (10.5 + 7 * i, 20.25 + 3 * i)
+                ink = render.COLORS[list(render.COLORS)[i % len(render.COLORS)]]
+                a, b = (Image.new("RGB", (112, 112), render.BACKGROUND) for _ in range(2))
+                ImageDraw.Draw(a).text(xy, label, fill=ink, font=kept, anchor="mm")
+                ImageDraw.Draw(b).text(xy, label, fill=ink, font=plain, anchor="mm")
+                assert a.tobytes() == b.tobytes(), (size, label, round_)
+                assert a.tobytes() != Image.new("RGB", (112, 112), render.BACKGROUND).tobytes()  # something drawn
+    assert render.font(13)._masks  # hits came from the kept masks
