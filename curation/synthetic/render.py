@@ -32,7 +32,7 @@ class _KeptMasks(ImageFont.FreeTypeFont):
 
     MAX = 4096
 
-    def __init__(self, base: ImageFont.FreeTypeFont):  # noqa: super().__init__ would load the font file again
+    def __init__(self, base: ImageFont.FreeTypeFont):  # not super().__init__: it would load the font file again
         self.__dict__.update(base.__dict__)
         self._masks: dict = {}
 
