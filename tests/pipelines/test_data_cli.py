@@ -145,3 +145,19 @@ def test_inspect_a_recipe_prints_each_source(tmp_path, capsys, verl_source, json
     assert out.count("source '") == 2
     assert f"source 'verl': parquet, 1 file(s) at {verl_source.spec['path']}" in out
     assert f"source 'jsonl': jsonl, 1 file(s) at {jsonl_source.spec['path']}" in out
+
+
+def test_workers_take_a_count_or_auto(capsys):
+    import os
+
+    from pipelines.data_cmd import AUTO_WORKERS_MAX, build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["--workers", "3"]).workers == 3
+    assert parse([]).workers is None  # the recipe's runner.workers then
+    cores = len(os.sched_getaffinity(0))
+    assert parse(["--workers", "auto"]).workers == max(1, min(AUTO_WORKERS_MAX, cores))
+    for bad, said in (("0", "must be >= 1"), ("two", "a number of workers or auto")):
+        with pytest.raises(SystemExit):
+            parse(["--workers", bad])
+        assert said in capsys.readouterr().err
