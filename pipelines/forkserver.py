@@ -11,7 +11,7 @@ client's environment and file descriptors), waits for it and sends its exit stat
 away first (Beam killed it), the keeper kills the worker. The zygote ends when the main process closes its
 pipe (the ``with`` block ends, or the process dies).
 
-Only where it is safe: Linux (abstract socket names, ``os.fork``), and one thread in the main process at the
+Only where it is safe: Linux (abstract socket names, ``os.fork``, pidfds), and one thread in the main process at the
 moment of the fork; otherwise workers start cold as before.
 """
 from __future__ import annotations
@@ -65,8 +65,12 @@ class ForkServer:
         self.active, self.pid, self.pipe, self.name = False, None, None, None
 
     def __enter__(self) -> ForkServer:
-        if sys.platform != "linux" or not hasattr(socket, "send_fds") or threading.active_count() > 1 \
+        if sys.platform != "linux" or not hasattr(os, "pidfd_open") or threading.active_count() > 1 \
                 or os.environ.get(ENV):
+            return self
+        try:  # the keeper waits on a pidfd (Linux >= 5.3)
+            os.close(os.pidfd_open(os.getpid()))
+        except OSError:
             return self
         self.name = f"sightline-fork-{os.getpid()}-{os.urandom(6).hex()}"
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -155,18 +159,18 @@ def _keeper(conn: socket.socket) -> None:
         _worker(conn, fds, env)
     for fd in fds:
         os.close(fd)
+    exited = os.pidfd_open(pid)  # readable when the worker exits; signals through it never reach a reused pid
     while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            code = os.waitstatus_to_exitcode(status)
+        ready, _, _ = select.select([conn, exited], [], [])
+        if exited in ready:
+            code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
             try:
                 conn.sendall(struct.pack("!i", code if code >= 0 else 128 - code))
             except OSError:
                 pass
             return
-        ready, _, _ = select.select([conn], [], [], 0.2)
-        if ready and not conn.recv(1):  # the client is gone (Beam killed it): so goes its worker
-            os.kill(pid, signal.SIGKILL)
+        if not conn.recv(1):  # the client is gone (Beam killed it): so goes its worker
+            signal.pidfd_send_signal(exited, signal.SIGKILL)
             os.waitpid(pid, 0)
             return
 
