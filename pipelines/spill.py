@@ -21,9 +21,8 @@ CHUNK_BYTES = 64 << 10
 
 
 def _create(path: str):
-    folder = path.rsplit("/", 1)[0]
-    if "://" not in folder and not FileSystems.exists(folder):  # object stores have no folders to make
-        FileSystems.mkdirs(folder)
+    # Beam's local filesystem makes the missing folders itself (exist_ok); object stores have none. A check then
+    # mkdirs here raced between worker processes: two saw no folder, the second mkdirs failed with EEXIST.
     return FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 

@@ -57,3 +57,20 @@ def test_spill_group_by_key_groups_like_group_by_key_on_a_real_pipeline(tmp_path
                    | beam.MapTuple(lambda k, vs: (k, sorted(vs))))
         assert_that(grouped, equal_to([(k, sorted(vs)) for k, vs in expected.items()]))
     assert len(list((tmp_path / "spill").iterdir())) == 2  # one file per bundle of each input, nothing else
+
+
+def test_a_folder_another_worker_made_meanwhile_is_no_error(tmp_path, monkeypatch):
+    """Worker processes write spill files into the same new folders at once. Test double: Beam's
+    ``FileSystems.exists`` says "not there" for a folder that is there, as when another process makes it between
+    a check and a mkdirs (a real race is too rare to hit on purpose); the write must still succeed."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from pipelines.spill import read_bytes, write_bytes
+
+    folder = tmp_path / "spill" / "owner_index"
+    folder.mkdir(parents=True)
+    monkeypatch.setattr(FileSystems, "exists", staticmethod(lambda path: False))
+    write_bytes(f"{folder}/index-000.bin", b"abc")
+    write_bytes(f"{tmp_path}/fresh/deeper/index-001.bin", b"de")  # missing folders are still made
+    assert read_bytes(f"{folder}/index-000.bin") == b"abc"
+    assert read_bytes(f"{tmp_path}/fresh/deeper/index-001.bin") == b"de"
