@@ -43,7 +43,8 @@ def _decision_lines(folder: str):
 
     for match in sorted(FileSystems.match([f"{folder}/*.parquet"])[0].metadata_list, key=lambda m: m.path):
         with FileSystems.open(match.path) as f:
-            yield from pq.read_table(f, columns=["decision"]).column("decision").to_pylist()
+            # ParquetFile, not read_table: read_table imports pyarrow.dataset (+45 MB of RSS, libraries and modules)
+            yield from pq.ParquetFile(f).read(columns=["decision"]).column("decision").to_pylist()
 
 
 def band_records(row: dict, threshold: int) -> list[tuple[bytes, bytes]]:

@@ -51,3 +51,17 @@ def test_pipelines_choose_jemalloc_for_arrow_unless_the_user_chose():
     kept = subprocess.run([sys.executable, "-c", code], env=dict(env, ARROW_DEFAULT_MEMORY_POOL="system"),
                           capture_output=True, text=True, check=True)
     assert chosen.stdout.split() == ["jemalloc"] and kept.stdout.split() == ["system"]
+
+
+def test_a_data_run_never_imports_pyarrow_dataset(tmp_path):
+    """``pq.read_table`` imports ``pyarrow.dataset`` (its libraries and modules: +45 MB of RSS, measured), which a
+    data run needs nowhere: a real run (decisions read back in pass 2, rejects summed at the end) in a fresh
+    process must not have it loaded when it is done."""
+    code = ("import sys; from curation.recipe import load_data_recipe; from pipelines.curate import run; "
+            f"run(load_data_recipe('configs/data/mini.yaml', ['output_root={tmp_path}', 'synthetic.n=60'])); "
+            "print(sorted(m for m in sys.modules if m.startswith('pyarrow.dataset') or m.startswith('pyarrow._dataset')))")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "mini" / "v0001" / "manifest.json").exists()
