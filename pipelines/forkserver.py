@@ -11,8 +11,10 @@ client's environment and file descriptors), waits for it and sends its exit stat
 away first (Beam killed it), the keeper kills the worker. The zygote ends when the main process closes its
 pipe (the ``with`` block ends, or the process dies).
 
-Only where it is safe: Linux (abstract socket names, ``os.fork``, pidfds), and one thread in the main process at the
-moment of the fork; otherwise workers start cold as before.
+Only where it is safe: Linux (abstract socket names, ``os.fork``, pidfds), and one Python thread in the main process
+at the moment of the fork (a multi-process Beam run leaves gRPC's threads behind, so a second run in the same
+process starts its workers cold, as before). The native threads present by then (jemalloc's background thread,
+OpenBLAS's and Arrow's pools) belong to libraries with fork handlers, as for multiprocessing's ``fork`` start.
 """
 from __future__ import annotations
 
