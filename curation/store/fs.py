@@ -196,6 +196,17 @@ def parquet_metadata(p: StorePath):
         return pq.read_metadata(f)
 
 
+def parquet_schema(p: StorePath):
+    """The Arrow schema of a local or remote Parquet file. Not ``parquet_metadata(p).schema.to_arrow_schema()``:
+    that keeps the parsed footer alive in pyarrow 25 (52 shards of a 1,000,000-row version: +100 MB of RSS)."""
+    import pyarrow.parquet as pq
+
+    if isinstance(p, Path):
+        return pq.read_schema(p)
+    with p.open("rb") as f:
+        return pq.read_schema(f)
+
+
 def copy_file(src: StorePath, dst: StorePath) -> None:
     """Copy one file between any two locations (server-side when both are on the same filesystem)."""
     if isinstance(src, Path) and isinstance(dst, Path):
