@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import socket
 import struct
 import sys
@@ -79,6 +80,8 @@ class ForkServer:
         listener.bind("\0" + self.name)
         listener.listen(64)
         r, w = os.pipe()
+        # what a cold worker would inherit through exec: ignored stays ignored (e.g. a background job's SIGINT)
+        ignore_interrupt = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -86,7 +89,7 @@ class ForkServer:
             code = 0
             try:
                 os.close(w)
-                _zygote(listener, r)
+                _zygote(listener, r, ignore_interrupt)
             except BaseException:  # noqa: BLE001 -- a zygote never returns into the caller's code
                 code = 1
             finally:
@@ -106,10 +109,9 @@ class ForkServer:
         self.active = False
 
 
-def _zygote(listener: socket.socket, parent: int) -> None:
+def _zygote(listener: socket.socket, parent: int, ignore_interrupt: bool) -> None:
     import importlib
     import select
-    import signal
 
     _name("sightline-zygo")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the main process; its pipe then ends this one
@@ -130,7 +132,7 @@ def _zygote(listener: socket.socket, parent: int) -> None:
                 listener.close()
                 os.close(parent)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                _keeper(conn)
+                _keeper(conn, ignore_interrupt)
             except BaseException:  # noqa: BLE001
                 code = 1
             finally:
@@ -148,17 +150,16 @@ def _recv_exactly(conn: socket.socket, n: int) -> bytes:
     return got
 
 
-def _keeper(conn: socket.socket) -> None:
+def _keeper(conn: socket.socket, ignore_interrupt: bool) -> None:
     """One worker: receive the client's descriptors and environment, fork the worker, report its exit status."""
     import select
-    import signal
 
     head, fds, _, _ = socket.recv_fds(conn, 8, 3)
     size = struct.unpack("!Q", head + _recv_exactly(conn, 8 - len(head)))[0]
     env = json.loads(_recv_exactly(conn, size))
     pid = os.fork()
     if pid == 0:
-        _worker(conn, fds, env)
+        _worker(conn, fds, env, ignore_interrupt)
     for fd in fds:
         os.close(fd)
     exited = os.pidfd_open(pid)  # readable when the worker exits; signals through it never reach a reused pid
@@ -187,16 +188,14 @@ def _name(name: str) -> None:
         pass
 
 
-def _worker(conn: socket.socket, fds: list[int], env: dict) -> None:
-    import signal
-
+def _worker(conn: socket.socket, fds: list[int], env: dict, ignore_interrupt: bool) -> None:
     code = 0
     try:
         conn.close()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, signal.SIG_IGN if ignore_interrupt else signal.default_int_handler)
         _name(WORKER_NAME)
         os.environ.update(env)
         sys.argv = [sys.executable]

@@ -94,6 +94,35 @@ def _killed_client():
         assert not worker.is_running()
 
 
+def test_a_worker_keeps_the_interrupt_disposition_a_cold_one_would_inherit():
+    _fresh("_interrupt", "ignored")  # e.g. a background job: Ctrl-C meant for the shell must not stop the run
+    _fresh("_interrupt", "default")
+
+
+def _interrupt(disposition: str):
+    import signal
+
+    if disposition == "ignored":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with ForkServer() as fs:
+        env = dict(os.environ, CONTROL_API_SERVICE_DESCRIPTOR='url: "localhost:9"', PIPELINE_OPTIONS="{}")
+        client = subprocess.Popen(client_command(), shell=True, env=env, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not _workers_under(fs.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (worker,) = _workers_under(fs.pid)
+        time.sleep(0.5)  # past its start: a worker that runs Python code with the disposition set
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(timeout=5)
+            stopped = True
+        except psutil.TimeoutExpired:
+            stopped = False
+        assert stopped == (disposition == "default"), disposition
+        client.kill()
+        client.wait()
+
+
 def test_no_fork_while_another_thread_runs():
     stop = threading.Event()
     t = threading.Thread(target=stop.wait)
