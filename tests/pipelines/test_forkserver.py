@@ -74,19 +74,25 @@ def _workers_under(pid: int) -> list:
     return [c for c in psutil.Process(pid).children(recursive=True) if c.name() == WORKER_NAME]
 
 
+def _waiting_worker(fs: ForkServer):
+    """A client and its forked worker, which waits to connect to a control address nobody serves (as long as
+    nothing stops it)."""
+    env = dict(os.environ, CONTROL_API_SERVICE_DESCRIPTOR='url: "localhost:9"', PIPELINE_OPTIONS="{}")
+    client = subprocess.Popen(client_command(), shell=True, env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not _workers_under(fs.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (worker,) = _workers_under(fs.pid)
+    return client, worker
+
+
 def test_killing_the_client_kills_its_worker():
     _fresh("_killed_client")
 
 
 def _killed_client():
     with ForkServer() as fs:
-        # a control address nobody serves: the worker waits to connect, as long as nothing stops it
-        env = dict(os.environ, CONTROL_API_SERVICE_DESCRIPTOR='url: "localhost:9"', PIPELINE_OPTIONS="{}")
-        client = subprocess.Popen(client_command(), shell=True, env=env, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while not _workers_under(fs.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        (worker,) = _workers_under(fs.pid)
+        client, worker = _waiting_worker(fs)
         for p in psutil.Process(client.pid).children(recursive=True) + [psutil.Process(client.pid)]:
             p.kill()
         client.wait()
@@ -105,12 +111,7 @@ def _interrupt(disposition: str):
     if disposition == "ignored":
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     with ForkServer() as fs:
-        env = dict(os.environ, CONTROL_API_SERVICE_DESCRIPTOR='url: "localhost:9"', PIPELINE_OPTIONS="{}")
-        client = subprocess.Popen(client_command(), shell=True, env=env, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while not _workers_under(fs.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        (worker,) = _workers_under(fs.pid)
+        client, worker = _waiting_worker(fs)
         time.sleep(0.5)  # past its start: a worker that runs Python code with the disposition set
         worker.send_signal(signal.SIGINT)
         try:
