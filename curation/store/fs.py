@@ -196,15 +196,18 @@ def parquet_metadata(p: StorePath):
         return pq.read_metadata(f)
 
 
-def parquet_schema(p: StorePath):
-    """The Arrow schema of a local or remote Parquet file. Not ``parquet_metadata(p).schema.to_arrow_schema()``:
-    that keeps the parsed footer alive in pyarrow 25 (52 shards of a 1,000,000-row version: +100 MB of RSS)."""
+def parquet_rows_and_schema(p: StorePath):
+    """``(row count, Arrow schema)`` of a local or remote Parquet file, from one read of its footer. Not
+    ``parquet_metadata(p).schema.to_arrow_schema()``: that keeps the parsed footer alive in pyarrow 25 (52 shards of
+    a 1,000,000-row version: +100 MB of RSS; through ``ParquetFile``: +6 MB)."""
     import pyarrow.parquet as pq
 
     if isinstance(p, Path):
-        return pq.read_schema(p)
+        pf = pq.ParquetFile(p)
+        return pf.metadata.num_rows, pf.schema_arrow
     with p.open("rb") as f:
-        return pq.read_schema(f)
+        pf = pq.ParquetFile(f)
+        return pf.metadata.num_rows, pf.schema_arrow
 
 
 def copy_file(src: StorePath, dst: StorePath) -> None:

@@ -38,8 +38,7 @@ from curation.store.fs import (
     copy_file,
     location,
     new_claim_token,
-    parquet_metadata,
-    parquet_schema,
+    parquet_rows_and_schema,
     release_claims,
     remove_tree,
     sha256_of,
@@ -156,10 +155,11 @@ class Staging:
                 write_parquet(SCHEMAS[name].empty_table(), d / shard_name(0, 1))
             entries = []
             for f in sorted(d.glob("*.parquet")):
-                # the schema read on its own (parquet_schema: a 1,000,000-row version's 52 shards took +100 MB of
-                # RSS the other way), an empty table without Schema.empty_table(), which imports pandas
-                check_table(name, pa.Table.from_batches([], schema=parquet_schema(f)))
-                entries.append({"path": f"{name}/{f.name}", "rows": parquet_metadata(f).num_rows, "sha256": sha256_of(f),
+                # one footer read (parquet_rows_and_schema: the schema through the metadata kept every footer
+                # alive), an empty table without Schema.empty_table(), which imports pandas
+                rows, schema = parquet_rows_and_schema(f)
+                check_table(name, pa.Table.from_batches([], schema=schema))
+                entries.append({"path": f"{name}/{f.name}", "rows": rows, "sha256": sha256_of(f),
                                 "bytes": f.stat().st_size})
             files[name] = entries
         return files
