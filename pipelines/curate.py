@@ -270,14 +270,15 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
     ``profiles``: a list that receives one ``pipelines.profile.PassProfile`` per pass (elements, seconds and
     rows/s per step from Beam's metrics; the pass's peak RSS, workers included) and one for the commit.
     """
-    from pipelines.runner import counters, new_pipeline
+    from pipelines.runner import counters, new_pipeline, runs_locally
 
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     workers = workers or recipe.runner.workers
     store = Store.under(recipe.output_root, recipe.name)
     # A local runner writes into a local spool folder, uploaded at commit (Beam's local runners cannot write
     # every fsspec URL, e.g. memory://); a cloud runner writes straight into the claimed version folder.
-    spool = store.is_remote and not any(a.startswith("--runner") for a in beam_args or [])
+    local = runs_locally(beam_args)
+    spool = store.is_remote and local
     eval_index = None
     if recipe.decontam.eval_sets:
         eval_index = EvalIndex.from_files(recipe.decontam.eval_sets, threshold=recipe.dedup.threshold)
@@ -287,8 +288,7 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
             raise SightlineError(f"{spec.role} teacher: model path {spec.model} does not exist")
     seconds: dict[str, float] = {}
     # local worker processes are forked from a warm copy of this process (made before any thread starts)
-    local = workers > 1 and not any(a.startswith("--runner") for a in beam_args or [])
-    forks = ForkServer() if local else contextlib.nullcontext()
+    forks = ForkServer() if local and workers > 1 else contextlib.nullcontext()
     rss = PeakRss() if profiles is not None else contextlib.nullcontext()
     with forks, rss, store.begin(spool=spool) as st:
         rss = rss if profiles is not None else None

@@ -218,7 +218,6 @@ def beam_worker() -> None:
     process's: Beam's own below ERROR (it logs ~20 INFO lines per worker and pass) and library warnings sent to
     the root logger (apitools) are dropped; ours (``sightline.*``) pass from WARNING up."""
     import logging
-    import sys
 
     from apache_beam.runners.worker import sdk_worker_main
 

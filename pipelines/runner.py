@@ -75,9 +75,15 @@ def check_beam_args(beam_args: list[str]) -> None:
                              "Beam would ignore it (see docs/dataflow.md)")
 
 
+def runs_locally(beam_args: list[str] | None = None) -> bool:
+    """Whether the pipeline runs on our local FnApiRunner (in-process or ``--workers N`` processes): no
+    ``-- --runner=X`` among the Beam options."""
+    return not any(a.startswith("--runner") for a in beam_args or [])
+
+
 def runner(beam_args: list[str] | None = None):
     """The in-process FnApiRunner, named so Beam never tries to fetch Prism; `-- --runner=X` overrides."""
-    if any(a.startswith("--runner") for a in beam_args or []):
+    if not runs_locally(beam_args):
         return None  # PipelineOptions' --runner decides (e.g. DataflowRunner; see docs/dataflow.md)
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
@@ -106,12 +112,11 @@ def quiet_workers(pipeline_proto) -> None:
     from apache_beam.portability import python_urns
 
     beam_default = f"{sys.executable} -m apache_beam.runners.worker.sdk_worker_main".encode()
-    # a NullHandler first: importing Beam logs a warning (apitools) that would give the root logger a default handler
-    ours = (f"{shlex.quote(sys.executable)} -c 'import logging; logging.getLogger().addHandler(logging.NullHandler()); "
-            "from pipelines.forkserver import beam_worker; beam_worker()'").encode()
-    forked = client_command()  # inside curate.run's ForkServer: workers are forked from a warm process
-    if forked is not None:
-        ours = forked.encode()
+    # inside curate.run's ForkServer workers are forked from a warm process; otherwise a cold interpreter, with a
+    # NullHandler first: importing Beam logs a warning (apitools) that would give the root logger a default handler
+    ours = (client_command()
+            or f"{shlex.quote(sys.executable)} -c 'import logging; logging.getLogger().addHandler(logging.NullHandler()); "
+               "from pipelines.forkserver import beam_worker; beam_worker()'").encode()
     for env in pipeline_proto.components.environments.values():
         if env.urn == python_urns.SUBPROCESS_SDK and env.payload == beam_default:
             env.payload = ours
