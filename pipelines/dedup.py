@@ -25,7 +25,7 @@ from curation.rejects import Reject
 from pipelines import heap
 from pipelines.spill import (PartitionedSpill, grouped_records, partition_of, read_bytes, read_records,
                              spill_group_by_key, spilled_partitions, write_bytes)
-from pipelines.transforms import Routed
+from pipelines.transforms import BatchedMap, Routed
 from schemas import normalize_question
 from schemas.counters import Count, Outcome, Stage
 
@@ -96,9 +96,12 @@ class CandidateThumbnails(beam.DoFn):
 
     Rows of one image usually come together (one image, several questions), so an image among the last
     few sent is not sent again; one sent twice is harmless (a bucket keeps one thumbnail per image).
+    Rows are taken ``BATCH`` at a time (held by reference): their owners looked up, then their thumbnails made,
+    then spilled, each in one loop (``pipelines.transforms.BatchedMap`` says why).
     """
 
     RECENT = 256
+    BATCH = 128
 
     def __init__(self, spill_dir: str, partitions: int = OWNER_PARTITIONS):
         self.spill_dir, self.partitions = spill_dir, partitions
@@ -113,35 +116,50 @@ class CandidateThumbnails(beam.DoFn):
         return loaded_owners(self.names)
 
     def start_bundle(self):
-        self.recent, self.spill = set(), None
+        self.recent, self.spill, self.held, self.loaded = set(), None, [], None
 
     def process(self, row, owner_files):
-        key = row["image_key"]
-        if key in self.recent:
-            return
-        try:
-            image = bytes.fromhex(key)
-        except ValueError:  # not a sha256: never a candidate (band_entries refused it)
-            return
-        index = self.owners(owner_files).get(partition_of(image, self.partitions))
-        owners = index.get(image) if index is not None else None
-        if not owners:
-            return
-        if len(self.recent) >= self.RECENT:
-            self.recent.clear()
-        self.recent.add(key)
-        h, bands = duplicates.unpacked_owners(owners)
-        member = duplicates.thumbnail_member(key, h, duplicates.thumbnail_of(row))
-        if self.spill is None:
+        if not self.held:
+            self.loaded = self.owners(owner_files)
+        self.held.append(row)
+        if len(self.held) >= self.BATCH:
+            self._spill_held()
+
+    def _spill_held(self) -> None:
+        held, self.held = self.held, []
+        owners = self.loaded
+        wanted = []
+        for row in held:
+            key = row["image_key"]
+            if key in self.recent:
+                continue
+            try:
+                image = bytes.fromhex(key)
+            except ValueError:  # not a sha256: never a candidate (band_entries refused it)
+                continue
+            index = owners.get(partition_of(image, self.partitions))
+            found = index.get(image) if index is not None else None
+            if not found:
+                continue
+            if len(self.recent) >= self.RECENT:
+                self.recent.clear()
+            self.recent.add(key)
+            wanted.append((key, found, row))
+        made = [(duplicates.unpacked_owners(found), key, duplicates.thumbnail_of(row)) for key, found, row in wanted]
+        if made and self.spill is None:
             self.spill = PartitionedSpill(self.spill_dir)
-        for band in bands:
-            self.spill.add(spill_partition(band), duplicates.bucket_record(band, member))
+        for (h, bands), key, thumbnail in made:
+            member = duplicates.thumbnail_member(key, h, thumbnail)
+            for band in bands:
+                self.spill.add(spill_partition(band), duplicates.bucket_record(band, member))
 
     def finish_bundle(self):
         from apache_beam.transforms.window import GlobalWindow
         from apache_beam.utils.timestamp import MIN_TIMESTAMP
         from apache_beam.utils.windowed_value import WindowedValue
 
+        if self.held:  # a bundle's last rows
+            self._spill_held()
         if self.spill is not None:
             for partition, where in self.spill.close().items():
                 yield WindowedValue((partition, where), MIN_TIMESTAMP, [GlobalWindow()])
@@ -238,7 +256,7 @@ def near_copy_groups(valid: list, work_files, recipe: DataRecipe, work_row_group
     # Buckets meet through spill files (pipelines.spill): the in-process runner would hold every band entry of
     # every row in memory at a shuffle (~0.4 KB per row as bytes, more as the allocator keeps it).
     # (a row's nine entries travel as one element: per-element costs of the runner were most of this step)
-    entries = [rows | f"Hash bands {i}" >> beam.Map(band_records, th) for i, rows in enumerate(valid)]
+    entries = [rows | f"Hash bands {i}" >> beam.ParDo(BatchedMap(band_records, th)) for i, rows in enumerate(valid)]
     buckets = (spill_group_by_key(entries, f"{spill_dir}/bands", "Bucket members", many=True)
                | "Pack members" >> beam.MapTuple(lambda band, members: (duplicates.unpacked_band(band), b"".join(members))))
     if not recipe.dedup.confirm:
@@ -279,7 +297,7 @@ def duplicate_decisions(valid: list, groups, recipe: DataRecipe, spill_dir: str)
 
     # every image of a group, the one whose key names it included, meets its copies under the group's key
     members = groups | "Images in groups" >> beam.FlatMapTuple(lambda image, group: [(image, group), (group, group)])
-    keyed = [rows | f"Problem keys {i}" >> beam.Map(problem) for i, rows in enumerate(valid)]
+    keyed = [rows | f"Problem keys {i}" >> beam.ParDo(BatchedMap(problem)) for i, rows in enumerate(valid)]
     by_image = (spill_group_by_key(keyed, f"{spill_dir}/problems", "Group problems", text=True)
                 | "Problems of images" >> beam.ParDo(ProblemsOfImages(), beam.pvalue.AsDict(members))
                 .with_outputs("regroup", main="drops"))

@@ -4,6 +4,7 @@ import io
 import random
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
@@ -31,7 +32,9 @@ def _same_partition(key: bytes, keep: int) -> bytes:
     raise AssertionError("no key found")
 
 
-def test_thumbnails_go_to_the_buckets_of_candidates_only(tmp_path):
+@pytest.mark.parametrize("batch", [1, 2, CandidateThumbnails.BATCH])  # rows taken 1, 2 or all (7) at a time
+def test_thumbnails_go_to_the_buckets_of_candidates_only(tmp_path, monkeypatch, batch):
+    monkeypatch.setattr(CandidateThumbnails, "BATCH", batch)
     rng = random.Random(0)
     a = rng.randbytes(32)
     a_prefix8 = _same_partition(a, 8)   # a candidate sharing a's first 8 bytes, in a's index file

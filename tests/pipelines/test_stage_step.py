@@ -123,3 +123,32 @@ def test_without_stage_step_an_exception_fails_the_run():
          | "Halve" >> beam.ParDo(transforms.RunStage(Stage.VALIDATE, _halve)).with_outputs(transforms.REJECTS, main="rows"))
     with pytest.raises(Exception, match="three is odd here"):
         p.run().wait_until_finish()
+
+
+_LOG: list = []
+
+
+def _logged_square(x: int) -> int:
+    _LOG.append(("fn", x))
+    return x * x
+
+
+def _log_out(y: int) -> None:
+    _LOG.append(("out", y))
+
+
+def test_a_batched_map_runs_its_function_over_a_batch_then_sends_the_batch_on_and_the_rest_at_the_end():
+    _LOG.clear()
+
+    def build(p):
+        out = (p | beam.Create([7]) | "Spread" >> beam.FlatMap(range)
+               | "Square" >> beam.ParDo(transforms.BatchedMap(_logged_square, size=3)))
+        out | "Log" >> beam.Map(_log_out)
+        return {"squares": out}
+
+    got, _ = _run(build)
+    assert sorted(got["squares"]) == [x * x for x in range(7)]
+    fn, out = (lambda x: ("fn", x)), (lambda x: ("out", x * x))
+    # one bundle: three calls, their three outputs, ... and the last one from the end of the bundle
+    assert _LOG == [fn(0), fn(1), fn(2), out(0), out(1), out(2), fn(3), fn(4), fn(5), out(3), out(4), out(5),
+                    fn(6), out(6)]
