@@ -289,7 +289,7 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
     seconds: dict[str, float] = {}
     # local worker processes are forked from a warm copy of this process (made before any thread starts)
     forks = ForkServer() if local and workers > 1 else contextlib.nullcontext()
-    rss = PeakRss() if profiles is not None else contextlib.nullcontext()
+    rss = PeakRss(children=workers > 1) if profiles is not None else contextlib.nullcontext()
     with forks, rss, store.begin(spool=spool) as st:
         rss = rss if profiles is not None else None
         work = st.path / "_work"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 import apache_beam as beam
+import pytest
 
 from pipelines.profile import PeakRss, format_pass, step_name, timed_run
 from pipelines.runner import new_pipeline
@@ -84,16 +85,19 @@ def test_step_name_drops_the_branch_index_only():
     assert step_name("v2 reader") == "v2 reader"
 
 
-def test_peak_rss_sees_a_large_allocation():
-    with PeakRss(interval_s=0.01) as rss:
+@pytest.mark.parametrize("children", [True, False])  # sampled in a thread / the kernel's high-water mark
+def test_peak_rss_sees_a_large_allocation(children):
+    with PeakRss(interval_s=0.01, children=children) as rss:
         base = rss.peak_mb
         block = bytearray(300 * 2**20)
         block[::4096] = b"x" * len(block[::4096])  # touch every page so it is resident
-        time.sleep(0.1)
+        if children:
+            time.sleep(0.1)
+        del block  # gone before anyone looks: only a high-water mark (or a sample taken meanwhile) saw it
         grown = rss.peak_mb
-        del block
         rss.reset()
         after = rss.peak_mb
+        assert rss._thread.is_alive() == children  # in-process: no sampling thread
     assert grown - base >= 250
     assert after < grown - 200  # reset starts a new peak
 
