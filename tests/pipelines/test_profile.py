@@ -30,7 +30,7 @@ def test_steps_count_elements_and_time_from_beam_metrics():
     assert (steps["Slow"].elements_in, steps["Slow"].elements_out) == (600, 600)
     assert (steps["Group"].elements_in, steps["Group"].elements_out) == (600, 14)
     assert (steps["Sizes"].elements_in, steps["Sizes"].elements_out) == (14, 14)
-    # 600 sleeps of 2 ms: at least ~1.2 s in Slow, measured by Beam's sampler (~200 ms resolution)
+    # 600 sleeps of 2 ms: at least ~1.2 s in Slow, measured by Beam's sampler (10 ms grains)
     assert 0.8 <= steps["Slow"].seconds <= prof.wall_seconds
     assert steps["Slow"].seconds > 4 * steps["Sizes"].seconds
     assert prof.runner_seconds is not None and prof.runner_seconds >= 0

@@ -1,5 +1,5 @@
-"""pipelines.runner's Beam options: one view per options class, the same answers as Beam's own views; and its
-``dir()`` of a DoFn, in which Beam finds the same state and timer specs."""
+"""pipelines.runner's Beam options: one view per options class, the same answers as Beam's own views; its
+``dir()`` of a DoFn, in which Beam finds the same state and timer specs; the state sampler's period."""
 from __future__ import annotations
 
 import copy
@@ -93,3 +93,14 @@ def test_a_stateful_dofn_still_keeps_its_state_per_key():
     with new_pipeline(1) as p:
         out = p | beam.Create([("a", 1), ("b", 1), ("a", 1), ("a", 1)]) | beam.ParDo(_Counter())
         assert_that(out, equal_to([("a", 1), ("a", 2), ("a", 3), ("b", 1)]))
+
+
+def test_beams_state_sampler_wakes_every_10_ms_so_a_bundle_ends_without_waiting_up_to_200():
+    from apache_beam.runners.worker import statesampler
+    from apache_beam.utils.counters import CounterFactory
+
+    from pipelines.runner import STATE_SAMPLING_MS
+
+    # what a bundle processor makes (it passes no period): the thread it joins at the end sleeps 10 ms at most
+    assert statesampler.StateSampler("fnapi-step-x", CounterFactory()).sampling_period_ms == STATE_SAMPLING_MS == 10
+    assert statesampler.StateSampler("y", CounterFactory(), sampling_period_ms=50).sampling_period_ms == 50
