@@ -7,7 +7,8 @@ and put out and the seconds it ran, and for each pass its wall time and peak mem
 - elements: Beam's ``element_count`` of the step's main input and of its outputs (every PCollection is
   counted by the runner; nothing is estimated);
 - seconds: Beam's ``ptransform_execution_time`` (the SDK's state sampler, every 10 ms:
-  ``pipelines.runner.STATE_SAMPLING_MS``) summed over the step's transforms, on every worker: "busy seconds", which can exceed the wall time with workers > 1;
+  ``pipelines.runner.STATE_SAMPLING_MS``) summed over the step's transforms, on every worker: "busy seconds",
+  which can exceed the wall time with workers > 1;
 - ``runner``: the pass's wall time minus the steps' seconds (one worker only): what the runner costs
   between steps (shuffles, encoding, scheduling) and pipeline construction;
 - peak RSS: sampled every 50 ms over this process and all its children (Beam's worker processes); in-process
