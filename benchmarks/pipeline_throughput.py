@@ -280,9 +280,11 @@ def measure(kind: str, n: int, workers: int = 1) -> dict:
 
 
 def _rows(step: dict) -> int:
-    """Elements through a step, as ``pipelines.profile.StepProfile.rows`` counts them (in, or out for a reader)."""
-    n_in, n_out = step["elements_in"], step["elements_out"]
-    return n_in if n_in * 10 >= n_out else n_out
+    """Rows through a step, as ``pipelines.profile.StepProfile.rows`` counts them (in, or out for a reader, or the
+    rows inside its batches)."""
+    from pipelines.profile import StepProfile
+
+    return StepProfile(**{k: v for k, v in step.items() if k in StepProfile.__dataclass_fields__}).rows
 
 
 def stage_table(loop: dict, passes: list[dict], n: int) -> list[str]:

@@ -23,6 +23,7 @@ from curation.images.hashes import hash_from_hex
 from curation.recipe import DataRecipe
 from curation.rejects import Reject
 from pipelines import heap
+from pipelines.profile import ROWS
 from pipelines.spill import (PartitionedSpill, grouped_records, partition_of, read_bytes, read_records,
                              spill_group_by_key, spilled_partitions, write_bytes)
 from pipelines.transforms import BatchedMap, Routed
@@ -85,29 +86,33 @@ def release_owners() -> None:
 
 
 class CandidateThumbnails(beam.DoFn):
-    """Work rows (image_key, images) -> the image's thumbnail (``duplicates.thumbnail_member``) spilled once for
-    each bucket that owns a candidate pair of it, into this bundle's spill file (``pipelines.spill``), by the
-    bucket's partition; emits ``(partition, (file, extents))`` when the bundle ends.
+    """Row groups of the work rows (Arrow tables of image_key, images) -> each candidate image's thumbnail
+    (``duplicates.thumbnail_member``) spilled once for each bucket that owns a candidate pair of it, into this
+    bundle's spill file (``pipelines.spill``), by the bucket's partition; emits ``(partition, (file, extents))``
+    when the bundle ends.
 
     Which buckets own an image's pairs comes from the owner index files (side input: their
     ``(partition, path)``s only, from :func:`write_owner_index`), read once per DoFn instance into flat arrays
     (``curation.images.owner_index.OwnerIndex``): ~60 bytes per candidate image, where a dict side input cost
     ~675 (held by the runner, and built and decoded again per reader).
 
-    Rows of one image usually come together (one image, several questions), so an image among the last
-    few sent is not sent again; one sent twice is harmless (a bucket keeps one thumbnail per image).
-    Rows are taken ``BATCH`` at a time (held by reference): their owners looked up, then their thumbnails made,
-    then spilled, each in one loop (``pipelines.transforms.BatchedMap`` says why).
+    A row group is taken whole: its keys looked up, then only the candidates' images read out of the table,
+    thumbnailed, and spilled, each in one loop (``pipelines.transforms.BatchedMap`` says why); no row becomes a
+    dict and no Beam element per row. Rows of one image usually come together (one image, several questions), so
+    an image among the last few sent is not sent again; one sent twice is harmless (a bucket keeps one thumbnail
+    per image).
     """
 
     RECENT = 256
-    BATCH = 128
 
     def __init__(self, spill_dir: str, partitions: int = OWNER_PARTITIONS):
         self.spill_dir, self.partitions = spill_dir, partitions
 
     def setup(self):
+        from apache_beam.metrics import Metrics
+
         self.names, self.files = None, None
+        self.rows = Metrics.counter(ROWS, "rows")  # the profile's rows of this step (its elements are row groups)
 
     def owners(self, files) -> dict[int, owner_index.OwnerIndex]:
         """The owner indexes of the side input ``files`` (:func:`loaded_owners`: read once per process)."""
@@ -116,26 +121,18 @@ class CandidateThumbnails(beam.DoFn):
         return loaded_owners(self.names)
 
     def start_bundle(self):
-        self.recent, self.spill, self.held, self.loaded = set(), None, [], None
+        self.recent, self.spill = set(), None
 
-    def process(self, row, owner_files):
-        if not self.held:
-            self.loaded = self.owners(owner_files)
-        self.held.append(row)
-        if len(self.held) >= self.BATCH:
-            self._spill_held()
-
-    def _spill_held(self) -> None:
-        held, self.held = self.held, []
-        owners = self.loaded
+    def process(self, table, owner_files):
+        self.rows.inc(table.num_rows)
+        owners = self.owners(owner_files)
         wanted = []
-        for row in held:
-            key = row["image_key"]
+        for i, key in enumerate(table.column("image_key").to_pylist()):
             if key in self.recent:
                 continue
             try:
                 image = bytes.fromhex(key)
-            except ValueError:  # not a sha256: never a candidate (band_entries refused it)
+            except (TypeError, ValueError):  # not a sha256: never a candidate (band_entries refused it)
                 continue
             index = owners.get(partition_of(image, self.partitions))
             found = index.get(image) if index is not None else None
@@ -144,9 +141,13 @@ class CandidateThumbnails(beam.DoFn):
             if len(self.recent) >= self.RECENT:
                 self.recent.clear()
             self.recent.add(key)
-            wanted.append((key, found, row))
-        made = [(duplicates.unpacked_owners(found), key, duplicates.thumbnail_of(row)) for key, found, row in wanted]
-        if made and self.spill is None:
+            wanted.append((i, key, found))
+        if not wanted:
+            return
+        images = table.column("images").take([i for i, _, _ in wanted]).to_pylist()
+        made = [(duplicates.unpacked_owners(found), key, duplicates.thumbnail_of({"images": imgs}))
+                for (_, key, found), imgs in zip(wanted, images)]
+        if self.spill is None:
             self.spill = PartitionedSpill(self.spill_dir)
         for (h, bands), key, thumbnail in made:
             member = duplicates.thumbnail_member(key, h, thumbnail)
@@ -158,8 +159,6 @@ class CandidateThumbnails(beam.DoFn):
         from apache_beam.utils.timestamp import MIN_TIMESTAMP
         from apache_beam.utils.windowed_value import WindowedValue
 
-        if self.held:  # a bundle's last rows
-            self._spill_held()
         if self.spill is not None:
             for partition, where in self.spill.close().items():
                 yield WindowedValue((partition, where), MIN_TIMESTAMP, [GlobalWindow()])
@@ -269,7 +268,7 @@ def near_copy_groups(valid: list, work_files, recipe: DataRecipe, work_row_group
         index_files = (spilled_partitions([at], f"{spill_dir}/owners", "Buckets of images", partitions=OWNER_PARTITIONS,
                                           many=True)
                        | "Owner index files" >> beam.MapTuple(lambda part, parts: write_owner_index(part, parts, index_dir)))
-        pairs = (work_files | "Read candidate images" >> beam.io.ReadAllFromParquet(
+        pairs = (work_files | "Read candidate images" >> beam.io.ReadAllFromParquetBatched(
             columns=["image_key", "images"], desired_bundle_size=work_row_group_bytes, label="Read candidates")
                  | "Thumbnails" >> beam.ParDo(CandidateThumbnails(f"{spill_dir}/thumbnails"),
                                               beam.pvalue.AsList(index_files))

@@ -29,6 +29,10 @@ from pipelines.forkserver import WORKER_NAME
 
 EXECUTION_MSECS = "beam:metric:ptransform_execution_time:total_msecs:v1"
 ELEMENT_COUNT = "beam:metric:element_count:v1"
+USER_SUM = "beam:metric:user:sum_int64:v1"
+# A step whose elements are batches (a row group as one Arrow table) counts the rows inside them in a Beam counter
+# of this namespace named "rows": its profile's rows are those, not its elements.
+ROWS = "sightline.profile"
 _INDEX = re.compile(r" \d+$")
 
 
@@ -38,12 +42,16 @@ class StepProfile:
     elements_in: int = 0
     elements_out: int = 0
     seconds: float = 0.0
+    rows_in: int | None = None  # rows inside its elements, for a step that takes batches (``ROWS``)
 
     @property
     def rows(self) -> int:
         """Elements through the step: those it took in, or for a reader (which takes in a few file names or ranges
         and puts out ten times as many rows, or more) those it put out. Not the larger of the two: a step's out
-        counts every output it makes (e.g. a row's traces and sft rows besides the row)."""
+        counts every output it makes (e.g. a row's traces and sft rows besides the row). A step that takes
+        batches and counts their rows (``ROWS``): those."""
+        if self.rows_in is not None:
+            return self.rows_in
         return self.elements_in if self.elements_in * 10 >= self.elements_out else self.elements_out
 
     @property
@@ -206,6 +214,7 @@ def step_profiles(pipeline, result) -> list[StepProfile]:
     top_by_name = {transforms[t].unique_name: top for t, top in top_of.items()}  # timings are keyed by name
     counts: dict[str, int] = {}
     msecs: dict[str, float] = {}
+    rows: dict[str, int] = {}
     for info in result.monitoring_infos():
         if info.urn == ELEMENT_COUNT and "PCOLLECTION" in info.labels:
             pc = info.labels["PCOLLECTION"]
@@ -213,6 +222,10 @@ def step_profiles(pipeline, result) -> list[StepProfile]:
         elif info.urn == EXECUTION_MSECS and info.labels.get("PTRANSFORM") in top_by_name:
             top = top_by_name[info.labels["PTRANSFORM"]]
             msecs[top] = msecs.get(top, 0.0) + float(mi.extract_counter_value(info))
+        elif (info.urn == USER_SUM and info.labels.get("NAMESPACE") == ROWS
+              and info.labels.get("PTRANSFORM") in top_by_name):
+            top = top_by_name[info.labels["PTRANSFORM"]]
+            rows[top] = rows.get(top, 0) + int(mi.extract_counter_value(info))
     # A step's outputs: what its transforms make and none of them reads. (Not the step's own ``outputs``: a
     # composite's tagged outputs made after it was applied, e.g. Partition's, are missing there when Beam's
     # construction-time type check is off; pipelines.runner turns it off.)
@@ -228,6 +241,8 @@ def step_profiles(pipeline, result) -> list[StepProfile]:
         s.elements_in += sum(counts.get(pc, 0) for pc in set(t.inputs.values()) - side)
         s.elements_out += sum(counts.get(pc, 0) for pc in made[tid] - read[tid])
         s.seconds += msecs.get(tid, 0.0) / 1000
+        if tid in rows:
+            s.rows_in = (s.rows_in or 0) + rows[tid]
     return list(by_step.values())
 
 

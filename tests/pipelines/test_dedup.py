@@ -4,6 +4,7 @@ import io
 import random
 
 import apache_beam as beam
+import pyarrow as pa
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
@@ -32,9 +33,8 @@ def _same_partition(key: bytes, keep: int) -> bytes:
     raise AssertionError("no key found")
 
 
-@pytest.mark.parametrize("batch", [1, 2, CandidateThumbnails.BATCH])  # rows taken 1, 2 or all (7) at a time
-def test_thumbnails_go_to_the_buckets_of_candidates_only(tmp_path, monkeypatch, batch):
-    monkeypatch.setattr(CandidateThumbnails, "BATCH", batch)
+@pytest.mark.parametrize("group", [1, 3, 7])  # rows per row group (Arrow table) of the work rows
+def test_thumbnails_go_to_the_buckets_of_candidates_only(tmp_path, group):
     rng = random.Random(0)
     a = rng.randbytes(32)
     a_prefix8 = _same_partition(a, 8)   # a candidate sharing a's first 8 bytes, in a's index file
@@ -61,7 +61,8 @@ def test_thumbnails_go_to_the_buckets_of_candidates_only(tmp_path, monkeypatch, 
         index_files = (spilled_partitions([p | "owners" >> beam.Create(records)], str(tmp_path / "owners"), "O",
                                           partitions=OWNER_PARTITIONS)
                        | beam.MapTuple(lambda part, parts: write_owner_index(part, parts, str(tmp_path / "index"))))
-        out = (p | "rows" >> beam.Create(rows)
+        tables = [pa.Table.from_pylist(rows[i:i + group]) for i in range(0, len(rows), group)]
+        out = (p | "row groups" >> beam.Create(tables)
                | beam.ParDo(CandidateThumbnails(str(tmp_path / "thumbs")), beam.pvalue.AsList(index_files))
                | beam.GroupByKey() | beam.FlatMapTuple(sent) | beam.Distinct())
         assert_that(out, equal_to(expected))

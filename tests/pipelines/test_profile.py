@@ -129,3 +129,25 @@ def test_peak_rss_counts_exec_children_but_not_a_fork_of_itself():
         del block
     assert forked < base + 50  # not counted twice
     assert with_child >= base + 120  # a real worker process's memory is counted
+
+
+class _CountsItsRows(beam.DoFn):
+    def setup(self):
+        from apache_beam.metrics import Metrics
+
+        from pipelines.profile import ROWS
+
+        self.rows = Metrics.counter(ROWS, "rows")
+
+    def process(self, batch):
+        self.rows.inc(len(batch))
+        yield len(batch)
+
+
+def test_a_step_that_takes_batches_reports_the_rows_inside_them():
+    p = new_pipeline(1)
+    p | beam.Create([[1, 2, 3], [4, 5], [6]]) | "Batches" >> beam.ParDo(_CountsItsRows()) | "Plain" >> beam.Map(str)
+    _, prof = timed_run(p, "test", 1, None)
+    steps = {s.step: s for s in prof.steps}
+    assert (steps["Batches"].elements_in, steps["Batches"].rows) == (3, 6)
+    assert steps["Plain"].rows_in is None and steps["Plain"].rows == 3  # a step that counts nothing: its elements
