@@ -53,7 +53,7 @@ PACKAGES = ("schemas", "curation", "pipelines", "training", "benchmarks")
 STAGES = {
     "generate": ["Synthetic ranges", "Spread ranges", "Ingest synthetic"],
     "validate (decode, phash)": ["Validate"],
-    "hash bands": ["Hash bands", "Bucket members", "Pack members"],
+    "hash bands": ["Hash bands", "Bucket members"],
     "candidate pairs": ["Candidates", "Buckets of images", "Owner index files"],
     "thumbnails": ["Thumbnails"],
     "confirm near-copies": ["Confirm", "Group edges", "Smallest in group", "Not alone"],

@@ -24,7 +24,7 @@ from curation.recipe import DataRecipe
 from curation.rejects import Reject
 from pipelines import heap
 from pipelines.profile import ROWS
-from pipelines.spill import (PartitionedSpill, grouped_records, partition_of, read_bytes, read_records,
+from pipelines.spill import (PARTITIONS, PartitionedSpill, grouped_records, partition_of, read_bytes, read_records,
                              spill_group_by_key, spilled_partitions, write_bytes)
 from pipelines.transforms import BatchedMap, Routed
 from schemas import normalize_question
@@ -48,11 +48,78 @@ def _decision_lines(folder: str):
             yield from pq.ParquetFile(f).read(columns=["decision"]).column("decision").to_pylist()
 
 
-def band_records(row: dict, threshold: int) -> list[tuple[bytes, bytes]]:
-    """A valid row -> its nine ``(packed band key, packed member)`` entries (``duplicates.band_entries``), as
-    the bytes a spill file takes."""
-    return [(duplicates.packed_band(band), member)
-            for band, member in duplicates.band_entries(row["image_key"], hash_from_hex(row["image_hash"]), threshold)]
+BAND_ENTRY = duplicates.BAND_BYTES + duplicates.MEMBER_BYTES  # a band entry in a spill file: band key + member
+
+
+class BandEntries(beam.DoFn):
+    """Valid rows -> their hash-band entries (``duplicates.band_entries``: nine per image), spilled by the band
+    key's partition (``pipelines.spill``); emits ``(partition, (file, extents))`` when the bundle ends, for
+    :func:`bucket_members` to gather.
+
+    Rows are taken ``BATCH`` at a time (held by reference; ``pipelines.transforms.BatchedMap`` says why) and a
+    batch's entries of one partition go as one spill record of fixed-size entries (``BAND_ENTRY`` bytes: the
+    packed band key, then the member), not a record each: ~70 spill records per batch where there were ~2,300,
+    each with its own length, key length and partition function call."""
+
+    BATCH = 256
+
+    def __init__(self, folder: str, threshold: int, partitions: int = PARTITIONS):
+        self.folder, self.threshold, self.partitions = folder, threshold, partitions
+
+    def start_bundle(self):
+        self.held, self.spill = [], None
+
+    def process(self, row):
+        self.held.append(row)
+        if len(self.held) >= self.BATCH:
+            self._spill_held()
+
+    def _spill_held(self) -> None:
+        import zlib
+
+        held, self.held = self.held, []
+        parts: dict[int, bytearray] = {}
+        th, n, packed_band = self.threshold, self.partitions, duplicates.packed_band
+        for row in held:
+            for band, member in duplicates.band_entries(row["image_key"], hash_from_hex(row["image_hash"]), th):
+                key = packed_band(band)
+                p = zlib.crc32(key) % n  # pipelines.spill.partition_of, inline
+                buf = parts.get(p)
+                if buf is None:
+                    buf = parts[p] = bytearray()
+                buf += key
+                buf += member
+        if parts and self.spill is None:
+            self.spill = PartitionedSpill(self.folder)
+        for p, buf in parts.items():
+            self.spill.add(p, bytes(buf))
+
+    def finish_bundle(self):
+        from apache_beam.transforms.window import GlobalWindow
+        from apache_beam.utils.timestamp import MIN_TIMESTAMP
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        if self.held:
+            self._spill_held()
+        if self.spill is not None:
+            for partition, where in self.spill.close().items():
+                yield WindowedValue((partition, where), MIN_TIMESTAMP, [GlobalWindow()])
+        self.spill = None
+
+
+def bucket_members(parts) -> list[tuple[tuple[int, int], bytes]]:
+    """One partition of :class:`BandEntries`' spill -> ``(band key, its members packed)`` per bucket, band keys
+    sorted, members in the order written (repeats kept: ``duplicates.unpack_members`` drops them)."""
+    kb = duplicates.BAND_BYTES
+    buckets: dict[bytes, bytearray] = {}
+    for record in read_records(parts):
+        for i in range(0, len(record), BAND_ENTRY):
+            key = record[i:i + kb]
+            members = buckets.get(key)
+            if members is None:
+                members = buckets[key] = bytearray()
+            members += record[i + kb:i + BAND_ENTRY]
+    return [(duplicates.unpacked_band(key), bytes(members)) for key, members in sorted(buckets.items())]
 
 
 OWNER_PARTITIONS = 64  # the candidates' owner index: one file per partition of the image keys
@@ -254,10 +321,12 @@ def near_copy_groups(valid: list, work_files, recipe: DataRecipe, work_row_group
     th = recipe.dedup.threshold
     # Buckets meet through spill files (pipelines.spill): the in-process runner would hold every band entry of
     # every row in memory at a shuffle (~0.4 KB per row as bytes, more as the allocator keeps it).
-    # (a row's nine entries travel as one element: per-element costs of the runner were most of this step)
-    entries = [rows | f"Hash bands {i}" >> beam.ParDo(BatchedMap(band_records, th)) for i, rows in enumerate(valid)]
-    buckets = (spill_group_by_key(entries, f"{spill_dir}/bands", "Bucket members", many=True)
-               | "Pack members" >> beam.MapTuple(lambda band, members: (duplicates.unpacked_band(band), b"".join(members))))
+    extents = [rows | f"Hash bands {i}" >> beam.ParDo(BandEntries(f"{spill_dir}/bands", th))
+               for i, rows in enumerate(valid)]
+    if len(extents) > 1:
+        extents = [extents | "Bucket members: all extents" >> beam.Flatten()]
+    buckets = (extents[0] | "Bucket members: group extents" >> beam.GroupByKey()
+               | "Bucket members: read partitions" >> beam.FlatMapTuple(lambda _, parts: bucket_members(parts)))
     if not recipe.dedup.confirm:
         pairs = buckets | "Hash decides" >> beam.FlatMapTuple(lambda band, packed: duplicates.bucket_pairs(band, packed, th))
     else:

@@ -231,7 +231,7 @@ class BatchedMap(beam.DoFn):
     them in one tight loop and their outputs go on together, so the steps fused after this one also run over
     them back to back. For light per-row steps that follow heavy ones (hash bands and problem keys after image
     decoding): interleaved with Pillow's work per row, the same Python code ran at half its speed (its code and
-    data out of the CPU caches: ``band_records`` 12 us per row in the pipeline, 6 in a loop). Global window only
+    data out of the CPU caches: a row's hash-band entries took 12 us in the pipeline, 6 in a loop). Global window only
     (a batch pipeline's): what is left at the end of a bundle is emitted there, in the global window."""
 
     def __init__(self, fn, *args, size: int = 256):

@@ -10,7 +10,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
 from curation.images import duplicates as D
-from pipelines.dedup import OWNER_PARTITIONS, CandidateThumbnails, write_owner_index
+from pipelines.dedup import OWNER_PARTITIONS, BandEntries, CandidateThumbnails, bucket_members, write_owner_index
 from pipelines.runner import new_pipeline
 from pipelines.spill import grouped_records, partition_of, read_records, spilled_partitions
 
@@ -153,3 +153,29 @@ def test_a_partition_over_budget_is_confirmed_in_shares_with_the_same_answers(tm
     shared = sorted(dedup.confirm_spilled(parts, 8, budget=total // 3))
     assert shared == whole and copies <= set(whole) and len(whole) == len(set(whole))  # each pair once
     assert len(reads) == 4  # -(-total // (total // 3)): read once per share
+
+
+@pytest.mark.parametrize("batch", [3, BandEntries.BATCH])  # rows spilled 3 at a time, or all at the bundle's end
+def test_band_entries_spilled_in_batches_gather_into_the_buckets_of_duplicates_band_entries(tmp_path, monkeypatch,
+                                                                                            batch):
+    monkeypatch.setattr(BandEntries, "BATCH", batch)
+    rng = random.Random(3)
+    base = [rng.getrandbits(64) for _ in range(4)]
+    # near hashes (a few bits flipped) share buckets; 20 images of 4 families
+    rows = [{"image_key": rng.randbytes(32).hex(), "image_hash": f"{base[i % 4] ^ (1 << rng.randrange(64)):016x}"}
+            for i in range(20)]
+    expected: dict = {}
+    for r in rows:
+        for band, member in D.band_entries(r["image_key"], int(r["image_hash"], 16), 8):
+            expected.setdefault(band, []).append(member)
+    expected = sorted((band, sorted(ms)) for band, ms in expected.items())
+
+    def members(band, packed):
+        return band, sorted(packed[i:i + D.MEMBER_BYTES] for i in range(0, len(packed), D.MEMBER_BYTES))
+
+    with new_pipeline(1) as p:
+        out = (p | beam.Create([7]) | beam.FlatMap(lambda _: rows)  # one bundle
+               | beam.ParDo(BandEntries(str(tmp_path / "bands"), 8, partitions=5)) | beam.GroupByKey()
+               | beam.FlatMapTuple(lambda _, parts: bucket_members(parts)) | beam.MapTuple(members))
+        assert_that(out, equal_to(expected))
+    assert len(expected) > 20 and any(len(ms) > 1 for _, ms in expected)  # buckets shared: the grouping is tested
