@@ -23,7 +23,7 @@ from curation.images.hashes import hash_from_hex
 from curation.recipe import DataRecipe
 from curation.rejects import Reject
 from pipelines import heap
-from pipelines.profile import ROWS
+from pipelines.profile import rows_counter
 from pipelines.spill import (PARTITIONS, PartitionedSpill, grouped_records, partition_of, read_bytes, read_records,
                              spill_group_by_key, spilled_partitions, write_bytes)
 from pipelines.transforms import BatchedMap, Routed
@@ -176,10 +176,8 @@ class CandidateThumbnails(beam.DoFn):
         self.spill_dir, self.partitions = spill_dir, partitions
 
     def setup(self):
-        from apache_beam.metrics import Metrics
-
         self.names, self.files = None, None
-        self.rows = Metrics.counter(ROWS, "rows")  # the profile's rows of this step (its elements are row groups)
+        self.rows = rows_counter()  # the profile's rows of this step (its elements are row groups)
 
     def owners(self, files) -> dict[int, owner_index.OwnerIndex]:
         """The owner indexes of the side input ``files`` (:func:`loaded_owners`: read once per process)."""

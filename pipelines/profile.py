@@ -33,6 +33,13 @@ USER_SUM = "beam:metric:user:sum_int64:v1"
 # A step whose elements are batches (a row group as one Arrow table) counts the rows inside them in a Beam counter
 # of this namespace named "rows": its profile's rows are those, not its elements.
 ROWS = "sightline.profile"
+
+
+def rows_counter():
+    """The Beam counter in which a step that takes batches counts their rows (``ROWS``), in its DoFn's ``setup``."""
+    from apache_beam.metrics import Metrics
+
+    return Metrics.counter(ROWS, "rows")
 _INDEX = re.compile(r" \d+$")
 
 

@@ -133,11 +133,9 @@ def test_peak_rss_counts_exec_children_but_not_a_fork_of_itself():
 
 class _CountsItsRows(beam.DoFn):
     def setup(self):
-        from apache_beam.metrics import Metrics
+        from pipelines.profile import rows_counter
 
-        from pipelines.profile import ROWS
-
-        self.rows = Metrics.counter(ROWS, "rows")
+        self.rows = rows_counter()
 
     def process(self, batch):
         self.rows.inc(len(batch))
