@@ -46,6 +46,13 @@ WORK_ROW_GROUP_BYTES = 1 << 20
 # Work row files end at ~32 MB: a reader of each 1 MB range parses its file's footer first, and one file per
 # bundle (1M rows: 2 GB, 2,000 row groups, a 12 MB footer, 0.23 s to open) made every read pay that ~2,000 times.
 WORK_FILE_BYTES = 32 << 20
+
+
+def work_read_bytes(workers: int, local: bool) -> int:
+    """The work rows' read ranges: 1 MB (a row group) for workers to share, or where one process reads them all
+    (in-process, on this machine) a whole file: each range opens its file and parses its footer (at 20,000 rows
+    1 MB ranges cost ~0.1 s more over both reads)."""
+    return WORK_FILE_BYTES if local and workers <= 1 else WORK_ROW_GROUP_BYTES
 VALID = Count(Stage.VALIDATE, Outcome.OUT)  # rows that reach pass 2
 
 
@@ -94,10 +101,12 @@ def _ingest(p, recipe: DataRecipe):
     return rows, rejects
 
 
-def build_scan(p, recipe: DataRecipe, staging: str | Path, work: str | Path):
+def build_scan(p, recipe: DataRecipe, staging: str | Path, work: str | Path,
+               read_bytes: int = WORK_ROW_GROUP_BYTES):
     """Pass 1: ingest, validate; write valid rows to work shards, decisions and scan rejects.
 
-    ``staging`` (the version being written) and ``work`` (its scratch folder) are local paths or URLs.
+    ``staging`` (the version being written) and ``work`` (its scratch folder) are local paths or URLs;
+    ``read_bytes``: the work rows' read ranges (:func:`work_read_bytes`).
     """
     import apache_beam as beam
 
@@ -119,7 +128,7 @@ def build_scan(p, recipe: DataRecipe, staging: str | Path, work: str | Path):
     _write([("rejects", r) for r in rejects], staging, recipe, "Write scan rejects", prefix="scan")
     work_files = files | "Work row paths" >> beam.MapTuple(lambda _, path: path)
     spill = f"{str(work).rstrip('/')}/spill"  # what would grow with the rows at a shuffle goes through files here
-    groups = dedup.near_copy_groups(valid, work_files, recipe, WORK_ROW_GROUP_BYTES, spill)
+    groups = dedup.near_copy_groups(valid, work_files, recipe, read_bytes, spill)
     drops = dedup.duplicate_decisions(valid, groups, recipe, spill)
     group_lines = groups | "Group decisions" >> beam.MapTuple(lambda k, g: {"kind": "group", "key": k, "group": g})
     decisions = ((drops, group_lines) | "Decisions" >> beam.Flatten()
@@ -211,8 +220,10 @@ def _teachers(train, recipe: DataRecipe, rejects: list):
     return [skipped, fin["rows"], *failed], fin
 
 
-def build_curate(p, recipe: DataRecipe, staging: str | Path, work: str | Path, eval_index):
-    """Pass 2: drop duplicates, split, decontaminate, teachers, verify, select, write every table."""
+def build_curate(p, recipe: DataRecipe, staging: str | Path, work: str | Path, eval_index,
+                 read_bytes: int = WORK_ROW_GROUP_BYTES):
+    """Pass 2: drop duplicates, split, decontaminate, teachers, verify, select, write every table; ``read_bytes``:
+    the work rows' read ranges (:func:`work_read_bytes`)."""
     import apache_beam as beam
 
     from pipelines import dedup, transforms
@@ -220,7 +231,7 @@ def build_curate(p, recipe: DataRecipe, staging: str | Path, work: str | Path, e
 
     work = str(work).rstrip("/")
     rows = (p | "Work row files" >> beam.Create([f"{work}/rows/*.parquet"])
-            | "Read work rows" >> beam.io.ReadAllFromParquet(desired_bundle_size=WORK_ROW_GROUP_BYTES))
+            | "Read work rows" >> beam.io.ReadAllFromParquet(desired_bundle_size=read_bytes))
     placement = dedup.Placement(f"{work}/dedup", recipe.test_fraction, recipe.val_fraction, recipe.split_salt)
     placed = rows | "Dedup+split" >> transforms.stage_step(transforms.RunStage(Stage.DEDUP, placement))
     kept = placed["rows"] | "Decontaminate" >> transforms.stage_step(
@@ -297,7 +308,7 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
              f"near-copy groups -> duplicate decisions")
         t = time.perf_counter()
         p = new_pipeline(workers, beam_args)
-        build_scan(p, recipe, st.path, work)
+        build_scan(p, recipe, st.path, work, work_read_bytes(workers, local))
         r1, prof = timed_run(p, "scan", workers, rss)
         seconds["scan"] = time.perf_counter() - t
         _keep(profiles, prof)
@@ -310,7 +321,7 @@ def run(recipe: DataRecipe, *, workers: int | None = None, beam_args: list[str] 
                  f"({dis.model_id}, n={dis.n}) -> verify -> select")
             t = time.perf_counter()
             p = new_pipeline(workers, beam_args)
-            build_curate(p, recipe, st.path, work, eval_index)
+            build_curate(p, recipe, st.path, work, eval_index, work_read_bytes(workers, local))
             r2, prof = timed_run(p, "curate", workers, rss)
             seconds["curate"] = time.perf_counter() - t
             _keep(profiles, prof)

@@ -75,15 +75,13 @@ class BandEntries(beam.DoFn):
             self._spill_held()
 
     def _spill_held(self) -> None:
-        import zlib
-
         held, self.held = self.held, []
         parts: dict[int, bytearray] = {}
         th, n, packed_band = self.threshold, self.partitions, duplicates.packed_band
         for row in held:
             for band, member in duplicates.band_entries(row["image_key"], hash_from_hex(row["image_hash"]), th):
                 key = packed_band(band)
-                p = zlib.crc32(key) % n  # pipelines.spill.partition_of, inline
+                p = partition_of(key, n)
                 buf = parts.get(p)
                 if buf is None:
                     buf = parts[p] = bytearray()
@@ -307,14 +305,15 @@ class Placement:
         return out  # a plain kept row: RunStage's fast path (counted in / out in bulk)
 
 
-def near_copy_groups(valid: list, work_files, recipe: DataRecipe, work_row_group_bytes: int, spill_dir: str):
+def near_copy_groups(valid: list, work_files, recipe: DataRecipe, range_bytes: int, spill_dir: str):
     """Valid rows -> (image key, split group) for every image that has a confirmed near-copy.
 
     Hash-band buckets cross the shuffle as packed bytes; each bucket finds the candidate pairs it owns
     (``curation.images.duplicates.owned_pairs``). Thumbnails are made from the work rows read back (never from
     rows held in memory), for candidate images only, and go to the buckets that own their pairs through
     spill files in ``spill_dir`` (``pipelines.spill``: only file extents cross the shuffle), where each pair
-    is confirmed, a partition of buckets at a time: no pair list and no thumbnail crosses a shuffle.
+    is confirmed, a partition of buckets at a time: no pair list and no thumbnail crosses a shuffle. The work
+    rows are read in ranges of ``range_bytes`` (``pipelines.curate.work_read_bytes``).
     """
     th = recipe.dedup.threshold
     # Buckets meet through spill files (pipelines.spill): the in-process runner would hold every band entry of
@@ -336,7 +335,7 @@ def near_copy_groups(valid: list, work_files, recipe: DataRecipe, work_row_group
                                           many=True)
                        | "Owner index files" >> beam.MapTuple(lambda part, parts: write_owner_index(part, parts, index_dir)))
         pairs = (work_files | "Read candidate images" >> beam.io.ReadAllFromParquetBatched(
-            columns=["image_key", "images"], desired_bundle_size=work_row_group_bytes, label="Read candidates")
+            columns=["image_key", "images"], desired_bundle_size=range_bytes, label="Read candidates")
                  | "Thumbnails" >> beam.ParDo(CandidateThumbnails(f"{spill_dir}/thumbnails"),
                                               beam.pvalue.AsList(index_files))
                  | "Group spilled buckets" >> beam.GroupByKey()

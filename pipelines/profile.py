@@ -40,6 +40,8 @@ def rows_counter():
     from apache_beam.metrics import Metrics
 
     return Metrics.counter(ROWS, "rows")
+
+
 _INDEX = re.compile(r" \d+$")
 
 

@@ -11,6 +11,7 @@ one at a time. Files go through Beam's FileSystems, so the work folder may be lo
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections.abc import Iterator
 
 import apache_beam as beam
@@ -100,8 +101,6 @@ PARTITIONS = 64
 
 def partition_of(key: bytes, partitions: int = PARTITIONS) -> int:
     """The spill partition of a key (stable across processes: crc32, not ``hash()``)."""
-    import zlib
-
     return zlib.crc32(key) % partitions
 
 

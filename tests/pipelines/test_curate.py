@@ -202,3 +202,10 @@ def test_decontamination_drops_rows_overlapping_an_eval_set(tmp_path):
     assert asked - overlap_ids and asked - overlap_ids <= by_reason.get("eval_question_overlap", set())
     assert not (set(_ids(store, "examples")) & (overlap_ids | asked))
     assert info.manifest["stage_counts"]["decontam"]["rejected"] == len(rej)
+
+
+def test_one_local_process_reads_whole_work_files_workers_and_cloud_runners_share_row_groups():
+    from pipelines.curate import WORK_FILE_BYTES, WORK_ROW_GROUP_BYTES, work_read_bytes
+
+    assert work_read_bytes(1, local=True) == WORK_FILE_BYTES > WORK_ROW_GROUP_BYTES
+    assert work_read_bytes(2, local=True) == work_read_bytes(1, local=False) == WORK_ROW_GROUP_BYTES
