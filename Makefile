@@ -47,7 +47,7 @@ lint: setup
 test: setup lint
 	$(PY) -m pytest
 
-# one Beam worker per core (at most 4; workers are forked warm): 12,000 rows in ~12 s on 2 cores, ~19 s in-process
+# one Beam worker per core (at most 4; workers are forked warm): 12,000 rows in ~11 s on 2 cores (README: make data)
 data: setup
 	$(SL) data --config $(DATA_CONFIG) --workers $(WORKERS)
 
