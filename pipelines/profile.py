@@ -12,7 +12,7 @@ and put out and the seconds it ran, and for each pass its wall time and peak mem
 - ``runner``: the pass's wall time minus the steps' seconds (one worker only): what the runner costs
   between steps (shuffles, encoding, scheduling) and pipeline construction;
 - peak RSS: sampled every 50 ms over this process and all its children (Beam's worker processes); in-process
-  (one worker), the kernel's high-water mark of the process, reset per pass.
+  (one worker), this process only, exact (the kernel's high-water mark) in a pass that set the process's high.
 
 Identical steps over several inputs (``Validate 0``, ``Validate 1``) are one line.
 """
@@ -98,10 +98,9 @@ class PeakRss:
     The children are listed again every ``children_every_s`` (listing them reads every process in /proc: ~1 ms,
     which every 50 ms took ~2% of the CPU from the run it measured); their memory is read at every sample.
 
-    ``children=False`` (an in-process run: no worker processes) reads the kernel's own high-water mark of this
-    process instead (``VmHWM``, reset per pass through ``/proc/self/clear_refs``): exact, and no thread waking
-    every 50 ms to take the interpreter from the run it measures. Where the kernel does not offer that (not
-    Linux), it samples as with children.
+    ``children=False`` (an in-process run: no worker processes): only this process is sampled (no listing), and
+    a pass in which the kernel's high-water mark of the process (``VmHWM``, never reset here: a wrapper such as
+    ``/usr/bin/time`` still sees the whole run's) rose has that exact peak, where a 50 ms sample can miss it.
     """
 
     def __init__(self, interval_s: float = 0.05, children_every_s: float = 0.5, children: bool = True):
@@ -110,11 +109,11 @@ class PeakRss:
         self._proc = psutil.Process()
         self._cmdline = self._proc.cmdline()
         self._error = psutil.Error
-        self.interval_s, self.children_every_s = interval_s, children_every_s
+        self.interval_s, self.children_every_s, self.children = interval_s, children_every_s, children
         self._children: list = []
         self._listed = float("-inf")
         self.peak = 0
-        self._kernel = not children and _reset_high_water()
+        self._high_water = 0  # the kernel's mark when the current peak started (0: not known)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
 
@@ -130,7 +129,7 @@ class PeakRss:
 
     def current(self) -> int:
         total = self._proc.memory_info().rss
-        for child in self._kids():
+        for child in self._kids() if self.children else ():
             try:
                 # a child forked and not yet exec'd (e.g. the store's `git rev-parse`) shares this process's pages
                 # and would count them twice: it still has our command line. So do the fork server's zygote and
@@ -148,45 +147,37 @@ class PeakRss:
             self._stop.wait(self.interval_s)
 
     def reset(self) -> None:
-        if self._kernel:
-            _reset_high_water()
         self.peak = self.current()
+        self._high_water = 0 if self.children else _high_water()
 
     @property
     def peak_mb(self) -> float:
         peak = max(self.peak, self.current())
-        if self._kernel:
-            peak = max(peak, _high_water())
+        if self._high_water:
+            mark = _high_water()
+            if mark > self._high_water:  # this process's highest RSS so far was reached since reset(): exact
+                peak = max(peak, mark)
         return peak / 2**20
 
     def __enter__(self) -> Self:
         self.reset()
-        if not self._kernel:
-            self._thread.start()
+        self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-
-def _reset_high_water() -> bool:
-    """Start this process's peak resident size (``VmHWM``) again from its current size; False where not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return _high_water() > 0
-    except OSError:
-        return False
+        self._thread.join()
 
 
 def _high_water() -> int:
-    """This process's peak resident size since the last reset, in bytes (``VmHWM`` of /proc/self/status)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
+    """This process's peak resident size, in bytes (``VmHWM`` of /proc/self/status); 0 where there is none."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return 0
 
 
