@@ -250,7 +250,8 @@ def _build(argv: list[str]) -> int:
     profiles = [] if args.profile else None
     run(recipe, workers=args.workers, beam_args=args.beam_args, profiles=profiles)
     if profiles:
-        print("\nprofile (seconds: Beam's execution-time metric per step; rows/s = elements in / seconds)")
+        print("\nprofile (seconds: Beam's execution-time metric per step; rows/s = elements in / seconds; a reader's:"
+              " rows out; a step taking row groups: the rows in them)")
         for prof in profiles:
             print(format_pass(prof))
     return 0
