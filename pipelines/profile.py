@@ -114,6 +114,7 @@ class PeakRss:
         self._listed = float("-inf")
         self.peak = 0
         self._high_water = 0  # the kernel's mark when the current peak started (0: not known)
+        self._lock, self._since = threading.Lock(), 0  # _since: reset() count, so no sample from before one lands after
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
 
@@ -143,12 +144,18 @@ class PeakRss:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.current())
+            since = self._since
+            value = self.current()
+            with self._lock:
+                if since == self._since:  # a sample taken across a reset() belongs to no pass: dropped
+                    self.peak = max(self.peak, value)
             self._stop.wait(self.interval_s)
 
     def reset(self) -> None:
-        self.peak = self.current()
-        self._high_water = 0 if self.children else _high_water()
+        with self._lock:
+            self._since += 1
+            self.peak = self.current()
+            self._high_water = 0 if self.children else _high_water()
 
     @property
     def peak_mb(self) -> float:

@@ -162,3 +162,24 @@ def test_a_step_that_takes_batches_reports_the_rows_inside_them():
     steps = {s.step: s for s in prof.steps}
     assert (steps["Batches"].elements_in, steps["Batches"].rows) == (3, 6)
     assert steps["Plain"].rows_in is None and steps["Plain"].rows == 3  # a step that counts nothing: its elements
+
+
+def test_a_sample_taken_across_a_reset_belongs_to_no_pass():
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+
+    class Slow(PeakRss):
+        def current(self):
+            if threading.current_thread() is self._thread and not release.is_set():
+                started.set()
+                release.wait(5)
+                return 10 * 2**30  # read before the reset below, stored after it
+            return 2**20
+
+    with Slow(interval_s=0.01, children=True) as rss:
+        assert started.wait(5)
+        rss.reset()  # a new pass starts while the thread holds its old sample
+        release.set()
+        time.sleep(0.1)
+        assert rss.peak_mb < 10
