@@ -24,8 +24,8 @@ from curation.recipe import DataRecipe
 from curation.rejects import Reject
 from pipelines import heap
 from pipelines.profile import rows_counter
-from pipelines.spill import (PARTITIONS, PartitionedSpill, grouped_records, partition_of, read_bytes, read_records,
-                             spill_group_by_key, spilled_partitions, write_bytes)
+from pipelines.spill import (PARTITIONS, PartitionedSpill, closed_extents, grouped_records, partition_of, read_bytes,
+                             read_records, spill_group_by_key, spilled_partitions, write_bytes)
 from pipelines.transforms import BatchedMap, Routed
 from schemas import normalize_question
 from schemas.counters import Count, Outcome, Stage
@@ -93,15 +93,9 @@ class BandEntries(beam.DoFn):
             self.spill.add(p, bytes(buf))
 
     def finish_bundle(self):
-        from apache_beam.transforms.window import GlobalWindow
-        from apache_beam.utils.timestamp import MIN_TIMESTAMP
-        from apache_beam.utils.windowed_value import WindowedValue
-
         if self.held:
             self._spill_held()
-        if self.spill is not None:
-            for partition, where in self.spill.close().items():
-                yield WindowedValue((partition, where), MIN_TIMESTAMP, [GlobalWindow()])
+        yield from closed_extents(self.spill)
         self.spill = None
 
 
@@ -218,13 +212,7 @@ class CandidateThumbnails(beam.DoFn):
                 self.spill.add(spill_partition(band), duplicates.bucket_record(band, member))
 
     def finish_bundle(self):
-        from apache_beam.transforms.window import GlobalWindow
-        from apache_beam.utils.timestamp import MIN_TIMESTAMP
-        from apache_beam.utils.windowed_value import WindowedValue
-
-        if self.spill is not None:
-            for partition, where in self.spill.close().items():
-                yield WindowedValue((partition, where), MIN_TIMESTAMP, [GlobalWindow()])
+        yield from closed_extents(self.spill)
         self.spill = None
         heap.trim()  # decoded images and their thumbnails, freed (at most once a second)
 

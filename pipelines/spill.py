@@ -142,14 +142,20 @@ class SpillKeyed(beam.DoFn):
         self.spill.add(partition_of(key, self.partitions), keyed_record(key, value))
 
     def finish_bundle(self):
-        from apache_beam.transforms.window import GlobalWindow
-        from apache_beam.utils.timestamp import MIN_TIMESTAMP
-        from apache_beam.utils.windowed_value import WindowedValue
-
-        if self.spill is not None:
-            for partition, where in self.spill.close().items():
-                yield WindowedValue((partition, where), MIN_TIMESTAMP, [GlobalWindow()])
+        yield from closed_extents(self.spill)
         self.spill = None
+
+
+def closed_extents(spill: PartitionedSpill | None):
+    """A bundle's spill file closed -> ``(partition, (file, extents))`` per partition, as a DoFn's ``finish_bundle``
+    emits them (in the global window: a batch pipeline's); nothing when the bundle spilled nothing."""
+    from apache_beam.transforms.window import GlobalWindow
+    from apache_beam.utils.timestamp import MIN_TIMESTAMP
+    from apache_beam.utils.windowed_value import WindowedValue
+
+    if spill is not None:
+        for partition, where in spill.close().items():
+            yield WindowedValue((partition, where), MIN_TIMESTAMP, [GlobalWindow()])
 
 
 def spilled_partitions(inputs: list, folder: str, label: str, *, partitions: int = PARTITIONS, text: bool = False,
