@@ -26,7 +26,8 @@ from pipelines import heap
 from pipelines.profile import rows_counter
 from pipelines.spill import (PARTITIONS, PartitionedSpill, closed_extents, grouped_records, partition_of, read_bytes,
                              read_records, spill_group_by_key, spilled_partitions, write_bytes)
-from pipelines.transforms import BatchedMap, Routed
+from pipelines.batched import BatchedMap
+from pipelines.transforms import Routed
 from schemas import normalize_question
 from schemas.counters import Count, Outcome, Stage
 
@@ -56,7 +57,7 @@ class BandEntries(beam.DoFn):
     key's partition (``pipelines.spill``); emits ``(partition, (file, extents))`` when the bundle ends, for
     :func:`bucket_members` to gather.
 
-    Rows are taken ``BATCH`` at a time (held by reference; ``pipelines.transforms.BatchedMap`` says why) and a
+    Rows are taken ``BATCH`` at a time (held by reference; ``pipelines.batched.BatchedMap`` says why) and a
     batch's entries of one partition go as one spill record of fixed-size entries (``BAND_ENTRY`` bytes: the
     packed band key, then the member), not a record each: ~70 spill records per batch where there were ~2,300,
     each with its own length, key length and partition function call."""
@@ -156,7 +157,7 @@ class CandidateThumbnails(beam.DoFn):
     ~675 (held by the runner, and built and decoded again per reader).
 
     A row group is taken whole: its keys looked up, then only the candidates' images read out of the table,
-    thumbnailed, and spilled, each in one loop (``pipelines.transforms.BatchedMap`` says why); no row becomes a
+    thumbnailed, and spilled, each in one loop (``pipelines.batched.BatchedMap`` says why); no row becomes a
     dict and no Beam element per row. Rows of one image usually come together (one image, several questions), so
     an image among the last few sent is not sent again; one sent twice is harmless (a bucket keeps one thumbnail
     per image).

@@ -6,6 +6,7 @@ import pytest
 
 from curation.rejects import Reject
 from pipelines import transforms
+from pipelines.batched import BatchedMap
 from pipelines.runner import counters, dead_letters, new_pipeline
 from schemas.counters import Count, Outcome, Stage
 
@@ -142,7 +143,7 @@ def test_a_batched_map_runs_its_function_over_a_batch_then_sends_the_batch_on_an
 
     def build(p):
         out = (p | beam.Create([7]) | "Spread" >> beam.FlatMap(range)
-               | "Square" >> beam.ParDo(transforms.BatchedMap(_logged_square, size=3)))
+               | "Square" >> beam.ParDo(BatchedMap(_logged_square, size=3)))
         out | "Log" >> beam.Map(_log_out)
         return {"squares": out}
 
